@@ -1,0 +1,15 @@
+"""parity: prove that deployed DALI preprocessing computes what the MMPretrain reference computes."""
+
+from parity.api import assert_preprocessing_parity, assert_stage_close, check_preprocessing_parity
+from parity.compare import StageResult
+from parity.config import ParityConfig, Tolerance, load_config
+from parity.diagnose import Cause, Diagnosis
+from parity.engine import Harness, ImageResult
+from parity.errors import (ParityConfigError, ParityDaliError, ParityImageError, ParityReferenceError,
+                           ParityUsageError)
+
+__all__ = [
+    "Cause", "Diagnosis", "Harness", "ImageResult", "ParityConfig", "ParityConfigError", "ParityDaliError",
+    "ParityImageError", "ParityReferenceError", "ParityUsageError", "StageResult", "Tolerance",
+    "assert_preprocessing_parity", "assert_stage_close", "check_preprocessing_parity", "load_config",
+]

@@ -1,0 +1,163 @@
+"""Compare one DALI stage with its reference stage: attributes first (shape, dtype, layout), then
+values against a :class:`~parity.config.Tolerance`, giving a :class:`StageResult` and its message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from parity.config import Tolerance
+
+_TABLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    min: float
+    max: float
+    mean: float
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """Outcome of one (image, stage) comparison; truthy when it passed."""
+
+    image: str
+    stage: str  # label of the DALI stage, e.g. 'resize' or 'model_input'
+    dali_op: str  # where the DALI side comes from, e.g. "seed.py:6: images = fn.resize(...)"
+    reference: str  # reference stage name, e.g. 'Resize' or 'model_input'
+    status: str  # 'passed' | 'failed' | 'skipped'
+    tolerance: Tolerance | None = None
+    problems: tuple = ()  # attribute mismatches (shape, dtype, layout), one line each
+    notes: tuple = ()  # how the two sides were made comparable
+    mismatched: int = 0
+    total: int = 0
+    max_abs: float = 0.0
+    max_abs_index: tuple = ()
+    max_rel: float = 0.0
+    max_rel_index: tuple = ()
+    mean_abs: float = 0.0
+    p99_abs: float = 0.0
+    dali_channels: tuple = ()  # ChannelStats per channel
+    ref_channels: tuple = ()
+    worst: tuple = ()  # ((index, dali value, reference value), ...)
+    diagnosis: object = None  # parity.diagnose.Diagnosis for failed model inputs
+    first_divergence: str = ""  # the earliest failing stage of this image, when it is not this one
+    skip_reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.status != "failed"
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def mismatch_fraction(self) -> float:
+        return self.mismatched / self.total if self.total else 0.0
+
+    @property
+    def summary(self) -> str:
+        """One line: 'FAILED | img | stage | max 255 (up to 3 allowed), 100.0% mismatched'."""
+        if self.status == "skipped":
+            return f"SKIPPED | {self.image} | {self.stage} | {self.skip_reason}"
+        head = f"{self.status.upper()} | {self.image} | {self.stage} | "
+        if self.problems and not self.total:
+            return head + "; ".join(self.problems)
+        return head + "".join(p + "; " for p in self.problems) + (f"max abs {self.max_abs:.4g}, mean abs {self.mean_abs:.4g}, "
+                       f"{100 * self.mismatch_fraction:.2f}% mismatched")
+
+    def message(self) -> str:
+        """The failure message, laid out like ``torch.testing.assert_close``'s."""
+        return format_message(self)
+
+
+def _channel_stats(array: np.ndarray, channel_axis: int) -> tuple:
+    if array.ndim != 3:
+        return (ChannelStats(float(array.min()), float(array.max()), float(array.mean())),)
+    moved = np.moveaxis(array, channel_axis, 0).reshape(array.shape[channel_axis], -1)
+    return tuple(ChannelStats(float(c.min()), float(c.max()), float(c.mean())) for c in moved)
+
+
+def compare_arrays(actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance, *, image: str, stage: str,
+                   dali_op: str, reference: str, problems=(), notes=(), channel_axis: int = 0) -> StageResult:
+    """Compare two arrays of the same layout; ``problems`` are attribute mismatches found by the caller."""
+    problems = list(problems)
+    common = dict(image=image, stage=stage, dali_op=dali_op, reference=reference, tolerance=tolerance,
+                  notes=tuple(notes))
+    dali_ch = _channel_stats(actual, channel_axis) if actual.size else ()
+    ref_ch = _channel_stats(expected, channel_axis) if expected.size else ()
+    if actual.shape != expected.shape:
+        problems.insert(0, f"Shape mismatch: DALI {tuple(actual.shape)}, reference {tuple(expected.shape)}")
+        return StageResult(status="failed", problems=tuple(problems), dali_channels=dali_ch,
+                           ref_channels=ref_ch, total=expected.size, **common)
+    a = actual.astype(np.float64)
+    e = expected.astype(np.float64)
+    diff = np.abs(a - e)
+    if np.isnan(a).any() or np.isinf(a).any():
+        problems.append(f"DALI output holds {int(np.isnan(a).sum())} NaN and {int(np.isinf(a).sum())} Inf values")
+        diff = np.where(np.isfinite(diff), diff, np.inf)
+    threshold = np.broadcast_to(tolerance.atol + tolerance.rtol * np.abs(e), diff.shape)
+    mismatch = diff > threshold
+    rel = diff / np.maximum(np.abs(e), np.finfo(np.float64).eps)
+    flat_abs = int(np.argmax(diff))
+    flat_rel = int(np.argmax(rel))
+    mismatched = int(mismatch.sum())
+    mean_abs = float(diff.mean()) if diff.size else 0.0
+    fraction = mismatched / diff.size if diff.size else 0.0
+    ok = (not problems and fraction <= tolerance.max_mismatch
+          and (tolerance.mean_atol is None or mean_abs <= tolerance.mean_atol))
+    order = np.argsort(diff, axis=None)[::-1][:_TABLE_ROWS]
+    worst = tuple((tuple(int(i) for i in np.unravel_index(k, diff.shape)), float(a.flat[k]), float(e.flat[k]))
+                  for k in order if diff.flat[k] > threshold.flat[k])
+    return StageResult(
+        status="passed" if ok else "failed", problems=tuple(problems), mismatched=mismatched, total=diff.size,
+        max_abs=float(diff.flat[flat_abs]), max_abs_index=tuple(int(i) for i in np.unravel_index(flat_abs, diff.shape)),
+        max_rel=float(rel.flat[flat_rel]), max_rel_index=tuple(int(i) for i in np.unravel_index(flat_rel, diff.shape)),
+        mean_abs=mean_abs, p99_abs=float(np.percentile(diff, 99)) if diff.size else 0.0,
+        dali_channels=dali_ch, ref_channels=ref_ch, worst=worst, **common)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def format_message(r: StageResult) -> str:
+    if r.status == "skipped":
+        return f"Stage {r.stage!r} of {r.image!r} was not compared: {r.skip_reason}"
+    tol = r.tolerance
+    verb = "are close" if r.passed else "are not close"
+    lines = [f"DALI and reference {verb} at stage {r.stage!r} of image {r.image!r}!", ""]
+    lines.append(f"DALI:      {r.dali_op}")
+    lines.append(f"Reference: {r.reference}")
+    lines.extend(r.problems)
+    lines.extend(f"Note: {n}" for n in r.notes)
+    if r.total and r.max_abs_index:
+        lines.append(f"Mismatched elements: {r.mismatched} / {r.total} ({100 * r.mismatch_fraction:.1f}%) "
+                     f"(up to {100 * tol.max_mismatch:.2g}% allowed; element threshold {_fmt(tol.atol)} + "
+                     f"{_fmt(tol.rtol)} * |reference|, in {tol.unit})")
+        lines.append(f"Greatest absolute difference: {_fmt(r.max_abs)} at index {r.max_abs_index} "
+                     f"(up to {_fmt(tol.atol)} allowed)")
+        lines.append(f"Greatest relative difference: {_fmt(r.max_rel)} at index {r.max_rel_index} "
+                     f"(up to {_fmt(tol.rtol)} allowed)")
+        mean_allowed = "" if tol.mean_atol is None else f" (up to {_fmt(tol.mean_atol)} allowed)"
+        lines.append(f"Mean absolute difference: {_fmt(r.mean_abs)}{mean_allowed}; 99th percentile {_fmt(r.p99_abs)}")
+    if r.dali_channels and r.ref_channels:
+        lines.append("")
+        lines.append(f"{'Channel':<9}| {'DALI min / max / mean':<30}| reference min / max / mean")
+        for i, (d, e) in enumerate(zip(r.dali_channels, r.ref_channels)):
+            lines.append(f"{i:<9}| {_fmt(d.min) + ' / ' + _fmt(d.max) + ' / ' + _fmt(d.mean):<30}| "
+                         f"{_fmt(e.min)} / {_fmt(e.max)} / {_fmt(e.mean)}")
+    if r.worst and not r.passed:
+        lines.append("")
+        lines.append(f"{'Index':<18}| {'DALI':<12}| reference")
+        for index, a, e in r.worst:
+            lines.append(f"{str(index):<18}| {_fmt(a):<12}| {_fmt(e)}")
+    if r.diagnosis is not None:
+        lines.append("")
+        lines.append(str(r.diagnosis))
+    if r.first_divergence:
+        lines.append("")
+        lines.append(r.first_divergence)
+    return "\n".join(lines)

@@ -1,0 +1,252 @@
+"""The parity config file: an mmengine-style Python file naming the reference, the DALI pipeline,
+the images and the tolerances. Every key is validated here, so the rest of parity can trust it."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import glob
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from parity.errors import ParityConfigError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+INPUT_FORMATS = ("BGR", "RGB", "encoded")
+DEVICES = ("auto", "cpu", "gpu")
+LAYOUTS = ("CHW", "HWC")
+
+# key: (default, type or tuple of allowed values, help). A default of ... means required.
+_DALI_KEYS = {
+    "pipeline": (None, str, "'file.py:function' decorated with @pipeline_def"),
+    "serialized": (None, str, "path to a serialized pipeline such as a Triton model.dali"),
+    "input_name": (None, str, "name of the external_source the client feeds"),
+    "input_format": ("BGR", INPUT_FORMATS, "what the client feeds: decoded HWC uint8 BGR or RGB, or encoded bytes"),
+    "output_layout": ("CHW", LAYOUTS, "layout the deployed model expects from the pipeline"),
+    "device": ("auto", DEVICES, "where DALI runs: the GPU when one is present, else the CPU"),
+    "batch_size": (16, int, "images per DALI batch"),
+    "num_threads": (2, int, "DALI CPU threads"),
+}
+_REFERENCE_KEYS = {
+    "config": (None, str, "MMPretrain config file, or 'mmpretrain::path/in/package.py'"),
+    "test_pipeline": (None, list, "overrides the config's test_pipeline"),
+    "data_preprocessor": (None, dict, "overrides the config's (model.)data_preprocessor"),
+}
+_TOLERANCE_KEYS = {
+    "atol": (float, "absolute difference above which an element counts as mismatched"),
+    "rtol": (float, "relative part of the element threshold: atol + rtol * |reference|"),
+    "max_mismatch": (float, "largest allowed fraction of mismatched elements"),
+    "mean_atol": (float, "largest allowed mean absolute difference"),
+}
+_TOP_KEYS = ("reference", "dali", "images", "tolerances")
+
+# Measured on DALI 2.4 vs Pillow/MMCV with identical geometry (docs/tolerances.md): a linear resize
+# differs by up to 5 levels on noise, 3 on photographs, with a mean under 0.25 level and fewer than
+# 0.01% of elements beyond 3 levels. A missing normalization or channel swap is orders beyond this.
+DEFAULT_PIXEL_TOLERANCE = dict(atol=3.0, rtol=0.0, max_mismatch=0.005, mean_atol=0.5)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """When a stage passes: at most ``max_mismatch`` of elements beyond ``atol + rtol*|ref|`` and a
+    mean absolute difference of at most ``mean_atol``, in the stage's own units."""
+
+    atol: float
+    rtol: float = 0.0
+    max_mismatch: float = 0.0
+    mean_atol: float | None = None
+    unit: str = "uint8 levels"
+
+    def scaled(self, factor: float, unit: str) -> "Tolerance":
+        """The same tolerance in other units, e.g. levels divided by std for normalized tensors."""
+        mean = None if self.mean_atol is None else self.mean_atol * factor
+        return Tolerance(self.atol * factor, self.rtol, self.max_mismatch, mean, unit)
+
+
+@dataclass
+class ParityConfig:
+    path: Path
+    reference_source: str
+    test_pipeline: list
+    data_preprocessor: dict | None
+    dali: dict
+    images: list[Path]
+    tolerances: dict = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def tolerance_for(self, stage: str, *, normalized_by: float | None = None) -> Tolerance:
+        """Tolerance of a stage label: its own entry, else 'model_input'/'pixels', else defaults.
+
+        The model input is in normalized units; unless the user gave a 'model_input' entry, the pixel
+        tolerance is divided by the smallest std of the data preprocessor.
+        """
+        pixels = {**DEFAULT_PIXEL_TOLERANCE, **self.tolerances.get("pixels", {})}
+        if stage == "model_input":
+            if "model_input" in self.tolerances:
+                return Tolerance(**{**pixels, **self.tolerances["model_input"]}, unit="normalized units")
+            if normalized_by:
+                return Tolerance(**pixels).scaled(1.0 / normalized_by, "normalized units")
+            return Tolerance(**pixels)
+        return Tolerance(**{**pixels, **self.tolerances.get(stage, {})})
+
+
+def _fail(path, msg):
+    raise ParityConfigError(f"{path}: {msg}")
+
+
+def _check_keys(path, section: str, given: dict, allowed) -> None:
+    for key in given:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, list(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            _fail(path, f"unknown key {section}{key!r}{hint}; expected one of {sorted(allowed)}")
+
+
+def _check_value(path, name, value, expected):
+    if isinstance(expected, tuple) and not isinstance(expected[0], type):
+        if value not in expected:
+            _fail(path, f"{name}={value!r}: expected one of {list(expected)}")
+    elif expected is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            _fail(path, f"{name}={value!r}: expected a non-negative number")
+    elif not isinstance(value, expected) or isinstance(value, bool):
+        _fail(path, f"{name}={value!r} (type={type(value).__name__}): expected {expected.__name__}")
+
+
+def load_config(path) -> ParityConfig:
+    """Read and validate a parity config file (mmengine ``Config.fromfile``, so ``_base_`` works)."""
+    from mmengine import Config
+
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ParityConfigError(f"parity config not found: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # mmengine's pkg_resources deprecation notice
+            raw = Config.fromfile(str(path)).to_dict()
+    except Exception as exc:
+        raise ParityConfigError(f"{path}: cannot be read as an mmengine config: {type(exc).__name__}: {exc}") from None
+    return config_from_dict(raw, path)
+
+
+def config_from_dict(raw: dict, path) -> ParityConfig:
+    """Validate a config given as a dict; relative paths resolve against ``path``'s folder."""
+    path = Path(path).resolve()
+    raw = {k: v for k, v in raw.items() if not k.startswith("_")}
+    _check_keys(path, "", raw, _TOP_KEYS)
+    for key in ("reference", "dali", "images"):
+        if key not in raw:
+            _fail(path, f"missing key {key!r} (see docs/config.md)")
+
+    dali = _section(path, raw, "dali", _DALI_KEYS)
+    if bool(dali["pipeline"]) == bool(dali["serialized"]):
+        _fail(path, "dali: give exactly one of pipeline='file.py:function' or serialized='path/model.dali'")
+    for key in ("batch_size", "num_threads"):
+        if dali[key] < 1:
+            _fail(path, f"dali.{key}={dali[key]}: expected a positive integer")
+
+    reference = _section(path, raw, "reference", _REFERENCE_KEYS)
+    source, test_pipeline, data_preprocessor = _reference(path, reference)
+
+    tolerances = raw.get("tolerances") or {}
+    if not isinstance(tolerances, dict):
+        _fail(path, f"tolerances={tolerances!r}: expected a dict of stage name -> dict(atol=..., ...)")
+    for stage, tol in tolerances.items():
+        if not isinstance(tol, dict):
+            _fail(path, f"tolerances.{stage}={tol!r}: expected dict(atol=..., rtol=..., max_mismatch=..., "
+                        "mean_atol=...)")
+        _check_keys(path, f"tolerances.{stage}.", tol, _TOLERANCE_KEYS)
+        for key, value in tol.items():
+            _check_value(path, f"tolerances.{stage}.{key}", value, float)
+
+    images = resolve_images(path, raw["images"])
+    return ParityConfig(path=path, reference_source=source, test_pipeline=test_pipeline,
+                        data_preprocessor=data_preprocessor, dali=dali, images=images, tolerances=tolerances)
+
+
+def _section(path, raw, name, spec) -> dict:
+    given = raw.get(name)
+    if not isinstance(given, dict):
+        _fail(path, f"{name}={given!r}: expected dict(...) with keys {sorted(spec)}")
+    _check_keys(path, f"{name}.", given, spec)
+    out = {}
+    for key, (default, expected, _help) in spec.items():
+        value = given.get(key, default)
+        if value is not None:
+            _check_value(path, f"{name}.{key}", value, expected)
+        out[key] = value
+    return out
+
+
+def _reference(path: Path, reference: dict):
+    """The test_pipeline and data_preprocessor, from the model config and/or inline overrides."""
+    from mmengine import Config
+
+    cfg = {}
+    source = str(path)
+    if reference["config"]:
+        spec = reference["config"]
+        target = spec if "::" in spec else str((path.parent / spec).resolve())
+        if "::" not in spec and not Path(target).is_file():
+            _fail(path, f"reference.config={spec!r}: file not found: {target}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cfg = Config.fromfile(target).to_dict()
+        except Exception as exc:
+            _fail(path, f"reference.config={spec!r} cannot be loaded: {type(exc).__name__}: {exc}")
+        source = spec
+    test_pipeline = reference["test_pipeline"] or _find_test_pipeline(cfg)
+    if not test_pipeline:
+        _fail(path, f"reference: no test_pipeline in {source} (looked at test_pipeline, "
+                    "test_dataloader.dataset.pipeline, val_dataloader.dataset.pipeline); set reference.test_pipeline")
+    for i, step in enumerate(test_pipeline):
+        if not isinstance(step, dict) or "type" not in step:
+            _fail(path, f"reference test_pipeline[{i}]={step!r}: expected dict(type=..., ...)")
+    data_preprocessor = reference["data_preprocessor"]
+    if data_preprocessor is None:
+        # MMEngine's runner uses model.data_preprocessor, falling back to the top-level one
+        data_preprocessor = (cfg.get("model") or {}).get("data_preprocessor") or cfg.get("data_preprocessor")
+    return source, copy.deepcopy(list(test_pipeline)), copy.deepcopy(data_preprocessor)
+
+
+def _find_test_pipeline(cfg: dict):
+    if cfg.get("test_pipeline"):
+        return cfg["test_pipeline"]
+    for loader in ("test_dataloader", "val_dataloader"):
+        pipeline = ((cfg.get(loader) or {}).get("dataset") or {}).get("pipeline")
+        if pipeline:
+            return pipeline
+    return None
+
+
+def resolve_images(path: Path, spec) -> list[Path]:
+    """Files, folders (their image files) and globs, relative to the config file, in a stable order."""
+    if isinstance(spec, str):
+        spec = [spec]
+    if not isinstance(spec, (list, tuple)) or not spec or not all(isinstance(s, str) for s in spec):
+        _fail(path, f"images={spec!r}: expected a file, folder or glob, or a non-empty list of them")
+    found: list[Path] = []
+    for entry in spec:
+        target = path.parent / entry
+        if any(ch in entry for ch in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(str(target), recursive=True))
+            matches = [m for m in matches if m.suffix.lower() in IMAGE_SUFFIXES]
+            if not matches:
+                _fail(path, f"images: {entry!r} matches no image file ({', '.join(IMAGE_SUFFIXES)})")
+            found.extend(matches)
+        elif target.is_dir():
+            matches = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not matches:
+                _fail(path, f"images: folder {entry!r} holds no image file ({', '.join(IMAGE_SUFFIXES)})")
+            found.extend(matches)
+        elif target.is_file():
+            found.append(target)
+        else:
+            _fail(path, f"images: {entry!r} not found (looked for {target.resolve()})")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    return unique

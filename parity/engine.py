@@ -1,0 +1,173 @@
+"""The one path from a config to results: load the reference and the DALI pipeline once, stream the
+images through both in batches, and compare every aligned stage. pytest, the CLI and the assertions
+all call :func:`Harness.run` and so give the same verdicts."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from parity.align import StagePair, align
+from parity.compare import StageResult, compare_arrays
+from parity.config import ParityConfig
+from parity.dali import DaliRunner, open_pipeline
+from parity.diagnose import diagnose_shapes, diagnose_values
+from parity.images import check_image, client_input, image_ids
+from parity.reference import RefStage, ReferencePipeline, is_geometry_name
+
+
+@dataclass
+class ImageResult:
+    """Every stage result of one image, in DALI graph order."""
+
+    image: str
+    path: Path
+    stages: list[StageResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(self.stages)
+
+    @property
+    def first_failure(self) -> StageResult | None:
+        return next((r for r in self.stages if r.status == "failed"), None)
+
+
+def _to_layout(array: np.ndarray, src: str, dst: str) -> np.ndarray:
+    if array.ndim != 3 or src == dst or not src or not dst:
+        return array
+    return np.transpose(array, [src.index(axis) for axis in dst])
+
+
+def _guess_layout(array: np.ndarray, layout: str) -> str:
+    if layout in ("HWC", "CHW") or array.ndim != 3:
+        return layout
+    return "HWC" if array.shape[-1] in (1, 3, 4) else "CHW"
+
+
+class Harness:
+    """A loaded parity check: reference pipeline, DALI pipeline and their stage pairing."""
+
+    def __init__(self, config: ParityConfig):
+        self.config = config
+        self.reference = ReferencePipeline(config.test_pipeline, config.data_preprocessor,
+                                           source=config.reference_source)
+        dali = config.dali
+        self.dali: DaliRunner = open_pipeline(
+            pipeline=dali["pipeline"], serialized=dali["serialized"], base_dir=config.base_dir,
+            input_name=dali["input_name"], device=dali["device"], batch_size=dali["batch_size"],
+            num_threads=dali["num_threads"])
+        names = self.reference.stage_names
+        self.pairs: list[StagePair] = align(self.dali.stages, self.dali.outputs[0], names,
+                                            [is_geometry_name(n) for n in names],
+                                            dali["input_format"])
+        self.image_ids = image_ids(config.images)
+
+    @property
+    def stage_labels(self) -> list[str]:
+        return [p.label for p in self.pairs]
+
+    def run(self, images: list[Path] | None = None) -> Iterator[ImageResult]:
+        """Yield one :class:`ImageResult` per image, in the config's order, a DALI batch at a time."""
+        paths = list(images) if images is not None else self.config.images
+        ids = dict(zip(self.config.images, self.image_ids))
+        for path in paths:
+            check_image(path)
+        step = self.config.dali["batch_size"]
+        for start in range(0, len(paths), step):
+            chunk = paths[start:start + step]
+            refs = [self.reference.run(p) for p in chunk]
+            feed = [client_input(r[0].array, r[0].channels, p, self.config.dali["input_format"])
+                    for r, p in zip(refs, chunk)]
+            outs = self.dali.run(feed)
+            for path, ref, out in zip(chunk, refs, outs):
+                yield ImageResult(ids.get(path, path.stem), path, self.compare(ids.get(path, path.stem), ref, out))
+
+    def compare(self, image: str, ref: list[RefStage], out: dict[str, np.ndarray]) -> list[StageResult]:
+        results = [self._compare_pair(image, pair, ref, out) for pair in self.pairs]
+        return _mark_first_divergence(results)
+
+    def _compare_pair(self, image: str, pair: StagePair, ref: list[RefStage], out) -> StageResult:
+        where = pair.dali.source or f"{pair.dali.display} ({pair.dali.name})"
+        if pair.ref_index is None:
+            return StageResult(image=image, stage=pair.label, dali_op=where, reference="-", status="skipped",
+                               skip_reason=pair.reason)
+        target = ref[pair.ref_index]
+        actual = out[pair.dali.name]
+        layout = _guess_layout(actual, self.dali.layouts.get(pair.dali.name, ""))
+        common = dict(image=image, stage=pair.label, dali_op=where, reference=self._describe(pair.ref_index))
+        if pair.final:
+            return self._compare_final(actual, layout, target, common)
+        if actual.ndim != 3:
+            return StageResult(status="skipped", skip_reason=f"not an image (shape {actual.shape})", **common)
+        expected = _to_layout(target.array, target.layout, layout)
+        notes = []
+        if pair.channels and target.channels and pair.channels != target.channels:
+            expected = np.flip(expected, layout.index("C"))
+            notes.append(f"reference channels reordered {target.channels}->{pair.channels} to match DALI here")
+        if not pair.pixels or not target.pixels:
+            # only the geometry is comparable once one side's values are transformed
+            problems = [] if actual.shape == expected.shape else [
+                f"Shape mismatch: DALI {actual.shape}, reference {expected.shape}"]
+            result = StageResult(status="failed" if problems else "passed", problems=tuple(problems),
+                                 notes=("values are transformed at this point; only the shape is compared",), **common)
+            return self._diagnosed(result, actual, expected, layout)
+        if actual.dtype != expected.dtype:
+            notes.append(f"dtypes differ (DALI {actual.dtype}, reference {expected.dtype}); values compared as float")
+        result = compare_arrays(actual, expected, self.config.tolerance_for(pair.label), notes=notes,
+                                channel_axis=layout.index("C") if "C" in layout else 0, **common)
+        return self._diagnosed(result, actual, expected, layout)
+
+    def _compare_final(self, actual, layout, target: RefStage, common) -> StageResult:
+        problems, notes = [], []
+        expected_layout = self.config.dali["output_layout"]
+        if actual.ndim == 3 and layout != expected_layout:
+            problems.append(f"Layout mismatch: DALI emits {layout} {tuple(actual.shape)}, the model expects "
+                            f"{expected_layout} (dali.output_layout)")
+        chw = _to_layout(actual, layout, "CHW")
+        if chw is not actual:
+            notes.append(f"DALI's {layout} output transposed to CHW to compare values")
+        if actual.dtype != target.array.dtype:
+            problems.append(f"Dtype mismatch: DALI {actual.dtype}, model input {target.array.dtype}")
+        std = self.reference.std
+        tol = self.config.tolerance_for("model_input", normalized_by=float(np.min(std)) if std is not None else None)
+        result = compare_arrays(chw, target.array, tol, problems=problems, notes=notes, **common)
+        return self._diagnosed(result, chw, target.array, "CHW", original_shape=actual.shape, original_layout=layout,
+                               normalized=True)
+
+    def _diagnosed(self, result: StageResult, actual, expected, layout, *, original_shape=None,
+                   original_layout=None, normalized=False) -> StageResult:
+        if result.status != "failed":
+            return result
+        if actual.shape != expected.shape:
+            diagnosis = diagnose_shapes(original_shape or actual.shape, expected.shape, original_layout or layout)
+        else:
+            chw_a, chw_e = _to_layout(actual, layout, "CHW"), _to_layout(expected, layout, "CHW")
+            ref = self.reference
+            diagnosis = diagnose_values(chw_a, chw_e, mean=ref.mean if normalized else None,
+                                        std=ref.std if normalized else None, to_rgb=ref.to_rgb)
+        return dataclasses.replace(result, diagnosis=diagnosis)
+
+    def _describe(self, index: int) -> str:
+        names = self.reference.stage_names
+        return f"{names[index]} (stage {index + 1} of {len(names)}: {' -> '.join(names)})"
+
+
+def _mark_first_divergence(results: list[StageResult]) -> list[StageResult]:
+    failed = [i for i, r in enumerate(results) if r.status == "failed"]
+    if not failed:
+        return results
+    first = failed[0]
+    matched = [r.stage for r in results[:first] if r.status == "passed"]
+    out = list(results)
+    head = results[first]
+    out[first] = dataclasses.replace(head, first_divergence=(
+        f"First divergence: this stage ({head.stage}); earlier stages matched: {', '.join(matched) or 'none'}."))
+    for i in failed[1:]:
+        out[i] = dataclasses.replace(results[i], first_divergence=(
+            f"First divergence: stage {head.stage!r} ({head.dali_op}); this stage follows from it."))
+    return out

@@ -1,0 +1,27 @@
+"""Exceptions that carry a user-facing message: usage errors are the user's to fix, never a traceback."""
+
+
+class ParityUsageError(Exception):
+    """A config key, file or argument is wrong; the message names it and what was expected."""
+
+
+class ParityConfigError(ParityUsageError):
+    """The parity config file is missing, unreadable, or has an unknown, missing or ill-typed key."""
+
+
+class ParityImageError(ParityUsageError):
+    """An image is missing, unreadable, or in a mode parity does not compare (grayscale, RGBA, 16-bit)."""
+
+
+class ParityDaliError(ParityUsageError):
+    """The DALI pipeline cannot be loaded, rewritten for the CPU, built or run."""
+
+
+class ParityReferenceError(ParityUsageError):
+    """The MMPretrain reference pipeline cannot be built or run from the given config."""
+
+
+def check_argument(condition: bool, message: str, *args) -> None:
+    """Raise :class:`ParityUsageError` with ``message.format(*args)`` unless ``condition`` holds."""
+    if not condition:
+        raise ParityUsageError(message.format(*args))

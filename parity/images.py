@@ -1,0 +1,62 @@
+"""Image checks: parity compares 8-bit, 3-channel colour images, and says so before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from parity.errors import ParityImageError
+
+_MODE_NAMES = {"L": "grayscale", "LA": "grayscale with alpha", "RGBA": "RGBA (with alpha)", "P": "palette",
+               "I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I": "32-bit integer", "F": "float",
+               "CMYK": "CMYK", "1": "1-bit"}
+
+
+def check_image(path: Path) -> None:
+    """Raise :class:`ParityImageError` unless ``path`` is a readable 8-bit RGB image."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise ParityImageError(f"{path}: image not found")
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ParityImageError(f"{path}: not a readable image ({exc})") from None
+    if mode != "RGB":
+        kind = _MODE_NAMES.get(mode, mode)
+        raise ParityImageError(
+            f"{path}: unsupported image mode {mode!r} ({kind}); parity compares 8-bit 3-channel colour images, "
+            "as the deployed model receives them. Convert it first, e.g. "
+            "PIL.Image.open(p).convert('RGB').save(p)")
+
+
+def image_ids(paths: list[Path]) -> list[str]:
+    """Short, unique ids for test names: the file stem, or the path below the common folder on clashes."""
+    stems = [p.stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    root = Path(*_common_parts(paths))
+    return [str(p.relative_to(root).with_suffix("")) for p in paths]
+
+
+def _common_parts(paths):
+    parts = [p.parent.parts for p in paths]
+    common = []
+    for group in zip(*parts):
+        if len(set(group)) != 1:
+            break
+        common.append(group[0])
+    return common or ["/"]
+
+
+def client_input(decoded: np.ndarray, channels: str, path: Path, input_format: str) -> np.ndarray:
+    """What the client sends to the external source: the reference's decoded image (whose channel
+    order is ``channels``) in the client's channel order, or the encoded file itself."""
+    if input_format == "encoded":
+        return np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    if input_format != channels:
+        decoded = decoded[:, :, ::-1]
+    return np.ascontiguousarray(decoded)

@@ -1,0 +1,130 @@
+"""pytest plugin: ``pytest --parity-config cfg.py`` adds one test item per image and stage.
+
+Without ``--parity-config`` (or the ``parity_config`` ini option) the plugin does nothing. The heavy
+work lives in :mod:`parity.engine`; this module only wires it into pytest's hooks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+parity_key = pytest.StashKey["ParityPlugin"]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("parity", "preprocessing parity (MMPretrain reference vs DALI)")
+    group.addoption("--parity-config", dest="parity_config", metavar="CFG", default=None,
+                    help="Parity config file: add one test per image and stage comparing DALI with MMPretrain")
+    parser.addini("parity_config", "Parity config file used when --parity-config is not given", default="")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "parity(image, stage): a preprocessing-parity item added by parity")
+    path = config.getoption("parity_config") or config.getini("parity_config")
+    if not path:
+        return
+    from parity.config import load_config
+    from parity.engine import Harness
+    from parity.errors import ParityUsageError
+
+    try:
+        harness = Harness(load_config(Path(config.invocation_params.dir, path)))
+    except ParityUsageError as exc:
+        raise pytest.UsageError(f"parity: {exc}") from None
+    plugin = ParityPlugin(harness, explicit_args=bool(config.option.file_or_dir))
+    config.stash[parity_key] = plugin
+    config.pluginmanager.register(plugin, "parity-session")
+    if not plugin.explicit_args:
+        # `pytest --parity-config cfg.py` alone runs the parity items, not the testpaths as well
+        config.args[:] = []
+
+
+def pytest_unconfigure(config):
+    plugin = config.stash.get(parity_key, None)
+    if plugin is not None:
+        config.pluginmanager.unregister(plugin)
+        del config.stash[parity_key]
+
+
+class StageMismatch(AssertionError):
+    """Raised by a failing item; carries the StageResult so repr_failure can render it."""
+
+    def __init__(self, result):
+        super().__init__(result.message())
+        self.result = result
+
+
+class ParityConfigNode(pytest.Collector):
+    """The config file as a collection node; its children are the (image, stage) items."""
+
+    def __init__(self, *, harness, **kwargs):
+        super().__init__(**kwargs)
+        self.harness = harness
+
+    def collect(self):
+        for image in self.harness.image_ids:
+            for stage in self.harness.stage_labels:
+                item = ParityItem.from_parent(self, name=f"{image}::{stage}", image=image, stage=stage)
+                item.add_marker(pytest.mark.parity(image=image, stage=stage))
+                yield item
+
+
+class ParityItem(pytest.Item):
+    def __init__(self, *, image: str, stage: str, **kwargs):
+        super().__init__(**kwargs)
+        self.image = image
+        self.stage = stage
+
+    def runtest(self):
+        result = self.config.stash[parity_key].result(self.image, self.stage)
+        if result.status == "skipped":
+            pytest.skip(f"{self.stage}: {result.skip_reason}")
+        if result.status == "failed":
+            raise StageMismatch(result)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, StageMismatch):
+            return excinfo.value.result.message()
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, None, f"parity {self.image} {self.stage}"
+
+
+class ParityPlugin:
+    """Per-session state: the loaded harness and, once run, every result."""
+
+    def __init__(self, harness, *, explicit_args: bool):
+        self.harness = harness
+        self.explicit_args = explicit_args
+        self._results = None
+
+    def result(self, image: str, stage: str):
+        if self._results is None:
+            self._results = {}
+            for image_result in self.harness.run():
+                for r in image_result.stages:
+                    self._results[(r.image, r.stage)] = r
+        return self._results[(image, stage)]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session, config, items):
+        path = self.harness.config.path
+        try:
+            nodeid = str(path.relative_to(config.rootpath))
+        except ValueError:  # config outside the rootdir
+            nodeid = str(path)
+        node = ParityConfigNode.from_parent(session, name=path.name, path=path, nodeid=nodeid,
+                                            harness=self.harness)
+        items.extend(node.collect())
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
+        if self._results is None or config.get_verbosity() < 0:
+            return
+        from parity.report import summary_lines
+
+        terminalreporter.write_sep("-", "parity report summary")
+        for line in summary_lines(list(self._results.values())):
+            terminalreporter.write_line(line)

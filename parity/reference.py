@@ -1,0 +1,151 @@
+"""Run MMPretrain's own test pipeline and data preprocessor, keeping the output of every stage.
+
+Nothing here re-implements a transform: each step is built from ``mmpretrain.registry.TRANSFORMS``
+and the model input comes from the real ``ClsDataPreprocessor``. Stage outputs are converted to numpy
+(HWC for images, CHW once ``PackInputs`` has run) so they can be compared with DALI's.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from parity.errors import ParityReferenceError
+
+_GEOMETRY = re.compile(r"Resize|Crop|Pad|Flip|Rotate|Affine|Scale|Translate|Shear")
+
+
+@dataclass
+class RefStage:
+    """One captured point of the reference pipeline."""
+
+    name: str  # transform type ('ResizeEdge'), or 'to_rgb' / 'model_input' for the data preprocessor
+    array: np.ndarray
+    layout: str  # 'HWC' or 'CHW'
+    channels: str  # 'BGR' or 'RGB'
+    pixels: bool  # True while values are image intensities; False once normalized
+
+    @property
+    def is_geometry(self) -> bool:
+        return is_geometry_name(self.name)
+
+
+def is_geometry_name(name: str) -> bool:
+    """Whether a transform type changes where pixels are (resize, crop, pad, flip...)."""
+    return bool(_GEOMETRY.search(name))
+
+
+def _import_mmpretrain():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import mmpretrain.datasets  # noqa: F401  (registers the transforms)
+        import mmpretrain.models  # noqa: F401  (registers ClsDataPreprocessor)
+        from mmpretrain.registry import MODELS, TRANSFORMS
+    return MODELS, TRANSFORMS
+
+
+def _to_numpy(img) -> tuple[np.ndarray, str | None]:
+    """Return the image as numpy plus its layout when the container says so (tensors are CHW)."""
+    if isinstance(img, np.ndarray):
+        return img, None
+    if hasattr(img, "detach"):  # torch tensor from PackInputs / torchvision
+        return img.detach().cpu().numpy(), "CHW"
+    return np.asarray(img), None  # PIL image: HWC
+
+
+class ReferencePipeline:
+    """MMPretrain ``test_pipeline`` + ``data_preprocessor``, run one image at a time."""
+
+    def __init__(self, test_pipeline: list[dict], data_preprocessor: dict | None, source: str = "config"):
+        models, transforms = _import_mmpretrain()
+        self.source = source
+        self.pipeline_cfg = copy.deepcopy(list(test_pipeline))
+        self.transforms = []
+        for i, step in enumerate(self.pipeline_cfg):
+            try:
+                self.transforms.append(transforms.build(copy.deepcopy(step)))
+            except Exception as exc:
+                raise ParityReferenceError(
+                    f"{source}: test_pipeline[{i}] = {step!r} cannot be built by mmpretrain: "
+                    f"{type(exc).__name__}: {exc}") from exc
+        if not self.pipeline_cfg or not str(self.pipeline_cfg[0].get("type", "")).endswith("LoadImageFromFile"):
+            raise ParityReferenceError(
+                f"{source}: test_pipeline must start with LoadImageFromFile (found "
+                f"{(self.pipeline_cfg or [{}])[0].get('type')!r}): its decoded image is what both sides receive")
+        dp_cfg = dict(data_preprocessor or {})
+        dp_cfg.setdefault("type", "ClsDataPreprocessor")
+        self.data_preprocessor_cfg = dp_cfg
+        try:
+            self.data_preprocessor = models.build(copy.deepcopy(dp_cfg))
+            colour_only = {k: v for k, v in dp_cfg.items() if k not in ("mean", "std")}
+            self._colour_only = models.build(colour_only)
+        except Exception as exc:
+            raise ParityReferenceError(f"{source}: data_preprocessor={dp_cfg!r} cannot be built: "
+                                       f"{type(exc).__name__}: {exc}") from exc
+        self.to_rgb = bool(getattr(self.data_preprocessor, "to_rgb", False))
+        self.normalizes = bool(getattr(self.data_preprocessor, "_enable_normalize", False))
+        self.mean = self._vector("mean")
+        self.std = self._vector("std")
+
+    def _vector(self, name):
+        if not self.normalizes:
+            return None
+        return getattr(self.data_preprocessor, name).flatten().cpu().numpy().astype(np.float64)
+
+    @property
+    def stage_names(self) -> list[str]:
+        """Names of the stages :meth:`run` returns, in order."""
+        names = [cfg.get("type", type(t).__name__) for cfg, t in zip(self.pipeline_cfg, self.transforms)]
+        if self.to_rgb and self.normalizes:
+            names.append("to_rgb")
+        return names + ["model_input"]
+
+    def run(self, path: str) -> list[RefStage]:
+        """All stages for the image file at ``path``: load, each transform, to_rgb, model_input."""
+        results = {"img_path": str(path)}
+        stages: list[RefStage] = []
+        channels, layout = "BGR", "HWC"
+        for cfg, transform in zip(self.pipeline_cfg, self.transforms):
+            name = cfg.get("type", type(transform).__name__)
+            try:
+                results = transform(results)
+            except Exception as exc:
+                raise ParityReferenceError(f"{self.source}: reference transform {name} failed on {path}: "
+                                           f"{type(exc).__name__}: {exc}") from exc
+            if results is None:
+                raise ParityReferenceError(f"{self.source}: reference transform {name} dropped {path} "
+                                           "(returned None)")
+            if name.endswith("LoadImageFromFile"):
+                channels = "RGB" if getattr(transform, "channel_order", "bgr") == "rgb" else "BGR"
+            if name.endswith("NumpyToPIL") and getattr(transform, "to_rgb", False):
+                channels = "RGB"
+            if name.endswith(("PILToNumpy", "ToNumpy")) and getattr(transform, "to_bgr", False):
+                channels = "BGR"
+            img = results["inputs"] if "inputs" in results else results.get("img")
+            array, container_layout = _to_numpy(img)
+            layout = container_layout or ("HWC" if "inputs" not in results else "CHW")
+            stages.append(RefStage(name, array, layout, channels, pixels=True))
+        if "inputs" not in results:
+            raise ParityReferenceError(f"{self.source}: test_pipeline must end with PackInputs (found "
+                                       f"{self.pipeline_cfg[-1].get('type')!r}): the data preprocessor "
+                                       "takes its 'inputs'")
+        stages.extend(self._preprocess(results, stages[-1]))
+        return stages
+
+    def _preprocess(self, results: dict, packed: RefStage) -> list[RefStage]:
+        import torch
+
+        data = {"inputs": [results["inputs"]], "data_samples": [results.get("data_samples")]}
+        out = []
+        with torch.no_grad():
+            if self.to_rgb and self.normalizes:
+                rgb = self._colour_only(copy.copy(data), training=False)["inputs"][0].numpy()
+                out.append(RefStage("to_rgb", rgb, "CHW", "RGB", pixels=True))
+            final = self.data_preprocessor(copy.copy(data), training=False)["inputs"][0].numpy()
+        channels = "RGB" if self.to_rgb else packed.channels
+        out.append(RefStage("model_input", final, "CHW", channels, pixels=not self.normalizes))
+        return out
