@@ -190,8 +190,8 @@ def _reference(path: Path, reference: dict):
     source = str(path)
     if reference["config"]:
         spec = reference["config"]
-        target = spec if "::" in spec else str((path.parent / spec).resolve())
-        if "::" not in spec and not Path(target).is_file():
+        target = _package_config(path, spec) if "::" in spec else str((path.parent / spec).resolve())
+        if not Path(target).is_file():
             _fail(path, f"reference.config={spec!r}: file not found: {target}")
         try:
             with warnings.catch_warnings():
@@ -212,6 +212,21 @@ def _reference(path: Path, reference: dict):
         # MMEngine's runner uses model.data_preprocessor, falling back to the top-level one
         data_preprocessor = (cfg.get("model") or {}).get("data_preprocessor") or cfg.get("data_preprocessor")
     return source, copy.deepcopy(list(test_pipeline)), copy.deepcopy(data_preprocessor)
+
+
+def _package_config(path: Path, spec: str) -> str:
+    """'mmpretrain::hrnet/x.py' -> the file inside the installed package (as mmengine's _base_ does)."""
+    import importlib.util
+
+    package, _, rel = spec.partition("::")
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        _fail(path, f"reference.config={spec!r}: package {package!r} is not installed")
+    root = Path(list(found.submodule_search_locations)[0])
+    for candidate in (root / ".mim" / "configs" / rel, root / "configs" / rel):
+        if candidate.is_file():
+            return str(candidate)
+    return str(root / ".mim" / "configs" / rel)
 
 
 def _find_test_pipeline(cfg: dict):

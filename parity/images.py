@@ -9,7 +9,7 @@ import numpy as np
 from parity.errors import ParityImageError
 
 _MODE_NAMES = {"L": "grayscale", "LA": "grayscale with alpha", "RGBA": "RGBA (with alpha)", "P": "palette",
-               "I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I": "32-bit integer", "F": "float",
+               "I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "RGB;16": "16-bit per channel", "I": "32-bit integer", "F": "float",
                "CMYK": "CMYK", "1": "1-bit"}
 
 
@@ -22,6 +22,10 @@ def check_image(path: Path) -> None:
     try:
         with Image.open(path) as img:
             mode = img.mode
+            # Pillow opens a 16-bit-per-channel RGB PNG as 'RGB'; its raw mode still says ';16'
+            raw = str(img.tile[0][3]) if img.tile else ""
+            if mode == "RGB" and ";16" in raw:
+                mode = "RGB;16"
             img.verify()
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ParityImageError(f"{path}: not a readable image ({exc})") from None

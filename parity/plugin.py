@@ -33,12 +33,16 @@ def pytest_configure(config):
         harness = Harness(load_config(Path(config.invocation_params.dir, path)))
     except ParityUsageError as exc:
         raise pytest.UsageError(f"parity: {exc}") from None
-    plugin = ParityPlugin(harness, explicit_args=bool(config.option.file_or_dir))
+    plugin = ParityPlugin(harness)
     config.stash[parity_key] = plugin
     config.pluginmanager.register(plugin, "parity-session")
-    if not plugin.explicit_args:
-        # `pytest --parity-config cfg.py` alone runs the parity items, not the testpaths as well
-        config.args[:] = []
+    # The config file is collected as the parent of the parity items. Alone, `pytest --parity-config
+    # cfg.py` runs only those; with explicit paths it runs them as well.
+    cfg_path = str(harness.config.path)
+    if config.option.file_or_dir:
+        config.args.append(cfg_path)
+    else:
+        config.args[:] = [cfg_path]
 
 
 def pytest_unconfigure(config):
@@ -56,16 +60,13 @@ class StageMismatch(AssertionError):
         self.result = result
 
 
-class ParityConfigNode(pytest.Collector):
+class ParityConfigNode(pytest.File):
     """The config file as a collection node; its children are the (image, stage) items."""
 
-    def __init__(self, *, harness, **kwargs):
-        super().__init__(**kwargs)
-        self.harness = harness
-
     def collect(self):
-        for image in self.harness.image_ids:
-            for stage in self.harness.stage_labels:
+        harness = self.config.stash[parity_key].harness
+        for image in harness.image_ids:
+            for stage in harness.stage_labels:
                 item = ParityItem.from_parent(self, name=f"{image}::{stage}", image=image, stage=stage)
                 item.add_marker(pytest.mark.parity(image=image, stage=stage))
                 yield item
@@ -96,9 +97,8 @@ class ParityItem(pytest.Item):
 class ParityPlugin:
     """Per-session state: the loaded harness and, once run, every result."""
 
-    def __init__(self, harness, *, explicit_args: bool):
+    def __init__(self, harness):
         self.harness = harness
-        self.explicit_args = explicit_args
         self._results = None
 
     def result(self, image: str, stage: str):
@@ -109,16 +109,20 @@ class ParityPlugin:
                     self._results[(r.image, r.stage)] = r
         return self._results[(image, stage)]
 
+    def _is_config(self, path) -> bool:
+        return Path(path).resolve() == self.harness.config.path
+
     @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, session, config, items):
-        path = self.harness.config.path
-        try:
-            nodeid = str(path.relative_to(config.rootpath))
-        except ValueError:  # config outside the rootdir
-            nodeid = str(path)
-        node = ParityConfigNode.from_parent(session, name=path.name, path=path, nodeid=nodeid,
-                                            harness=self.harness)
-        items.extend(node.collect())
+    def pytest_pycollect_makemodule(self, module_path, parent):
+        # the config is a .py file given on the command line: collect it as parity items, never import it
+        if self._is_config(module_path):
+            return ParityConfigNode.from_parent(parent, path=module_path)
+        return None
+
+    def pytest_collect_file(self, file_path, parent):
+        if file_path.suffix != ".py" and self._is_config(file_path):
+            return ParityConfigNode.from_parent(parent, path=file_path)
+        return None
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
         if self._results is None or config.get_verbosity() < 0:

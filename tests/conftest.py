@@ -1,0 +1,57 @@
+"""Shared fixtures: the bundled seed example and helpers to write parity configs for a test."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT / "fixtures" / "seed"
+IMAGES = ROOT / "fixtures" / "images"
+MEAN = [123.675, 116.28, 103.53]
+STD = [58.395, 57.12, 57.375]
+
+# The model's shipped HRNet-W30 preprocessing, as an inline reference (no config file needed).
+HRNET_REFERENCE = dict(config=str(SEED / "hrnet_w30_512x384.py"))
+
+
+def write_pipeline(folder: Path, body: str, name: str = "pipe") -> str:
+    """Write a DALI pipeline module whose function body is ``body``; returns 'file.py:function'."""
+    source = "from nvidia.dali import fn, pipeline_def, types\n\n\n" \
+             "@pipeline_def(batch_size=8, num_threads=2, device_id=0)\n" \
+             f"def {name}():\n" + textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
+    (folder / f"{name}.py").write_text(source)
+    return f"{name}.py:{name}"
+
+
+def write_config(folder: Path, *, pipeline: str | None = None, serialized: str | None = None,
+                 images=None, reference=None, extra: str = "", **dali) -> Path:
+    """Write a parity config file into ``folder`` and return its path."""
+    dali_cfg = dict(input_name="INPUT", **dali)
+    if pipeline:
+        dali_cfg["pipeline"] = pipeline
+    if serialized:
+        dali_cfg["serialized"] = serialized
+    text = (f"reference = {reference or HRNET_REFERENCE!r}\n"
+            f"dali = {dali_cfg!r}\n"
+            f"images = {images or [str(IMAGES / '*.png')]!r}\n{extra}")
+    path = folder / "parity_cfg.py"
+    path.write_text(text)
+    return path
+
+
+def save_rgb(path: Path, rgb: np.ndarray) -> Path:
+    Image.fromarray(rgb.astype(np.uint8), "RGB").save(path)
+    return path
+
+
+@pytest.fixture
+def seed_results():
+    """Results of the bundled seed configs, computed once per config per test."""
+    from parity import check_preprocessing_parity
+
+    return lambda name: check_preprocessing_parity(SEED / f"parity_{name}.py")

@@ -1,0 +1,41 @@
+"""`pytest --parity-config cfg.py`: one item per image and stage, failures that explain themselves."""
+
+from .conftest import SEED
+
+
+def test_seed_deployment_fails_loudly_with_one_item_per_image_and_stage(pytester):
+    result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_deployed.py"), "-rf")
+    result.assert_outcomes(passed=24, failed=8)  # 8 images x (input, resize, crop) pass; model_input fails
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "*collected 32 items*",
+        "FAILED *fixtures/seed/parity_deployed.py::astronaut::model_input*",
+        "*DALI output is the un-normalized image (values 0..255)*",
+        "*parity report summary*",
+        "model_input*0*8*0*channel_order (8), missing_normalization (8)",
+        "24 stage checks passed. 8 stage checks failed. 0 stage checks skipped.",
+    ])
+
+
+def test_corrected_pipeline_passes_and_items_can_be_selected(pytester):
+    result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_corrected.py"),
+                                           "-k", "astronaut", "-v")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["*astronaut::color_space_conversion PASSED*", "*astronaut::model_input PASSED*"])
+
+
+def test_without_parity_config_the_plugin_stays_out_of_the_way(pytester):
+    pytester.makepyfile("def test_plain():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*collected 1 item*"])
+    assert "parity report summary" not in result.stdout.str()
+
+
+def test_a_bad_config_is_a_usage_error_not_a_traceback(pytester):
+    cfg = pytester.makepyfile(parity_bad="reference = dict(config='x.py')\ndali = dict(pipline='p.py:f')\n"
+                                         "images = ['*.png']\n")
+    result = pytester.runpytest_subprocess("--parity-config", str(cfg))
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["ERROR: parity: *parity_bad.py: unknown key dali.'pipline' (did you mean 'pipeline'?)*"])
+    assert "Traceback" not in result.stderr.str()
