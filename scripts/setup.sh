@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Create .venv with parity and its real dependencies (about 2 minutes, 7 GB, mostly torch).
+# torch 2.14.1 / torchvision 0.29.1 are pinned: they are the CPU-usable pair our machines serve locally.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q -U pip 'setuptools<81' wheel
+.venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+.venv/bin/python -m pip install -q -e '.[dev]'
+# Only for its tritonserver binary (Triton stage); its Python API dependencies are not needed.
+.venv/bin/python -m pip install -q --no-deps nvidia-pytriton
+.venv/bin/python -c "import parity, nvidia.dali, mmpretrain, torch; print('parity environment ready:', torch.__version__)"
