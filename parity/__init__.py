@@ -5,8 +5,7 @@ from parity.compare import StageResult
 from parity.config import ParityConfig, Tolerance, load_config
 from parity.diagnose import Cause, Diagnosis
 from parity.engine import Harness, ImageResult
-from parity.errors import (ParityConfigError, ParityDaliError, ParityImageError, ParityReferenceError,
-                           ParityUsageError)
+from parity.errors import ParityConfigError, ParityDaliError, ParityImageError, ParityReferenceError, ParityUsageError
 
 __all__ = [
     "Cause", "Diagnosis", "Harness", "ImageResult", "ParityConfig", "ParityConfigError", "ParityDaliError",

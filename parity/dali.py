@@ -116,7 +116,7 @@ def rewrite(serialized: bytes, *, to_cpu: bool) -> tuple[bytes, list[DaliStage],
             _set_device(op, "cpu")
         pipe.device_id = CPU_ONLY_DEVICE_ID
     stages = [s for op in pipe.op for s in _stage_from_op(op)]
-    device_of = {o.name: (("cpu" if to_cpu else o.device)) for op in pipe.op for o in op.output}
+    device_of = {o.name: ("cpu" if to_cpu else o.device) for op in pipe.op for o in op.output}
     originals = [o.name for o in pipe.pipe_outputs]
     for out in pipe.pipe_outputs:
         out.device = device_of.get(out.name, out.device)
@@ -275,7 +275,7 @@ class DaliRunner:
         return per_image
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _silence_dali_warnings() -> None:
     import warnings
 

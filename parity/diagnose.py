@@ -100,11 +100,11 @@ def _channel_cause(perm: tuple, to_rgb: bool) -> Cause | None:
                                   f"{list(perm)}[c].", {"permutation": perm})
 
 
-def _normalization_cause(fit: AffineFit, mean, std) -> Cause | None:
+def _normalization_cause(fit: AffineFit, mean, std, value_range: float) -> Cause | None:
     """Explain scale/offset as the mean/std DALI effectively applied, given the model's mean/std."""
     a, b = fit.scale, fit.offset
-    if _close(a, 1.0, 0.01) and np.all(np.abs(b) <= 0.01 * max(1.0, np.abs(a).max())):
-        return None
+    if _close(a, 1.0, 0.02) and np.all(np.abs(b) <= 0.02 * max(1.0, value_range)):
+        return None  # the identity, up to resampling noise
     if mean is None or std is None:
         return Cause("value_scale", f"DALI = a * reference + b per channel with a={_vec(a)}, b={_vec(b)}.",
                      {"scale": a, "offset": b})
@@ -151,7 +151,8 @@ def diagnose_values(dali: np.ndarray, ref: np.ndarray, *, mean=None, std=None, t
         return Diagnosis(tuple(causes))
     fit = fit_channels(dali, ref)
     if fit.residual <= _GOOD_FIT:
-        for cause in (_channel_cause(fit.permutation, to_rgb), _normalization_cause(fit, mean, std)):
+        value_range = float(np.abs(ref).max())
+        for cause in (_channel_cause(fit.permutation, to_rgb), _normalization_cause(fit, mean, std, value_range)):
             if cause is not None:
                 causes.append(cause)
         if causes:
@@ -162,18 +163,12 @@ def diagnose_values(dali: np.ndarray, ref: np.ndarray, *, mean=None, std=None, t
 
 def _spatial_causes(dali: np.ndarray, ref: np.ndarray, fit: AffineFit) -> list[Cause]:
     """Same shape, but no per-channel affine map: look for a shift or flip, else an interpolation change."""
-    # Bring the reference into DALI's value space with the best channel map so geometry can be tested alone.
-    mapped = fit.scale[:, None, None] * ref[list(fit.permutation)] + fit.offset[:, None, None]
+    # Test geometry alone: compare with the reference as is, and mapped into DALI's value space by the
+    # best channel fit (a shifted image fits an affine map poorly, so the fit alone can mislead).
+    fitted = fit.scale[:, None, None] * ref[list(fit.permutation)] + fit.offset[:, None, None]
+    mapped = min((ref, fitted), key=lambda m: _best_shift(dali, m)[0])
     base = np.abs(dali - mapped).mean()
-    best = (base, (0, 0))
-    for dy in range(-4, 5):
-        for dx in range(-4, 5):
-            if dy == dx == 0:
-                continue
-            shifted = np.roll(mapped, (dy, dx), axis=(1, 2))
-            err = np.abs(dali - shifted)[:, 4:-4, 4:-4].mean()
-            if err < best[0]:
-                best = (err, (dy, dx))
+    best = _best_shift(dali, mapped)
     if best[1] != (0, 0) and best[0] < 0.25 * base:
         dy, dx = best[1]
         return [Cause("offset", f"DALI's image is shifted by {dy} rows and {dx} columns from the reference "
@@ -185,6 +180,20 @@ def _spatial_causes(dali: np.ndarray, ref: np.ndarray, fit: AffineFit) -> list[C
     return [Cause("interpolation",
                   f"Values differ without a shift, flip or per-channel scale explaining them (mean abs {base:.3g}): "
                   "most likely a different resize filter, antialiasing or size rounding.")]
+
+
+def _best_shift(dali: np.ndarray, mapped: np.ndarray, reach: int = 4) -> tuple[float, tuple]:
+    """(mean abs error, (dy, dx)) of the best shift within ``reach`` pixels, borders excluded."""
+    if min(dali.shape[1:]) <= 2 * reach + 2:
+        return float(np.abs(dali - mapped).mean()), (0, 0)
+    inner = (slice(None), slice(reach, -reach), slice(reach, -reach))
+    best = (float(np.abs(dali - mapped)[inner].mean()), (0, 0))
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            err = float(np.abs(dali - np.roll(mapped, (dy, dx), axis=(1, 2)))[inner].mean())
+            if err < best[0]:
+                best = (err, (dy, dx))
+    return best
 
 
 def diagnose_shapes(dali_shape: tuple, ref_shape: tuple, dali_layout: str) -> Diagnosis:

@@ -5,9 +5,9 @@ all call :func:`Harness.run` and so give the same verdicts."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from parity.config import ParityConfig
 from parity.dali import DaliRunner, open_pipeline
 from parity.diagnose import diagnose_shapes, diagnose_values
 from parity.images import check_image, client_input, image_ids
-from parity.reference import RefStage, ReferencePipeline, is_geometry_name
+from parity.reference import ReferencePipeline, RefStage, is_geometry_name
 
 
 @dataclass

@@ -31,7 +31,7 @@ def write_pipeline(folder: Path, body: str, name: str = "pipe") -> str:
 def write_config(folder: Path, *, pipeline: str | None = None, serialized: str | None = None,
                  images=None, reference=None, extra: str = "", **dali) -> Path:
     """Write a parity config file into ``folder`` and return its path."""
-    dali_cfg = dict(input_name="INPUT", **dali)
+    dali_cfg = {"input_name": "INPUT", **dali}
     if pipeline:
         dali_cfg["pipeline"] = pipeline
     if serialized:

@@ -1,0 +1,138 @@
+"""A mismatch is explained: which cause, with the numbers behind it; a correct pipeline raises no alarm."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from parity import assert_stage_close, check_preprocessing_parity
+from parity.diagnose import diagnose_shapes, diagnose_values
+
+from .conftest import MEAN, SEED, STD, save_rgb, write_config, write_pipeline
+
+M, S = np.array(MEAN)[:, None, None], np.array(STD)[:, None, None]
+
+
+@st.composite
+def pixel_images(draw):
+    """Textured (C,H,W) float images in 0..255: gradients plus noise, odd and tiny sizes included."""
+    h, w = draw(st.integers(6, 48)), draw(st.integers(6, 48))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([x * rng.uniform(50, 200), y * rng.uniform(50, 200), (x + y) * rng.uniform(20, 100)])
+    noise = rng.uniform(0, draw(st.sampled_from([5.0, 60.0, 255.0])), (3, h, w))
+    return np.clip(base + noise, 0, 255).round()
+
+
+BUGS = {
+    "missing_normalization": lambda p: p,
+    "scaled_0_1": lambda p: p / 255.0,
+    "mean_std_channel_order": lambda p: (p - M[::-1]) / S[::-1],
+    "double_normalization": lambda p: ((p - M) / S - M) / S,
+    "normalized_0_1_input": lambda p: (p - M / 255) / (S / 255),
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pixels=pixel_images(), bug=st.sampled_from(sorted(BUGS)), swap=st.booleans())
+def test_value_bugs_are_named_with_the_effective_mean_and_std(pixels, bug, swap):
+    reference = (pixels - M) / S
+    dali = BUGS[bug](pixels)
+    if swap:  # the same bug, and the channels also leave in BGR order
+        dali = dali[::-1]
+    diagnosis = diagnose_values(dali, reference, mean=MEAN, std=STD, to_rgb=True)
+    assert set(diagnosis.kinds) == {bug} | ({"channel_order"} if swap else set()), str(diagnosis)
+
+
+@pytest.mark.parametrize("transform, kind", [
+    (lambda r: np.roll(r, 1, axis=1), "offset"),
+    (lambda r: np.roll(r, -2, axis=2), "offset"),
+    (lambda r: r[:, :, ::-1], "flip"),
+])
+def test_geometry_slips_are_found_by_search(transform, kind):
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:64, 0:48]
+    pixels = np.stack([np.sin(x / 5) * 100 + 120 + y, np.cos(y / 7) * 90 + 120, (x * y) % 200 + 20.0])
+    pixels = pixels + rng.normal(0, 3, pixels.shape)
+    reference = (pixels - M) / S
+    diagnosis = diagnose_values(transform(reference), reference, mean=MEAN, std=STD)
+    assert diagnosis.kinds == (kind,), str(diagnosis)
+
+
+def test_shape_mismatches_say_layout_or_swapped_sizes():
+    assert diagnose_shapes((512, 384, 3), (3, 512, 384), "HWC").kinds == ("layout",)
+    assert diagnose_shapes((3, 384, 512), (3, 512, 384), "CHW").kinds == ("size_swapped",)
+    assert diagnose_shapes((3, 256, 384), (3, 341, 512), "CHW").kinds == ("size",)
+
+
+def test_assert_stage_close_reads_like_torch_testing():
+    expected = np.zeros((3, 4, 5), np.float32)
+    actual = expected.copy()
+    actual[1, 2, 3] = 0.5
+    with pytest.raises(AssertionError) as excinfo:
+        assert_stage_close(actual, expected, atol=0.1, stage="normalize")
+    text = str(excinfo.value)
+    assert "Mismatched elements: 1 / 60 (1.7%)" in text
+    assert "Greatest absolute difference: 0.5 at index (1, 2, 3) (up to 0.1 allowed)" in text
+    assert "(1, 2, 3)         | 0.5         | 0" in text
+    assert assert_stage_close(actual, expected, atol=0.1, max_mismatch=0.02).passed
+
+
+def test_landscape_images_show_the_seed_reference_and_dali_disagree_on_geometry(tmp_path):
+    """MMCV's keep-ratio Resize fits the long edge to 512; DALI's not_larger box does not."""
+    import skimage.data
+
+    image = save_rgb(tmp_path / "coffee_landscape.png", skimage.data.coffee())  # 400x600
+    [result] = check_preprocessing_parity(SEED / "parity_corrected.py", [image])
+    resize = next(r for r in result.stages if r.stage == "resize")
+    assert resize.status == "failed"
+    assert resize.problems[0] == "Shape mismatch: DALI (256, 384, 3), reference (341, 512, 3)"
+    assert resize.diagnosis.kinds == ("size",)
+    assert "First divergence: this stage (resize); earlier stages matched: input" in resize.message()
+
+
+@st.composite
+def odd_images(draw):
+    h, w = draw(st.integers(1, 90)), draw(st.integers(1, 90))
+    kind = draw(st.sampled_from(["noise", "gradient", "flat"]))
+    rng = np.random.default_rng(draw(st.integers(0, 1000)))
+    if kind == "noise":
+        return rng.integers(0, 256, (h, w, 3))
+    if kind == "flat":
+        return np.broadcast_to(rng.integers(0, 256, 3), (h, w, 3))
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), (x + y) % 256], -1)
+
+
+@pytest.fixture(scope="module")
+def stretch_harness(tmp_path_factory):
+    """A DALI pipeline exactly equivalent to an MMCV stretch-resize reference, for any input size."""
+    from parity import Harness, load_config
+
+    folder = tmp_path_factory.mktemp("stretch")
+    spec = write_pipeline(folder, """
+        images = fn.external_source(name="INPUT")
+        images = fn.resize(images, size=(64, 48))
+        images = fn.color_space_conversion(images, image_type=types.BGR, output_type=types.RGB)
+        return fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW",
+                                        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
+    """)
+    reference = dict(
+        config="mmpretrain::resnet/resnet50_8xb32_in1k.py",
+        test_pipeline=[dict(type="LoadImageFromFile"),
+                       dict(type="Resize", scale=(48, 64), keep_ratio=False, backend="pillow",
+                            interpolation="bilinear"),
+                       dict(type="PackInputs")])
+    save_rgb(folder / "seed.png", np.zeros((8, 8, 3)))
+    cfg = load_config(write_config(folder, pipeline=spec, reference=reference, images=[str(folder / "seed.png")]))
+    return Harness(cfg), folder
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(image=odd_images())
+def test_no_false_alarm_on_odd_tiny_and_extreme_images(stretch_harness, image):
+    harness, folder = stretch_harness
+    path = save_rgb(folder / "drawn.png", np.ascontiguousarray(image))
+    [result] = harness.run([path])
+    assert result.passed, result.first_failure.message()
