@@ -1,0 +1,76 @@
+"""``parity check cfg.py``: the pre-deploy gate. Exit 0 when every stage matches, 1 on a parity
+failure, 2 on a usage or configuration error; ``--junit-xml`` writes a report CI systems read."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parity", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="Compare the DALI pipeline with the MMPretrain reference")
+    check.add_argument("config", type=Path, help="Parity config file")
+    check.add_argument("--junit-xml", type=Path, metavar="FILE", help="Write JUnit XML results to FILE")
+    check.add_argument("-q", "--quiet", action="store_true", help="Print only the summary table")
+    return parser
+
+
+def _junit(results, path: Path, seconds: float) -> None:
+    flat = [r for image in results for r in image.stages]
+    suite = ET.Element("testsuite", name="parity", tests=str(len(flat)), time=f"{seconds:.3f}",
+                       failures=str(sum(r.status == "failed" for r in flat)),
+                       skipped=str(sum(r.status == "skipped" for r in flat)), errors="0")
+    for r in flat:
+        case = ET.SubElement(suite, "testcase", classname=f"parity.{r.image}", name=r.stage)
+        if r.status == "failed":
+            ET.SubElement(case, "failure", message=r.summary).text = r.message()
+        elif r.status == "skipped":
+            ET.SubElement(case, "skipped", message=r.skip_reason)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    from parity.config import load_config
+    from parity.engine import Harness
+    from parity.errors import ParityUsageError
+    from parity.report import summary_lines
+
+    start = time.perf_counter()
+    try:
+        harness = Harness(load_config(args.config))
+        results = []
+        for image in harness.run():
+            results.append(image)
+            if not args.quiet:
+                failure = image.first_failure
+                status = "PASSED" if failure is None else "FAILED"
+                detail = "all stages match" if failure is None else f"first divergence at {failure.stage}"
+                print(f"{status} | {image.image} | {detail}", flush=True)
+    except ParityUsageError as exc:
+        print(f"parity: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    seconds = time.perf_counter() - start
+    failed = [image for image in results if not image.passed]
+    if failed and not args.quiet:
+        print()
+        for image in failed:
+            print(image.first_failure.message(), end="\n\n")
+    for line in summary_lines([r for image in results for r in image.stages]):
+        print(line)
+    print(f"{len(results) - len(failed)} of {len(results)} images match ({seconds:.1f} s)")
+    if args.junit_xml:
+        _junit(results, args.junit_xml, seconds)
+    return EXIT_MISMATCH if failed else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
