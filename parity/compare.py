@@ -116,15 +116,23 @@ def compare_arrays(actual: np.ndarray, expected: np.ndarray, tolerance: Toleranc
         notes = (*notes, f"verdict from the interior ({100 * fraction:.2f}% mismatched, mean {judged_mean:.4g}): "
                          f"the outer {tolerance.border}-pixel border is reported but not judged")
         common["notes"] = tuple(notes)
-    order = np.argsort(diff, axis=None)[::-1][:_TABLE_ROWS]
-    worst = tuple((tuple(int(i) for i in np.unravel_index(k, diff.shape)), float(a.flat[k]), float(e.flat[k]))
-                  for k in order if diff.flat[k] > threshold.flat[k])
+    worst = () if ok else _worst(diff, threshold, a, e)
     return StageResult(
         status="passed" if ok else "failed", problems=tuple(problems), mismatched=mismatched, total=diff.size,
         max_abs=float(diff.flat[flat_abs]), max_abs_index=tuple(int(i) for i in np.unravel_index(flat_abs, diff.shape)),
         max_rel=float(rel.flat[flat_rel]), max_rel_index=tuple(int(i) for i in np.unravel_index(flat_rel, diff.shape)),
         mean_abs=mean_abs, p99_abs=float(np.percentile(diff, 99)) if diff.size else 0.0,
         dali_channels=dali_ch, ref_channels=ref_ch, worst=worst, **common)
+
+
+def _worst(diff, threshold, a, e) -> tuple:
+    """The largest mismatches for the message table (a partial sort: only failures pay for it)."""
+    flat = diff.ravel()
+    k = min(_TABLE_ROWS, flat.size)
+    top = np.argpartition(flat, flat.size - k)[flat.size - k:]
+    top = top[np.argsort(flat[top])[::-1]]
+    return tuple((tuple(int(i) for i in np.unravel_index(j, diff.shape)), float(a.flat[j]), float(e.flat[j]))
+                 for j in top if flat[j] > threshold.flat[j])
 
 
 def _interior(ndim: int, shape: tuple, channel_axis: int, border: int) -> tuple:
