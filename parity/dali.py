@@ -8,7 +8,6 @@ copied out of a Triton model repository, be checked on a machine without CUDA.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import importlib.util
@@ -216,7 +215,6 @@ class DaliRunner:
                  batch_size: int, num_threads: int):
         self.source = source
         self.device = device
-        self.serialized_original = serialized
         data, self.stages, self.outputs = rewrite(serialized, to_cpu=(device == "cpu"))
         externals = [s for s in self.stages if s.op in ("ExternalSource", "_ExternalSource")]
         names = [s.name for s in externals]
@@ -290,8 +288,7 @@ def open_pipeline(*, pipeline: str | None, serialized: str | None, base_dir: Pat
         device = "gpu" if gpu_available() else "cpu"
     if pipeline:
         func = load_function(pipeline, base_dir)
-        with contextlib.redirect_stderr(sys.stderr):
-            data = serialize_function(func, pipeline, batch_size=batch_size, num_threads=num_threads)
+        data = serialize_function(func, pipeline, batch_size=batch_size, num_threads=num_threads)
         source = pipeline
     else:
         path = (base_dir / serialized).resolve()

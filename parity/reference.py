@@ -29,10 +29,6 @@ class RefStage:
     channels: str  # 'BGR' or 'RGB'
     pixels: bool  # True while values are image intensities; False once normalized
 
-    @property
-    def is_geometry(self) -> bool:
-        return is_geometry_name(self.name)
-
 
 def is_geometry_name(name: str) -> bool:
     """Whether a transform type changes where pixels are (resize, crop, pad, flip...)."""
