@@ -145,11 +145,16 @@ def _normalization_cause(fit: AffineFit, mean, std, value_range: float) -> Cause
 
 def diagnose_values(dali: np.ndarray, ref: np.ndarray, *, mean=None, std=None, to_rgb: bool = False) -> Diagnosis:
     """Diagnose two same-shape (C,H,W) tensors; ``mean``/``std`` are the reference's normalization."""
-    causes = []
     if not np.isfinite(dali).all():
-        causes.append(Cause("nan_inf", f"DALI output holds {int((~np.isfinite(dali)).sum())} NaN/Inf values."))
-        return Diagnosis(tuple(causes))
+        return Diagnosis((Cause("nan_inf", f"DALI output holds {int((~np.isfinite(dali)).sum())} NaN/Inf values."),))
+    gray = _grayscale_cause(dali, ref)
+    if gray:
+        return Diagnosis((gray,))
+    padding = _padding_cause(dali, ref)
+    if padding:
+        return Diagnosis((padding,))
     fit = fit_channels(dali, ref)
+    causes = []
     if fit.residual <= _GOOD_FIT:
         value_range = float(np.abs(ref).max())
         for cause in (_channel_cause(fit.permutation, to_rgb), _normalization_cause(fit, mean, std, value_range)):
@@ -159,6 +164,54 @@ def diagnose_values(dali: np.ndarray, ref: np.ndarray, *, mean=None, std=None, t
             return Diagnosis(tuple(causes))
     causes.extend(_spatial_causes(dali, ref, fit))
     return Diagnosis(tuple(causes))
+
+
+def _grayscale_cause(dali: np.ndarray, ref: np.ndarray) -> Cause | None:
+    """Three identical DALI channels where the reference has colour: a grayscale round trip."""
+    if dali.shape[0] != 3:
+        return None
+    spread = lambda x: float(np.abs(x - x.mean(0, keepdims=True)).mean())  # noqa: E731
+    if spread(dali) < 1e-3 * max(1.0, float(np.abs(dali).mean())) and spread(ref) > 0.01 * max(
+            1e-6, float(np.abs(ref).std())):
+        return Cause("grayscale", "DALI's three channels are identical (the image went through grayscale and "
+                                  "was repeated to 3 channels) while the reference keeps colour.")
+    return None
+
+
+def _pad_extent(x: np.ndarray, axis: int) -> tuple[int, int]:
+    """Rows (axis=1) or columns (axis=2) of constant padding at the start and the end of a (C,H,W) tensor."""
+    corner = x[:, :1, :1] if axis == 1 else x[:, :1, :1]
+    lines = np.moveaxis(x, axis, 0).reshape(x.shape[axis], x.shape[0], -1)
+    constant = np.all(np.abs(lines - corner.reshape(1, -1, 1)) <= 1e-6, axis=(1, 2))
+    if constant.all():
+        return 0, 0
+    first = int(np.argmin(constant))
+    last = int(np.argmin(constant[::-1]))
+    return first, last
+
+
+def _padding_cause(dali: np.ndarray, ref: np.ndarray) -> Cause | None:
+    """Same amount of constant padding on both sides, split differently: pad side or split rounding."""
+    for axis, (lead, trail), what in ((1, ("above", "below"), "rows"), (2, ("left", "right"), "columns")):
+        d, r = _pad_extent(dali, axis), _pad_extent(ref, axis)
+        # compare the split only when the same amount of padding exists (within one line of resampling)
+        if d == r or abs(sum(d) - sum(r)) > 1 or max(sum(d), sum(r)) < 2:
+            continue
+        numbers = {"dali": d, "reference": r, "axis": what}
+        if min(d) == 0 and min(r) > 0:
+            return Cause("pad_side",
+                         f"DALI pads only {trail if d[0] == 0 else lead} ({d[0]} {what} {lead}, {d[1]} {trail}); the "
+                         f"reference centres the image ({r[0]} {lead}, {r[1]} {trail}). Use crop_pos_x/crop_pos_y=0.5 "
+                         "in fn.crop (or pad like the reference).", numbers)
+        if min(r) == 0 and min(d) > 0:
+            return Cause("pad_side",
+                         f"DALI centres the image ({d[0]} {what} {lead}, {d[1]} {trail}); the reference pads only "
+                         f"{trail if r[0] == 0 else lead} ({r[0]} {lead}, {r[1]} {trail}). Use crop_pos_x/crop_pos_y=0 "
+                         "to pad like the reference.", numbers)
+        return Cause("offset",
+                     f"The padding is split differently: DALI {d[0]} {what} {lead} and {d[1]} {trail}, the reference "
+                     f"{r[0]} and {r[1]}: the crop/pad anchor is rounded or placed differently.", numbers)
+    return None
 
 
 def _spatial_causes(dali: np.ndarray, ref: np.ndarray, fit: AffineFit) -> list[Cause]:
@@ -196,16 +249,85 @@ def _best_shift(dali: np.ndarray, mapped: np.ndarray, reach: int = 4) -> tuple[f
     return best
 
 
-def diagnose_shapes(dali_shape: tuple, ref_shape: tuple, dali_layout: str) -> Diagnosis:
-    """Explain a shape mismatch between an HWC/CHW DALI tensor and the reference's."""
+def attribute_causes(*, layout: str, expected_layout: str, dtype, expected_dtype, values: np.ndarray) -> list[Cause]:
+    """Causes visible without comparing values: the layout and dtype the model receives."""
+    causes = []
+    if layout and expected_layout and layout != expected_layout:
+        causes.append(Cause("layout", f"DALI emits {layout} but the model expects {expected_layout}: set "
+                                      f"output_layout='{expected_layout}' in fn.crop_mirror_normalize or add "
+                                      "fn.transpose."))
+    if np.dtype(dtype) != np.dtype(expected_dtype):
+        if np.issubdtype(np.dtype(dtype), np.integer):
+            info = np.iinfo(np.dtype(dtype))
+            clipped = float(np.mean((values <= info.min) | (values >= info.max)))
+            causes.append(Cause("dtype", f"DALI emits {np.dtype(dtype)}, the model takes {np.dtype(expected_dtype)}: "
+                                         f"normalized values are rounded and clipped to {info.min}..{info.max} "
+                                         f"({100 * clipped:.1f}% of elements at a bound). Normalize in float "
+                                         "(dtype=types.FLOAT).", {"clipped_fraction": clipped}))
+        else:
+            causes.append(Cause("dtype", f"DALI emits {np.dtype(dtype)}, the model takes {np.dtype(expected_dtype)}."))
+    return causes
+
+
+def _hw(shape: tuple, layout: str) -> tuple[int, int] | None:
+    if len(shape) != 3:
+        return None
+    layout = layout if layout in ("HWC", "CHW") else ("HWC" if shape[-1] in (1, 3, 4) else "CHW")
+    return (shape[0], shape[1]) if layout == "HWC" else (shape[1], shape[2])
+
+
+def diagnose_shapes(dali_shape: tuple, ref_shape: tuple, dali_layout: str, *, ref_layout: str = "",
+                    input_hw: tuple | None = None) -> Diagnosis:
+    """Explain a shape mismatch between DALI's tensor and the reference's.
+
+    With ``input_hw`` (the decoded image's height and width) a resize difference is described as the
+    rule each side applied: which edge was fitted, whether the aspect ratio was kept.
+    """
     d, r = tuple(dali_shape), tuple(ref_shape)
-    if sorted(d) == sorted(r) and len(d) == 3:
+    if sorted(d) == sorted(r) and len(d) == 3 and d != r:
         if d == (r[1], r[2], r[0]) or d == (r[2], r[0], r[1]):
             return Diagnosis((Cause("layout", f"Layout differs: DALI {d} ({dali_layout}) is the reference {r} "
                                               "transposed (HWC vs CHW). Set output_layout in "
                                               "fn.crop_mirror_normalize or add fn.transpose."),))
-        if d[-1] == r[-1] and d[:2] == r[:2][::-1] or d[0] == r[0] and d[1:] == r[1:][::-1]:
-            return Diagnosis((Cause("size_swapped", f"Height and width are swapped: DALI {d}, reference {r}. "
-                                                    "DALI sizes are (H, W); MMCV scales are (W, H)."),))
+    dhw, rhw = _hw(d, dali_layout), _hw(r, ref_layout)
+    if dhw and rhw:
+        dc = d[-1] if (dali_layout or "HWC") == "HWC" else d[0]
+        rc = r[-1] if (ref_layout or "HWC") == "HWC" else r[0]
+        if dc == 1 and rc == 3 and dhw == rhw:
+            return Diagnosis((Cause("grayscale", f"DALI has 1 channel {d} where the reference has 3 {r}: the image "
+                                                 "was converted to grayscale."),))
+        if dhw == rhw[::-1] and dhw != rhw:
+            return Diagnosis((Cause("size_swapped", f"Height and width are swapped: DALI {dhw[0]}x{dhw[1]}, reference "
+                                                    f"{rhw[0]}x{rhw[1]}. DALI sizes are (H, W); MMCV scales are "
+                                                    "(W, H)."),))
+        if input_hw:
+            cause = _resize_rule(dhw, rhw, tuple(input_hw))
+            if cause:
+                return Diagnosis((cause,))
     return Diagnosis((Cause("size", f"Output size differs: DALI {d}, reference {r}: resize size arithmetic, "
                                     "crop size or padding differ."),))
+
+
+def _resize_rule(dhw, rhw, in_hw) -> Cause | None:
+    h0, w0 = in_hw
+    sd, sr = (dhw[0] / h0, dhw[1] / w0), (rhw[0] / h0, rhw[1] / w0)
+    kept = lambda s: abs(s[0] - s[1]) <= 0.02 * max(s) + 1.0 / min(h0, w0)  # noqa: E731
+    numbers = {"input": in_hw, "dali": dhw, "reference": rhw}
+    desc = f"from {h0}x{w0}, DALI resizes to {dhw[0]}x{dhw[1]}, the reference to {rhw[0]}x{rhw[1]}"
+    if kept(sr) and not kept(sd):
+        return Cause("stretch", f"DALI stretches the image ({desc}): the aspect ratio is not kept, while the "
+                                "reference keeps it (and letterboxes/pads or crops). Use mode='not_larger' or "
+                                "resize_shorter/resize_longer.", numbers)
+    if kept(sd) and not kept(sr):
+        return Cause("stretch", f"The reference stretches the image and DALI keeps the aspect ratio ({desc}).",
+                     numbers)
+    if kept(sd) and kept(sr):
+        d_short, d_long, r_short, r_long = min(dhw), max(dhw), min(rhw), max(rhw)
+        if d_long == r_short or d_short == r_long:
+            return Cause("resize_edge", f"The two sides fit a different edge to the same length ({desc}; scale "
+                                        f"{sd[0]:.4g} vs {sr[0]:.4g}): one fits the short edge, the other the long "
+                                        "edge. Check resize_shorter/resize_longer/mode against "
+                                        "ResizeEdge(edge=...) or Resize(keep_ratio=True).", numbers)
+        return Cause("size", f"Both keep the aspect ratio but scale differently ({desc}; scale {sd[0]:.4g} vs "
+                             f"{sr[0]:.4g}): the resize target size differs.", numbers)
+    return None

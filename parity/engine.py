@@ -15,7 +15,7 @@ from parity.align import StagePair, align
 from parity.compare import StageResult, compare_arrays
 from parity.config import ParityConfig
 from parity.dali import DaliRunner, open_pipeline
-from parity.diagnose import diagnose_shapes, diagnose_values
+from parity.diagnose import Diagnosis, attribute_causes, diagnose_shapes, diagnose_values
 from parity.images import check_image, client_input, image_ids
 from parity.reference import ReferencePipeline, RefStage, is_geometry_name
 
@@ -115,12 +115,12 @@ class Harness:
                 f"Shape mismatch: DALI {actual.shape}, reference {expected.shape}"]
             result = StageResult(status="failed" if problems else "passed", problems=tuple(problems),
                                  notes=("values are transformed at this point; only the shape is compared",), **common)
-            return self._diagnosed(result, actual, expected, layout)
+            return self._diagnosed(result, actual, expected, layout, target, ref)
         if actual.dtype != expected.dtype:
             notes.append(f"dtypes differ (DALI {actual.dtype}, reference {expected.dtype}); values compared as float")
         result = compare_arrays(actual, expected, self.config.tolerance_for(pair.label), notes=notes,
                                 channel_axis=layout.index("C") if "C" in layout else 0, **common)
-        return self._diagnosed(result, actual, expected, layout)
+        return self._diagnosed(result, actual, expected, layout, target, ref)
 
     def _compare_final(self, actual, layout, target: RefStage, common) -> StageResult:
         problems, notes = [], []
@@ -136,21 +136,32 @@ class Harness:
         std = self.reference.std
         tol = self.config.tolerance_for("model_input", normalized_by=float(np.min(std)) if std is not None else None)
         result = compare_arrays(chw, target.array, tol, problems=problems, notes=notes, **common)
-        return self._diagnosed(result, chw, target.array, "CHW", original_shape=actual.shape, original_layout=layout,
-                               normalized=True)
-
-    def _diagnosed(self, result: StageResult, actual, expected, layout, *, original_shape=None,
-                   original_layout=None, normalized=False) -> StageResult:
         if result.status != "failed":
             return result
+        attributes = attribute_causes(layout=layout if actual.ndim == 3 else "", expected_layout=expected_layout,
+                                      dtype=actual.dtype, expected_dtype=target.array.dtype, values=actual)
+        value_causes = self._diagnose(chw, target.array, "CHW", actual.shape, layout, normalized=True)
+        if attributes and chw.shape == target.array.shape and result.mismatch_fraction == 0:
+            value_causes = ()  # the values are right; only the layout or dtype is not
+        return dataclasses.replace(result, diagnosis=Diagnosis(tuple(value_causes) + tuple(attributes)))
+
+    def _diagnosed(self, result: StageResult, actual, expected, layout, target: RefStage, ref) -> StageResult:
+        if result.status != "failed":
+            return result
+        causes = self._diagnose(actual, expected, layout, actual.shape, layout, ref_layout=layout,
+                                input_hw=ref[0].array.shape[:2])
+        return dataclasses.replace(result, diagnosis=Diagnosis(tuple(causes)))
+
+    def _diagnose(self, actual, expected, layout, original_shape, original_layout, *, normalized=False,
+                  ref_layout="CHW", input_hw=None) -> tuple:
         if actual.shape != expected.shape:
-            diagnosis = diagnose_shapes(original_shape or actual.shape, expected.shape, original_layout or layout)
-        else:
-            chw_a, chw_e = _to_layout(actual, layout, "CHW"), _to_layout(expected, layout, "CHW")
-            ref = self.reference
-            diagnosis = diagnose_values(chw_a, chw_e, mean=ref.mean if normalized else None,
-                                        std=ref.std if normalized else None, to_rgb=ref.to_rgb)
-        return dataclasses.replace(result, diagnosis=diagnosis)
+            return diagnose_shapes(original_shape, expected.shape, original_layout, ref_layout=ref_layout,
+                                   input_hw=input_hw).causes
+        chw_a, chw_e = _to_layout(actual, layout, "CHW"), _to_layout(expected, layout, "CHW")
+        ref = self.reference
+        return diagnose_values(chw_a.astype(np.float64), chw_e.astype(np.float64),
+                               mean=ref.mean if normalized else None, std=ref.std if normalized else None,
+                               to_rgb=ref.to_rgb).causes
 
     def _describe(self, index: int) -> str:
         names = self.reference.stage_names

@@ -26,7 +26,7 @@ def test_deployed_pipeline_fails_only_at_the_model_input_and_names_missing_norma
         # value ranges: DALI 0..255, reference standardized around 0
         assert max(c.max for c in final.dali_channels) > 200
         assert all(-2.2 < c.min < 0 and 0 < c.max < 2.7 for c in final.ref_channels)
-        assert set(final.diagnosis.kinds) == {"missing_normalization", "channel_order"}
+        assert set(final.diagnosis.kinds) == {"missing_normalization", "channel_order", "layout"}
         cause = next(c for c in final.diagnosis.causes if c.kind == "missing_normalization")
         np.testing.assert_allclose(cause.numbers["effective_std"], 1.0, atol=0.05)
         message = final.message()
@@ -40,7 +40,7 @@ def test_the_proposed_fix_mean_0_stddev_255_still_fails():
     for image in results:
         final = _by_stage(image)["model_input"]
         assert final.status == "failed"
-        assert set(final.diagnosis.kinds) == {"scaled_0_1", "channel_order"}
+        assert set(final.diagnosis.kinds) == {"scaled_0_1", "channel_order", "layout"}
         cause = next(c for c in final.diagnosis.causes if c.kind == "scaled_0_1")
         np.testing.assert_allclose(cause.numbers["effective_std"], 255, rtol=0.02)
         np.testing.assert_allclose(cause.numbers["std"], STD)
