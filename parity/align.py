@@ -51,7 +51,7 @@ def align(stages: list[DaliStage], final_output: str, ref_names: list[str], ref_
     reference's last stage (the model input)."""
     state = _track(stages, input_format)
     stages = _data_path(stages, final_output)
-    geo_dali = [s for s in stages if s.is_geometry]
+    geo_dali = [s for s in stages if s.changes_shape]
     geo_ref = [i for i, g in enumerate(ref_geometry) if g]
     partner = {d.name: r for d, r in zip(reversed(geo_dali), reversed(geo_ref))}
 
@@ -72,7 +72,7 @@ def align(stages: list[DaliStage], final_output: str, ref_names: list[str], ref_
         if s.name in partner:
             current_ref = partner[s.name]
             pairs.append(StagePair(label, s, current_ref, channels=channels, pixels=pixels))
-        elif s.is_geometry:
+        elif s.changes_shape:
             pairs.append(StagePair(label, s, None, channels=channels, pixels=pixels,
                                    reason="no matching geometry transform in the reference; checked through the "
                                           "stages after it"))

@@ -26,6 +26,7 @@ CPU_ONLY_DEVICE_ID = -99999  # DALI's marker for "no GPU": deserialize() does no
 # Operators that move pixels around without changing what a pixel value means. Anything else that
 # produces data (normalize, arithmetic, colour jitter) leaves the "pixel" value space.
 _GEOMETRY = re.compile(r"Resize|Crop|Pad|Slice|Flip|Rotate|WarpAffine|Paste|Shear")
+_SHAPING = re.compile(r"Resize|Crop|Pad|Slice|Rotate|WarpAffine|Paste")  # may change the output size
 _PIXEL_PRESERVING = re.compile(
     r"^(ExternalSource|_ExternalSource|.*decoders__Image.*|ImageDecoder.*|MakeContiguous|Copy|Cast|"
     r"Transpose|Reshape|Reinterpret|ColorSpaceConversion|ExpandDims|Squeeze)$")
@@ -52,6 +53,13 @@ class DaliStage:
         if self.op == "CropMirrorNormalize":
             return any(k.startswith("crop") for k in self.args) or bool(self.args.get("mirror"))
         return bool(_GEOMETRY.search(self.op))
+
+    @property
+    def changes_shape(self) -> bool:
+        """Resize/crop/pad-like: these are what the two sides' geometry stages are paired by."""
+        if self.op == "CropMirrorNormalize":
+            return any(k.startswith("crop") for k in self.args)
+        return bool(_SHAPING.search(self.op))
 
     @property
     def keeps_pixel_values(self) -> bool:
@@ -184,11 +192,11 @@ def serialize_function(func, spec: str, *, batch_size: int, num_threads: int) ->
     """Build the user's ``pipeline_def`` graph without CUDA and serialize it."""
     from nvidia.dali import Pipeline
 
+    if not getattr(func, "_is_pipeline_def", False):
+        raise ParityDaliError(f"dali.pipeline={spec!r} is not a @pipeline_def function: decorate it with "
+                              "@nvidia.dali.pipeline_def")
     try:
         pipe = func(device_id=None, batch_size=batch_size, num_threads=num_threads)
-    except TypeError as exc:
-        raise ParityDaliError(f"dali.pipeline={spec!r} could not be called as a @pipeline_def function "
-                              f"(with device_id, batch_size, num_threads): {exc}") from exc
     except Exception as exc:
         raise ParityDaliError(f"dali.pipeline={spec!r}: defining the pipeline failed: "
                               f"{type(exc).__name__}: {exc}") from exc

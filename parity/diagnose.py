@@ -48,6 +48,12 @@ def _vec(values) -> str:
     return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
 
 
+def _close_mean(a, b) -> bool:
+    """Means in pixel levels: the fit recovers them to a fraction of a level, whatever their size."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return bool(np.all(np.abs(a - b) <= 0.5 + _CLOSE * np.abs(b)))
+
+
 def _close(a, b, tol=_CLOSE) -> bool:
     a, b = np.asarray(a, float), np.asarray(b, float)
     return bool(np.all(np.abs(a - b) <= tol * np.maximum(np.abs(b), 1.0)))
@@ -66,7 +72,7 @@ def fit_channels(dali: np.ndarray, ref: np.ndarray) -> AffineFit:
     channels = dali.shape[0]
     d = dali.reshape(channels, -1).astype(np.float64)
     r = ref.reshape(channels, -1).astype(np.float64)
-    best = None
+    fits = []
     perms = itertools.permutations(range(channels)) if channels <= 4 else [tuple(range(channels))]
     for perm in perms:
         scales, offsets, residuals = [], [], []
@@ -79,9 +85,11 @@ def fit_channels(dali: np.ndarray, ref: np.ndarray) -> AffineFit:
             residuals.append(np.sqrt(np.mean((a * x + b - y) ** 2)) / spread)
             scales.append(a)
             offsets.append(b)
-        fit = AffineFit(tuple(perm), np.array(scales), np.array(offsets), float(max(residuals)))
-        if best is None or fit.residual < best.residual - 1e-9:
-            best = fit
+        fits.append(AffineFit(tuple(perm), np.array(scales), np.array(offsets), float(max(residuals))))
+    identity, best = fits[0], min(fits, key=lambda f: f.residual)
+    # Images with few distinct colours fit many permutations: only leave the identity for a clearly better fit.
+    if identity.residual <= _GOOD_FIT or best.residual > 0.5 * identity.residual:
+        return identity
     return best
 
 
@@ -127,11 +135,11 @@ def _normalization_cause(fit: AffineFit, mean, std, value_range: float) -> Cause
         return Cause("scaled_0_1",
                      f"DALI scales pixels to 0..1 (effective mean={_vec(eff_mean)}, std={_vec(eff_std)}), "
                      f"which is not the model's normalization: {model}. {how}", numbers)
-    if _close(eff_mean, m[::-1]) and _close(eff_std, s[::-1]) and not _close(m, m[::-1]):
+    if _close_mean(eff_mean, m[::-1]) and _close(eff_std, s[::-1]) and not _close(m, m[::-1]):
         return Cause("mean_std_channel_order",
                      f"DALI normalizes with the model's mean/std in reverse channel order (effective "
                      f"mean={_vec(eff_mean)}, std={_vec(eff_std)}); {model}.", numbers)
-    if _close(eff_mean * 255.0, m, 0.05) and _close(eff_std * 255.0, s, 0.05):
+    if _close_mean(eff_mean, m / 255.0) and _close(eff_std * 255.0, s, 0.05):
         return Cause("normalized_0_1_input",
                      f"DALI applies mean/std scaled for 0..1 input (effective mean={_vec(eff_mean)}, "
                      f"std={_vec(eff_std)}) to 0..255 pixels; {model}.", numbers)
@@ -144,56 +152,90 @@ def _normalization_cause(fit: AffineFit, mean, std, value_range: float) -> Cause
 
 
 def diagnose_values(dali: np.ndarray, ref: np.ndarray, *, mean=None, std=None, to_rgb: bool = False) -> Diagnosis:
-    """Diagnose two same-shape (C,H,W) tensors; ``mean``/``std`` are the reference's normalization."""
+    """Diagnose two same-shape (C,H,W) tensors; ``mean``/``std`` are the reference's normalization.
+
+    Geometry is tested first, in the tensors' own values (padding placement, grayscale, mirroring); then a
+    per-channel affine fit explains value differences; then a shift search; else an interpolation change.
+    """
     if not np.isfinite(dali).all():
         return Diagnosis((Cause("nan_inf", f"DALI output holds {int((~np.isfinite(dali)).sum())} NaN/Inf values."),))
-    gray = _grayscale_cause(dali, ref)
-    if gray:
-        return Diagnosis((gray,))
-    padding = _padding_cause(dali, ref)
-    if padding:
-        return Diagnosis((padding,))
+    for check in (_padding_cause, lambda d, r: _grayscale_cause(d, r, mean, std), _flip_cause):
+        cause = check(dali, ref)
+        if cause:
+            return Diagnosis((cause,))
     fit = fit_channels(dali, ref)
     causes = []
     if fit.residual <= _GOOD_FIT:
         value_range = float(np.abs(ref).max())
-        for cause in (_channel_cause(fit.permutation, to_rgb), _normalization_cause(fit, mean, std, value_range)):
-            if cause is not None:
-                causes.append(cause)
+        channel = _channel_cause(fit.permutation, to_rgb)
+        norm = _normalization_cause(fit, mean, std, value_range)
+        if channel and norm and norm.kind == "mean_std_channel_order":
+            # mean/std sit in the right positions but the data does not: one mistake, the channel order
+            norm = None
+        causes.extend(c for c in (channel, norm) if c is not None)
         if causes:
             return Diagnosis(tuple(causes))
     causes.extend(_spatial_causes(dali, ref, fit))
     return Diagnosis(tuple(causes))
 
 
-def _grayscale_cause(dali: np.ndarray, ref: np.ndarray) -> Cause | None:
-    """Three identical DALI channels where the reference has colour: a grayscale round trip."""
+def _flip_cause(dali: np.ndarray, ref: np.ndarray) -> Cause | None:
+    base = np.abs(dali - ref).mean()
+    for axis, name in ((2, "horizontally"), (1, "vertically")):
+        if np.abs(dali - np.flip(ref, axis)).mean() < 0.25 * base:
+            return Cause("flip", f"DALI's image is mirrored {name} relative to the reference (mirror/flip "
+                                 "argument or a flip operator the reference does not apply).")
+    return None
+
+
+def _grayscale_cause(dali: np.ndarray, ref: np.ndarray, mean=None, std=None) -> Cause | None:
+    """DALI channels equal in pixel space (after undoing the model's normalization) where the
+    reference's are not: the image went through grayscale."""
     if dali.shape[0] != 3:
         return None
+    if mean is not None and std is not None:
+        m, s = np.asarray(mean, float)[:, None, None], np.asarray(std, float)[:, None, None]
+        dali, ref = dali * s + m, ref * s + m
     spread = lambda x: float(np.abs(x - x.mean(0, keepdims=True)).mean())  # noqa: E731
-    if spread(dali) < 1e-3 * max(1.0, float(np.abs(dali).mean())) and spread(ref) > 0.01 * max(
-            1e-6, float(np.abs(ref).std())):
-        return Cause("grayscale", "DALI's three channels are identical (the image went through grayscale and "
-                                  "was repeated to 3 channels) while the reference keeps colour.")
+    if spread(dali) < 0.5 and spread(ref) > 5.0 and float(dali.std()) > 5.0:
+        return Cause("grayscale", f"DALI's three channels hold the same values (mean channel spread "
+                                  f"{spread(dali):.3g} vs {spread(ref):.3g} in the reference): the image went "
+                                  "through grayscale and was repeated to 3 channels.")
+    return None
+
+
+def _pad_value(x: np.ndarray, axis: int):
+    """The fill of a padded (C,H,W) tensor: the value of its first or last line along ``axis`` if constant."""
+    for index in (0, -1):
+        line = np.take(x, index, axis=axis)  # (C, L)
+        if np.all(np.abs(line - line[:, :1]) <= 1e-6):
+            return line[:, 0]
     return None
 
 
 def _pad_extent(x: np.ndarray, axis: int) -> tuple[int, int]:
-    """Rows (axis=1) or columns (axis=2) of constant padding at the start and the end of a (C,H,W) tensor."""
-    corner = x[:, :1, :1] if axis == 1 else x[:, :1, :1]
-    lines = np.moveaxis(x, axis, 0).reshape(x.shape[axis], x.shape[0], -1)
-    constant = np.all(np.abs(lines - corner.reshape(1, -1, 1)) <= 1e-6, axis=(1, 2))
-    if constant.all():
+    """Lines (axis=1 rows, 2 columns) of padding at the start and the end of a (C,H,W) tensor."""
+    value = _pad_value(x, axis)
+    if value is None:
         return 0, 0
-    first = int(np.argmin(constant))
-    last = int(np.argmin(constant[::-1]))
-    return first, last
+    lines = np.moveaxis(x, axis, 0).reshape(x.shape[axis], x.shape[0], -1)
+    is_pad = np.all(np.abs(lines - value.reshape(1, -1, 1)) <= 1e-6, axis=(1, 2))
+    if is_pad.all():
+        return 0, 0
+    return int(np.argmin(is_pad)), int(np.argmin(is_pad[::-1]))
 
 
 def _padding_cause(dali: np.ndarray, ref: np.ndarray) -> Cause | None:
     """Same amount of constant padding on both sides, split differently: pad side or split rounding."""
     for axis, (lead, trail), what in ((1, ("above", "below"), "rows"), (2, ("left", "right"), "columns")):
         d, r = _pad_extent(dali, axis), _pad_extent(ref, axis)
+        if sum(r) >= 4 and sum(d) == 0 or sum(d) >= 4 and sum(r) == 0:
+            padded, filled = ("the reference", "DALI") if sum(r) else ("DALI", "the reference")
+            p = r if sum(r) else d
+            return Cause("stretch", f"{padded} letterboxes the image ({p[0]} {what} {lead}, {p[1]} {trail} of padding) "
+                                    f"while {filled} fills the whole canvas: one side stretches the image instead of "
+                                    "keeping its aspect ratio. Use mode='not_larger' and pad, like the reference.",
+                         {"dali": d, "reference": r, "axis": what})
         # compare the split only when the same amount of padding exists (within one line of resampling)
         if d == r or abs(sum(d) - sum(r)) > 1 or max(sum(d), sum(r)) < 2:
             continue
@@ -227,9 +269,9 @@ def _spatial_causes(dali: np.ndarray, ref: np.ndarray, fit: AffineFit) -> list[C
         return [Cause("offset", f"DALI's image is shifted by {dy} rows and {dx} columns from the reference "
                                 f"(mean error {base:.3g} falls to {best[0]:.3g} when shifted back): a crop offset or "
                                 "padding split rounded differently.", {"dy": dy, "dx": dx})]
-    for axis, name in ((2, "horizontally"), (1, "vertically")):
-        if np.abs(dali - np.flip(mapped, axis)).mean() < 0.25 * base:
-            return [Cause("flip", f"DALI's image is mirrored {name} relative to the reference.")]
+    flip = _flip_cause(dali, mapped)
+    if flip:
+        return [flip]
     return [Cause("interpolation",
                   f"Values differ without a shift, flip or per-channel scale explaining them (mean abs {base:.3g}): "
                   "most likely a different resize filter, antialiasing or size rounding.")]

@@ -143,6 +143,8 @@ class Harness:
         value_causes = self._diagnose(chw, target.array, "CHW", actual.shape, layout, normalized=True)
         if attributes and chw.shape == target.array.shape and result.mismatch_fraction == 0:
             value_causes = ()  # the values are right; only the layout or dtype is not
+        if any(c.kind == "dtype" and "clipped" in c.sentence for c in attributes):
+            value_causes = ()  # rounding and clipping to an integer range make any value analysis misleading
         return dataclasses.replace(result, diagnosis=Diagnosis(tuple(value_causes) + tuple(attributes)))
 
     def _diagnosed(self, result: StageResult, actual, expected, layout, target: RefStage, ref) -> StageResult:

@@ -16,7 +16,7 @@ import numpy as np
 
 from parity.errors import ParityReferenceError
 
-_GEOMETRY = re.compile(r"Resize|Crop|Pad|Flip|Rotate|Affine|Scale|Translate|Shear")
+_GEOMETRY = re.compile(r"Resize|Crop|Pad|Scale")  # transforms that may change the image size
 
 
 @dataclass
@@ -31,7 +31,7 @@ class RefStage:
 
 
 def is_geometry_name(name: str) -> bool:
-    """Whether a transform type changes where pixels are (resize, crop, pad, flip...)."""
+    """Whether a transform may change the image size (resize, crop, pad): the stages paired with DALI's."""
     return bool(_GEOMETRY.search(name))
 
 

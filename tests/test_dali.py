@@ -78,7 +78,7 @@ def test_wrong_names_and_undecorated_functions_are_explained(tmp_path):
         open_pipeline(pipeline=spec, serialized=None, base_dir=tmp_path, input_name="INPUT", device="cpu",
                       batch_size=2, num_threads=1)
     (tmp_path / "plain.py").write_text("def preprocess():\n    return 1\n")
-    with pytest.raises(ParityDaliError, match="could not be called as a @pipeline_def function"):
+    with pytest.raises(ParityDaliError, match="is not a @pipeline_def function"):
         open_pipeline(pipeline="plain.py:preprocess", serialized=None, base_dir=tmp_path, input_name=None,
                       device="cpu", batch_size=2, num_threads=1)
     with pytest.raises(ParityDaliError, match="has no function 'nope'"):

@@ -136,3 +136,31 @@ def test_no_false_alarm_on_odd_tiny_and_extreme_images(stretch_harness, image):
     path = save_rgb(folder / "drawn.png", np.ascontiguousarray(image))
     [result] = harness.run([path])
     assert result.passed, result.first_failure.message()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(size=st.tuples(st.integers(8, 96), st.integers(8, 96)),
+       mean=st.lists(st.floats(0, 255), min_size=3, max_size=3),
+       std=st.lists(st.floats(1, 128), min_size=3, max_size=3),
+       image=odd_images())
+def test_no_false_alarm_for_random_correct_pipeline_parameters(tmp_path_factory, size, mean, std, image):
+    """Random output size and normalization, written the same way on both sides, always pass."""
+    from parity import Harness, load_config
+
+    folder = tmp_path_factory.mktemp("random")
+    spec = write_pipeline(folder, f"""
+        images = fn.external_source(name="INPUT")
+        images = fn.resize(images, size={size})
+        images = fn.color_space_conversion(images, image_type=types.BGR, output_type=types.RGB)
+        return fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW", mean={mean}, std={std})
+    """)
+    reference = dict(
+        test_pipeline=[dict(type="LoadImageFromFile"),
+                       dict(type="Resize", scale=(size[1], size[0]), keep_ratio=False, backend="pillow",
+                            interpolation="bilinear"),
+                       dict(type="PackInputs")],
+        data_preprocessor=dict(mean=mean, std=std, to_rgb=True))
+    path = save_rgb(folder / "drawn.png", np.ascontiguousarray(image))
+    harness = Harness(load_config(write_config(folder, pipeline=spec, reference=reference, images=[str(path)])))
+    [result] = harness.run()
+    assert result.passed, result.first_failure.message()
