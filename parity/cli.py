@@ -4,6 +4,7 @@ failure, 2 on a usage or configuration error; ``--junit-xml`` writes a report CI
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -18,6 +19,9 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="Compare the DALI pipeline with the MMPretrain reference")
     check.add_argument("config", type=Path, help="Parity config file")
     check.add_argument("--junit-xml", type=Path, metavar="FILE", help="Write JUnit XML results to FILE")
+    check.add_argument("--report", type=Path, metavar="DIR", help="Write the HTML report into DIR")
+    check.add_argument("--report-images", type=int, default=50, metavar="N",
+                       help="Draw pictures for at most N images, failures first (default 50)")
     check.add_argument("-q", "--quiet", action="store_true", help="Print only the summary table")
     return parser
 
@@ -37,6 +41,37 @@ def _junit(results, path: Path, seconds: float) -> None:
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
+@contextlib.contextmanager
+def _progress(total: int, *, quiet: bool):
+    """A progress bar on a terminal (rich), one line per image otherwise; yields advance(image_result)."""
+    if quiet:
+        yield lambda image: None
+        return
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("parity"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failing"),
+                      TimeRemainingColumn(), transient=True) as bar:
+            task = bar.add_task("check", total=total, failed=0)
+            failed = 0
+
+            def advance(image):
+                nonlocal failed
+                failed += not image.passed
+                bar.update(task, advance=1, failed=failed)
+
+            yield advance
+        return
+
+    def line(image):
+        failure = image.first_failure
+        status, detail = ("PASSED", "all stages match") if failure is None else (
+            "FAILED", f"first divergence at {failure.stage}")
+        print(f"{status} | {image.image} | {detail}", flush=True)
+
+    yield line
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from parity.config import load_config
@@ -47,14 +82,19 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         harness = Harness(load_config(args.config))
+        report = None
+        if args.report:
+            from parity.html import HtmlReport
+
+            report = HtmlReport(args.report, title=f"parity: {args.config.name}", max_images=args.report_images)
         results = []
-        for image in harness.run():
-            results.append(image)
-            if not args.quiet:
-                failure = image.first_failure
-                status = "PASSED" if failure is None else "FAILED"
-                detail = "all stages match" if failure is None else f"first divergence at {failure.stage}"
-                print(f"{status} | {image.image} | {detail}", flush=True)
+        with _progress(len(harness.config.images), quiet=args.quiet) as advance:
+            for image in harness.run(keep_views=report.wants_views if report else None):
+                results.append(image)
+                if report:
+                    report.add(image)
+                    image.views.clear()  # pictures are written; keep only the numbers
+                advance(image)
     except ParityUsageError as exc:
         print(f"parity: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -69,6 +109,8 @@ def main(argv=None) -> int:
     print(f"{len(results) - len(failed)} of {len(results)} images match ({seconds:.1f} s)")
     if args.junit_xml:
         _junit(results, args.junit_xml, seconds)
+    if report:
+        print(f"HTML report: {report.write(seconds)}")
     return EXIT_MISMATCH if failed else EXIT_OK
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +21,25 @@ from parity.images import check_image, client_input, image_ids
 from parity.reference import ReferencePipeline, RefStage, is_geometry_name
 
 
+@dataclass(frozen=True)
+class StageView:
+    """The two tensors of a stage as they were compared (same layout), kept only for the HTML report."""
+
+    dali: np.ndarray
+    reference: np.ndarray
+    layout: str  # 'HWC' or 'CHW'
+    channels: str | None  # channel order of both, as compared
+    pixels: bool  # values are image intensities (else normalized)
+
+
 @dataclass
 class ImageResult:
-    """Every stage result of one image, in DALI graph order."""
+    """Every stage result of one image, in DALI graph order (plus views when the report asked for them)."""
 
     image: str
     path: Path
     stages: list[StageResult]
+    views: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -71,27 +84,42 @@ class Harness:
     def stage_labels(self) -> list[str]:
         return [p.label for p in self.pairs]
 
-    def run(self, images: list[Path] | None = None) -> Iterator[ImageResult]:
-        """Yield one :class:`ImageResult` per image, in the config's order, a DALI batch at a time."""
+    def run(self, images: list[Path] | None = None, *, keep_views=None) -> Iterator[ImageResult]:
+        """Yield one :class:`ImageResult` per image, in order, a DALI batch at a time.
+
+        While one batch is compared, the next is prepared (reference and DALI) in a worker thread: both
+        spend most of their time in native code that releases the GIL, so the comparison rides along.
+        Only the batch in hand and the one being prepared are held in memory; ``keep_views(image_id)``
+        says which images keep their compared tensors (for the HTML report).
+        """
         paths = list(images) if images is not None else self.config.images
         ids = dict(zip(self.config.images, self.image_ids))
-        for path in paths:
+        for path in dict.fromkeys(paths):  # each file once, before any work: a bad image stops the run early
             check_image(path)
         step = self.config.dali["batch_size"]
-        for start in range(0, len(paths), step):
-            chunk = paths[start:start + step]
-            refs = [self.reference.run(p) for p in chunk]
-            feed = [client_input(r[0].array, r[0].channels, p, self.config.dali["input_format"])
-                    for r, p in zip(refs, chunk)]
-            outs = self.dali.run(feed)
-            for path, ref, out in zip(chunk, refs, outs):
-                yield ImageResult(ids.get(path, path.stem), path, self.compare(ids.get(path, path.stem), ref, out))
+        chunks = [paths[start:start + step] for start in range(0, len(paths), step)]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-prepare") as pool:
+            pending = pool.submit(self._prepare, chunks[0]) if chunks else None
+            for index, chunk in enumerate(chunks):
+                refs, outs = pending.result()
+                pending = pool.submit(self._prepare, chunks[index + 1]) if index + 1 < len(chunks) else None
+                for path, ref, out in zip(chunk, refs, outs):
+                    image = ids.get(path, path.stem)
+                    views = {} if keep_views and keep_views(image) else None
+                    yield ImageResult(image, path, self.compare(image, ref, out, views), views or {})
 
-    def compare(self, image: str, ref: list[RefStage], out: dict[str, np.ndarray]) -> list[StageResult]:
-        results = [self._compare_pair(image, pair, ref, out) for pair in self.pairs]
+    def _prepare(self, chunk: list[Path]):
+        refs = [self.reference.run(p) for p in chunk]
+        feed = [client_input(r[0].array, r[0].channels, p, self.config.dali["input_format"])
+                for r, p in zip(refs, chunk)]
+        return refs, self.dali.run(feed)
+
+    def compare(self, image: str, ref: list[RefStage], out: dict[str, np.ndarray], views=None) -> list[StageResult]:
+        """Compare every stage pair of one image; ``views``, when a dict, receives the compared tensors."""
+        results = [self._compare_pair(image, pair, ref, out, views) for pair in self.pairs]
         return _mark_first_divergence(results)
 
-    def _compare_pair(self, image: str, pair: StagePair, ref: list[RefStage], out) -> StageResult:
+    def _compare_pair(self, image: str, pair: StagePair, ref: list[RefStage], out, views) -> StageResult:
         where = pair.dali.source or f"{pair.dali.display} ({pair.dali.name})"
         if pair.ref_index is None:
             return StageResult(image=image, stage=pair.label, dali_op=where, reference="-", status="skipped",
@@ -101,6 +129,9 @@ class Harness:
         layout = _guess_layout(actual, self.dali.layouts.get(pair.dali.name, ""))
         common = dict(image=image, stage=pair.label, dali_op=where, reference=self._describe(pair.ref_index))
         if pair.final:
+            if views is not None and actual.ndim == 3:
+                views[pair.label] = StageView(_to_layout(actual, layout, "CHW"), target.array, "CHW",
+                                              target.channels, target.pixels)
             return self._compare_final(actual, layout, target, common)
         if actual.ndim != 3:
             return StageResult(status="skipped", skip_reason=f"not an image (shape {actual.shape})", **common)
@@ -116,6 +147,8 @@ class Harness:
             result = StageResult(status="failed" if problems else "passed", problems=tuple(problems),
                                  notes=("values are transformed at this point; only the shape is compared",), **common)
             return self._diagnosed(result, actual, expected, layout, target, ref)
+        if views is not None:
+            views[pair.label] = StageView(actual, expected, layout, pair.channels, True)
         if actual.dtype != expected.dtype:
             notes.append(f"dtypes differ (DALI {actual.dtype}, reference {expected.dtype}); values compared as float")
         result = compare_arrays(actual, expected, self.config.tolerance_for(pair.label), notes=notes,

@@ -6,6 +6,7 @@ work lives in :mod:`parity.engine`; this module only wires it into pytest's hook
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,10 @@ def pytest_addoption(parser):
     group = parser.getgroup("parity", "preprocessing parity (MMPretrain reference vs DALI)")
     group.addoption("--parity-config", dest="parity_config", metavar="CFG", default=None,
                     help="Parity config file: add one test per image and stage comparing DALI with MMPretrain")
+    group.addoption("--parity-report", dest="parity_report", metavar="DIR", default=None,
+                    help="Write an HTML report (stages side by side, difference heatmaps) into DIR")
     parser.addini("parity_config", "Parity config file used when --parity-config is not given", default="")
+    parser.addini("parity_report", "Folder for the HTML report when --parity-report is not given", default="")
 
 
 def pytest_configure(config):
@@ -33,7 +37,8 @@ def pytest_configure(config):
         harness = Harness(load_config(Path(config.invocation_params.dir, path)))
     except ParityUsageError as exc:
         raise pytest.UsageError(f"parity: {exc}") from None
-    plugin = ParityPlugin(harness)
+    report_dir = config.getoption("parity_report") or config.getini("parity_report")
+    plugin = ParityPlugin(harness, Path(config.invocation_params.dir, report_dir) if report_dir else None)
     config.stash[parity_key] = plugin
     config.pluginmanager.register(plugin, "parity-session")
     # The config file is collected as the parent of the parity items. Alone, `pytest --parity-config
@@ -97,16 +102,29 @@ class ParityItem(pytest.Item):
 class ParityPlugin:
     """Per-session state: the loaded harness and, once run, every result."""
 
-    def __init__(self, harness):
+    def __init__(self, harness, report_dir: Path | None = None):
         self.harness = harness
+        self.report_dir = report_dir
+        self.report_path = None
         self._results = None
 
     def result(self, image: str, stage: str):
+        """The result of one item; the first call runs every image (one DALI batch at a time)."""
         if self._results is None:
             self._results = {}
-            for image_result in self.harness.run():
+            report = None
+            if self.report_dir is not None:
+                from parity.html import HtmlReport
+
+                report = HtmlReport(self.report_dir, title=f"parity: {self.harness.config.path.name}")
+            start = time.perf_counter()
+            for image_result in self.harness.run(keep_views=report.wants_views if report else None):
                 for r in image_result.stages:
                     self._results[(r.image, r.stage)] = r
+                if report:
+                    report.add(image_result)
+            if report:
+                self.report_path = report.write(time.perf_counter() - start)
         return self._results[(image, stage)]
 
     def _is_config(self, path) -> bool:
@@ -132,3 +150,5 @@ class ParityPlugin:
         terminalreporter.write_sep("-", "parity report summary")
         for line in summary_lines(list(self._results.values())):
             terminalreporter.write_line(line)
+        if self.report_path:
+            terminalreporter.write_line(f"HTML report: {self.report_path}")
