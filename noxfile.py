@@ -1,17 +1,17 @@
-"""nox sessions: tests, lint and the seed example. `nox -s tests` is what CI runs (through .ci/run)."""
+"""nox sessions. `nox` runs lint, typecheck and tests; CI runs the tests through .ci/run."""
 
 import nox
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
 
 
-def _install(session):
+def _install(session, *extra):
     session.install("setuptools<81", "wheel")
     session.install(*TORCH)
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev]", *extra)
 
 
 @nox.session
@@ -23,14 +23,38 @@ def tests(session):
 
 @nox.session
 def lint(session):
-    """ruff over the package, tests and fixtures."""
+    """ruff over the package, tests, fixtures and benchmarks."""
     session.install("ruff")
     session.run("ruff", "check", "parity", "tests", "fixtures", "benchmarks", "noxfile.py", "conftest.py")
+
+
+@nox.session
+def typecheck(session):
+    """mypy over the package."""
+    _install(session, "mypy")
+    session.run("mypy", "parity", "--ignore-missing-imports")
+
+
+@nox.session
+def benchmarks(session):
+    """Harness overhead, throughput at 224x224, streaming memory and the bug-zoo figures."""
+    _install(session)
+    session.run("python", "benchmarks/bench_harness.py", "benchmarks/configs/parity_224.py", "40")
+    session.run("python", "benchmarks/bench_stream.py", "benchmarks/configs/parity_224.py", "10000")
+    session.run("python", "benchmarks/zoo_figures.py")
+
+
+@nox.session
+def docs(session):
+    """Build the docs with mkdocs, strict (broken links fail)."""
+    session.install("mkdocs")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "build/docs")
 
 
 @nox.session
 def seed(session):
     """The bundled example: the deployed pipeline fails (expected), the corrected one passes."""
     _install(session)
-    session.run("pytest", "--parity-config", "fixtures/seed/parity_deployed.py", success_codes=[1])
-    session.run("pytest", "--parity-config", "fixtures/seed/parity_corrected.py")
+    session.run("parity", "check", "fixtures/seed/parity_deployed.py", "--report", "parity-report/deployed",
+                success_codes=[1])
+    session.run("parity", "check", "fixtures/seed/parity_corrected.py", "--report", "parity-report/corrected")

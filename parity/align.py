@@ -39,7 +39,7 @@ def _track(stages: list[DaliStage], input_format: str) -> dict[str, tuple]:
             continue
         channels, pixels = parent if parent else (None, False)
         if s.op == "ColorSpaceConversion":
-            channels = _IMAGE_TYPES.get(s.args.get("output_type"))
+            channels = _IMAGE_TYPES.get(int(s.args.get("output_type", -1)))
             pixels = pixels and channels is not None
         state[s.name] = (channels, pixels and s.keeps_pixel_values)
     return state
@@ -55,7 +55,8 @@ def align(stages: list[DaliStage], final_output: str, ref_names: list[str], ref_
     geo_ref = [i for i, g in enumerate(ref_geometry) if g]
     partner = {d.name: r for d, r in zip(reversed(geo_dali), reversed(geo_ref))}
 
-    pairs, used_labels = [], {}
+    pairs: list[StagePair] = []
+    used_labels: dict[str, int] = {}
     current_ref = 0  # the reference point matching DALI's progress through the geometry so far
     for s in stages:
         channels, pixels = state[s.name]

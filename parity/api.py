@@ -51,7 +51,7 @@ def assert_preprocessing_parity(config, images=None) -> list[ImageResult]:
     if failed:
         head = (f"Preprocessing parity failed for {len(failed)} of {len(results)} images "
                 f"({', '.join(r.image for r in failed)}).")
-        raise AssertionError("\n\n".join([head] + [r.first_failure.message() for r in failed]))
+        raise AssertionError("\n\n".join([head] + [r.first_failure.message() for r in failed if r.first_failure is not None]))
     return results
 
 

@@ -103,7 +103,8 @@ def main(argv=None) -> int:
     if failed and not args.quiet:
         print()
         for image in failed:
-            print(image.first_failure.message(), end="\n\n")
+            if image.first_failure is not None:
+                print(image.first_failure.message(), end="\n\n")
     for line in summary_lines([r for image in results for r in image.stages]):
         print(line)
     print(f"{len(results) - len(failed)} of {len(results)} images match ({seconds:.1f} s)")

@@ -4,10 +4,14 @@ values against a :class:`~parity.config.Tolerance`, giving a :class:`StageResult
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from parity.config import Tolerance
+
+if TYPE_CHECKING:
+    from parity.diagnose import Diagnosis
 
 _TABLE_ROWS = 5
 
@@ -42,7 +46,7 @@ class StageResult:
     dali_channels: tuple = ()  # ChannelStats per channel
     ref_channels: tuple = ()
     worst: tuple = ()  # ((index, dali value, reference value), ...)
-    diagnosis: object = None  # parity.diagnose.Diagnosis for failed model inputs
+    diagnosis: Diagnosis | None = None  # why it failed (failures only)
     first_divergence: str = ""  # the earliest failing stage of this image, when it is not this one
     skip_reason: str = ""
 
@@ -88,8 +92,8 @@ def compare_arrays(actual: np.ndarray, expected: np.ndarray, tolerance: Toleranc
     statistics that only a failure message shows are computed for failures.
     """
     problems = list(problems)
-    common = dict(image=image, stage=stage, dali_op=dali_op, reference=reference, tolerance=tolerance,
-                  notes=tuple(notes))
+    common: dict[str, Any] = dict(image=image, stage=stage, dali_op=dali_op, reference=reference,
+                                  tolerance=tolerance, notes=tuple(notes))
     if actual.shape != expected.shape:
         problems.insert(0, f"Shape mismatch: DALI {tuple(actual.shape)}, reference {tuple(expected.shape)}")
         return StageResult(status="failed", problems=tuple(problems), total=expected.size,
@@ -97,8 +101,8 @@ def compare_arrays(actual: np.ndarray, expected: np.ndarray, tolerance: Toleranc
                            ref_channels=_channel_stats(expected, channel_axis) if expected.size else (), **common)
     # uint8 and float32 differences are exact in float32; keep float64 only when an input has it
     work = np.float64 if np.float64 in (actual.dtype, expected.dtype) else np.float32
-    a = actual.astype(work, copy=False)
-    e = expected.astype(work, copy=False)
+    a: Any = actual.astype(work, copy=False)
+    e: Any = expected.astype(work, copy=False)
     diff = np.abs(a - e)
     if not np.isfinite(diff).all():
         problems.append(f"DALI output holds {int(np.isnan(a).sum())} NaN and {int(np.isinf(a).sum())} Inf values")
@@ -120,7 +124,7 @@ def compare_arrays(actual: np.ndarray, expected: np.ndarray, tolerance: Toleranc
                                    f"{judged_mean:.4g}): the outer {tolerance.border}-pixel border is reported "
                                    "but not judged")
     flat_abs = int(np.argmax(diff)) if diff.size else 0
-    stats = dict(status="passed" if ok else "failed", problems=tuple(problems), total=diff.size,
+    stats: dict[str, Any] = dict(status="passed" if ok else "failed", problems=tuple(problems), total=diff.size,
                  mismatched=int(np.count_nonzero(mismatch)),
                  max_abs=float(diff.flat[flat_abs]) if diff.size else 0.0,
                  max_abs_index=tuple(int(i) for i in np.unravel_index(flat_abs, diff.shape)) if diff.size else (),
@@ -164,7 +168,7 @@ def _fmt(x: float) -> str:
 def format_message(r: StageResult) -> str:
     if r.status == "skipped":
         return f"Stage {r.stage!r} of {r.image!r} was not compared: {r.skip_reason}"
-    tol = r.tolerance
+    tol = r.tolerance or Tolerance(atol=0.0)
     verb = "are close" if r.passed else "are not close"
     lines = [f"DALI and reference {verb} at stage {r.stage!r} of image {r.image!r}!", ""]
     lines.append(f"DALI:      {r.dali_op}")

@@ -9,6 +9,7 @@ import glob
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from parity.errors import ParityConfigError
 
@@ -103,7 +104,7 @@ class ParityConfig:
         return Tolerance(**own)
 
 
-def _fail(path, msg):
+def _fail(path, msg) -> NoReturn:
     raise ParityConfigError(f"{path}: {msg}")
 
 
@@ -231,7 +232,7 @@ def _package_config(path: Path, spec: str) -> str:
     found = importlib.util.find_spec(package)
     if found is None or not found.submodule_search_locations:
         _fail(path, f"reference.config={spec!r}: package {package!r} is not installed")
-    root = Path(list(found.submodule_search_locations)[0])
+    root = Path(next(iter(found.submodule_search_locations or [])))
     for candidate in (root / ".mim" / "configs" / rel, root / "configs" / rel):
         if candidate.is_file():
             return str(candidate)

@@ -151,7 +151,7 @@ def _check_cpu_support(pipe) -> None:
 def gpu_available() -> bool:
     """Whether DALI can see a CUDA device (False on machines without a driver)."""
     try:
-        from nvidia.dali.backend import GetCUDADeviceCount
+        from nvidia.dali.backend import GetCUDADeviceCount  # type: ignore[attr-defined]
 
         return GetCUDADeviceCount() > 0
     except Exception:  # no driver: DALI raises from the CUDA call
@@ -170,6 +170,8 @@ def load_function(spec: str, base_dir: Path):
             raise ParityDaliError(f"dali.pipeline={spec!r}: file not found: {path}")
         mod_name = f"_parity_pipeline_{abs(hash(str(path)))}"
         module_spec = importlib.util.spec_from_file_location(mod_name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ParityDaliError(f"dali.pipeline={spec!r}: {path} cannot be imported as a Python module")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[mod_name] = module
         try:
@@ -270,7 +272,7 @@ class DaliRunner:
         except Exception as exc:
             raise ParityDaliError(f"{self.source}: running the DALI pipeline failed: {_first_line(exc)}") from exc
         names = self.outputs + [s.name for s in self.stages if s.name not in self.outputs]
-        per_image = [{} for _ in batch]
+        per_image: list[dict[str, np.ndarray]] = [{} for _ in batch]
         self.layouts = {}
         for name, tensor_list in zip(names, outputs):
             if hasattr(tensor_list, "as_cpu"):
@@ -299,7 +301,7 @@ def open_pipeline(*, pipeline: str | None, serialized: str | None, base_dir: Pat
         data = serialize_function(func, pipeline, batch_size=batch_size, num_threads=num_threads)
         source = pipeline
     else:
-        path = (base_dir / serialized).resolve()
+        path = (base_dir / str(serialized)).resolve()
         if not path.is_file():
             raise ParityDaliError(f"dali.serialized={serialized!r}: file not found: {path}")
         data = path.read_bytes()

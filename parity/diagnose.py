@@ -164,7 +164,7 @@ def diagnose_values(dali: np.ndarray, ref: np.ndarray, *, mean=None, std=None, t
         if cause:
             return Diagnosis((cause,))
     fit = fit_channels(dali, ref)
-    causes = []
+    causes: list[Cause] = []
     if fit.residual <= _GOOD_FIT:
         value_range = float(np.abs(ref).max())
         channel = _channel_cause(fit.permutation, to_rgb)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -101,11 +102,12 @@ class Harness:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-prepare") as pool:
             pending = pool.submit(self._prepare, chunks[0]) if chunks else None
             for index, chunk in enumerate(chunks):
+                assert pending is not None
                 refs, outs = pending.result()
                 pending = pool.submit(self._prepare, chunks[index + 1]) if index + 1 < len(chunks) else None
                 for path, ref, out in zip(chunk, refs, outs):
                     image = ids.get(path, path.stem)
-                    views = {} if keep_views and keep_views(image) else None
+                    views: dict | None = {} if keep_views and keep_views(image) else None
                     yield ImageResult(image, path, self.compare(image, ref, out, views), views or {})
 
     def _prepare(self, chunk: list[Path]):
@@ -127,7 +129,8 @@ class Harness:
         target = ref[pair.ref_index]
         actual = out[pair.dali.name]
         layout = _guess_layout(actual, self.dali.layouts.get(pair.dali.name, ""))
-        common = dict(image=image, stage=pair.label, dali_op=where, reference=self._describe(pair.ref_index))
+        common: dict[str, Any] = dict(image=image, stage=pair.label, dali_op=where,
+                                      reference=self._describe(pair.ref_index))
         if pair.final:
             if views is not None and actual.ndim == 3:
                 views[pair.label] = StageView(_to_layout(actual, layout, "CHW"), target.array, "CHW",

@@ -105,8 +105,8 @@ class ParityPlugin:
     def __init__(self, harness, report_dir: Path | None = None):
         self.harness = harness
         self.report_dir = report_dir
-        self.report_path = None
-        self._results = None
+        self.report_path: Path | None = None
+        self._results: dict | None = None
 
     def result(self, image: str, stage: str):
         """The result of one item; the first call runs every image (one DALI batch at a time)."""

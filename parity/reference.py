@@ -100,7 +100,7 @@ class ReferencePipeline:
             names.append("to_rgb")
         return names + ["model_input"]
 
-    def run(self, path: str) -> list[RefStage]:
+    def run(self, path) -> list[RefStage]:
         """All stages for the image file at ``path``: load, each transform, to_rgb, model_input."""
         results = {"img_path": str(path)}
         stages: list[RefStage] = []

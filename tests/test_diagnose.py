@@ -42,7 +42,12 @@ def test_value_bugs_are_named_with_the_effective_mean_and_std(pixels, bug, swap)
     if swap:  # the same bug, and the channels also leave in BGR order
         dali = dali[::-1]
     diagnosis = diagnose_values(dali, reference, mean=MEAN, std=STD, to_rgb=True)
-    assert set(diagnosis.kinds) == {bug} | ({"channel_order"} if swap else set()), str(diagnosis)
+    expected = {bug} | ({"channel_order"} if swap else set())
+    if swap and bug == "mean_std_channel_order":
+        # reversed constants on reversed channels is the same tensor as unconverted BGR with the right
+        # constants: one mistake, the channel order, explains it
+        expected = {"channel_order"}
+    assert set(diagnosis.kinds) == expected, str(diagnosis)
 
 
 @pytest.mark.parametrize("transform, kind", [
