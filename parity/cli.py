@@ -26,8 +26,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _junit(results, path: Path, seconds: float) -> None:
+class _ModelCase:
+    """A model-stage result seen as a JUnit test case."""
+
+    def __init__(self, result, image=None, stage="model"):
+        self.result, self.status, self.stage = result, result.status, stage
+        self.image = image or result.image
+        self.summary = getattr(result, "summary", None) or result.message().split("\n")[0]
+        self.skip_reason = getattr(result, "skip_reason", "") or "; ".join(getattr(result, "findings", ()))
+
+    def message(self):
+        return self.result.message()
+
+
+def _junit(results, path: Path, seconds: float, degenerate=None) -> None:
     flat = [r for image in results for r in image.stages]
+    flat += [_ModelCase(image.model) for image in results if image.model is not None]
+    if degenerate is not None:
+        flat.append(_ModelCase(degenerate, image="model", stage="degenerate"))
     suite = ET.Element("testsuite", name="parity", tests=str(len(flat)), time=f"{seconds:.3f}",
                        failures=str(sum(r.status == "failed" for r in flat)),
                        skipped=str(sum(r.status == "skipped" for r in flat)), errors="0")
@@ -105,14 +121,18 @@ def main(argv=None) -> int:
         for image in failed:
             if image.first_failure is not None:
                 print(image.first_failure.message(), end="\n\n")
-    for line in summary_lines([r for image in results for r in image.stages]):
+    degenerate = harness.degenerate()
+    flat = [r for image in results for r in image.stages] + [i.model for i in results if i.model is not None]
+    for line in summary_lines(flat + ([degenerate] if degenerate is not None else [])):
         print(line)
+    if degenerate is not None and degenerate.status == "failed" and not args.quiet:
+        print(degenerate.message(), end="\n\n")
     print(f"{len(results) - len(failed)} of {len(results)} images match ({seconds:.1f} s)")
     if args.junit_xml:
-        _junit(results, args.junit_xml, seconds)
+        _junit(results, args.junit_xml, seconds, degenerate)
     if report:
         print(f"HTML report: {report.write(seconds)}")
-    return EXIT_MISMATCH if failed else EXIT_OK
+    return EXIT_MISMATCH if failed or (degenerate is not None and not degenerate) else EXIT_OK
 
 
 if __name__ == "__main__":

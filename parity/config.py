@@ -41,7 +41,20 @@ _TOLERANCE_KEYS = {
     "mean_atol": (float, "largest allowed mean absolute difference"),
     "border": (float, "pixels at each image edge left out of the verdict (still reported)"),
 }
-_TOP_KEYS = ("reference", "dali", "images", "tolerances")
+_MODEL_KEYS = {
+    "config": (None, str, "MMPretrain config whose `model` is the network; defaults to reference.config"),
+    "checkpoint": (None, str, "weights for the reference network (mmengine checkpoint)"),
+    "onnx": (None, str, "the exported model: run by ONNX Runtime, and what TensorRT engines are built from"),
+    "tensorrt": (None, str, "a serialized TensorRT engine (.plan/.engine), used where a GPU is present"),
+    "backend": ("auto", ("auto", "onnxruntime", "tensorrt"), "deployed backend: TensorRT on a GPU, else ONNX Runtime"),
+    "reference_model": (True, bool, "run the reference network (False: degenerate-output check only)"),
+    "topk": (5, int, "k for the top-k overlap"),
+    "kl": (0.01, float, "largest KL(reference || deployed) of the probabilities per image"),
+    "topk_overlap": (0.6, float, "smallest share of the reference's top-k found in the deployed top-k"),
+    "conversion_atol": (1e-3, float, "largest logit difference on the same input, times max |logit|"),
+    "degenerate_share": (0.9, float, "share of images with one class / saturated p that counts as collapse"),
+}
+_TOP_KEYS = ("reference", "dali", "images", "tolerances", "model")
 
 # Measured on DALI 2.4 vs Pillow/MMCV with identical geometry (docs/tolerances.md): a linear resize
 # differs by up to 5 levels on noise and at the border columns of upscaled tiny images, 3 on
@@ -78,6 +91,8 @@ class ParityConfig:
     dali: dict
     images: list[Path]
     tolerances: dict = field(default_factory=dict)
+    model: dict | None = None  # the `model` section, validated; None when absent
+    model_cfg: dict | None = None  # the MMPretrain network definition (config's `model`)
 
     @property
     def base_dir(self) -> Path:
@@ -123,6 +138,9 @@ def _check_value(path, name, value, expected):
     elif expected is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             _fail(path, f"{name}={value!r}: expected a non-negative number")
+    elif expected is bool:
+        if not isinstance(value, bool):
+            _fail(path, f"{name}={value!r}: expected True or False")
     elif not isinstance(value, expected) or isinstance(value, bool):
         _fail(path, f"{name}={value!r} (type={type(value).__name__}): expected {expected.__name__}")
 
@@ -160,7 +178,17 @@ def config_from_dict(raw: dict, path) -> ParityConfig:
             _fail(path, f"dali.{key}={dali[key]}: expected a positive integer")
 
     reference = _section(path, raw, "reference", _REFERENCE_KEYS)
-    source, test_pipeline, data_preprocessor = _reference(path, reference)
+    source, test_pipeline, data_preprocessor, model_cfg = _reference(path, reference)
+    model = None
+    if "model" in raw:
+        model = _section(path, raw, "model", _MODEL_KEYS)
+        if model["config"]:
+            model_cfg = _load_model_config(path, model["config"]).get("model")
+        if not model["onnx"] and not model["tensorrt"]:
+            _fail(path, "model: give onnx='model.onnx' (and/or tensorrt='model.plan') for the deployed model")
+        if model["reference_model"] and not model_cfg:
+            _fail(path, "model: no `model` in the reference config to build the reference network; set "
+                        "model.config, or model.reference_model=False for the degenerate-output check alone")
 
     tolerances = raw.get("tolerances") or {}
     if not isinstance(tolerances, dict):
@@ -175,7 +203,8 @@ def config_from_dict(raw: dict, path) -> ParityConfig:
 
     images = resolve_images(path, raw["images"])
     return ParityConfig(path=path, reference_source=source, test_pipeline=test_pipeline,
-                        data_preprocessor=data_preprocessor, dali=dali, images=images, tolerances=tolerances)
+                        data_preprocessor=data_preprocessor, dali=dali, images=images, tolerances=tolerances,
+                        model=model, model_cfg=model_cfg)
 
 
 def _section(path, raw, name, spec) -> dict:
@@ -194,22 +223,11 @@ def _section(path, raw, name, spec) -> dict:
 
 def _reference(path: Path, reference: dict):
     """The test_pipeline and data_preprocessor, from the model config and/or inline overrides."""
-    from mmengine import Config
-
-    cfg = {}
+    cfg: dict = {}
     source = str(path)
     if reference["config"]:
-        spec = reference["config"]
-        target = _package_config(path, spec) if "::" in spec else str((path.parent / spec).resolve())
-        if not Path(target).is_file():
-            _fail(path, f"reference.config={spec!r}: file not found: {target}")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                cfg = Config.fromfile(target).to_dict()
-        except Exception as exc:
-            _fail(path, f"reference.config={spec!r} cannot be loaded: {type(exc).__name__}: {exc}")
-        source = spec
+        cfg = _load_model_config(path, reference["config"], key="reference.config")
+        source = reference["config"]
     test_pipeline = reference["test_pipeline"] or _find_test_pipeline(cfg)
     if not test_pipeline:
         _fail(path, f"reference: no test_pipeline in {source} (looked at test_pipeline, "
@@ -221,7 +239,22 @@ def _reference(path: Path, reference: dict):
     if data_preprocessor is None:
         # MMEngine's runner uses model.data_preprocessor, falling back to the top-level one
         data_preprocessor = (cfg.get("model") or {}).get("data_preprocessor") or cfg.get("data_preprocessor")
-    return source, copy.deepcopy(list(test_pipeline)), copy.deepcopy(data_preprocessor)
+    return source, copy.deepcopy(list(test_pipeline)), copy.deepcopy(data_preprocessor), cfg.get("model")
+
+
+def _load_model_config(path: Path, spec: str, key: str = "model.config") -> dict:
+    """An MMPretrain config as a dict: a file relative to the parity config, or 'package::path'."""
+    from mmengine import Config
+
+    target = _package_config(path, spec) if "::" in spec else str((path.parent / spec).resolve())
+    if not Path(target).is_file():
+        _fail(path, f"{key}={spec!r}: file not found: {target}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Config.fromfile(target).to_dict()
+    except Exception as exc:
+        _fail(path, f"{key}={spec!r} cannot be loaded: {type(exc).__name__}: {exc}")
 
 
 def _package_config(path: Path, spec: str) -> str:

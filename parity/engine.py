@@ -19,6 +19,7 @@ from parity.config import ParityConfig
 from parity.dali import DaliRunner, open_pipeline
 from parity.diagnose import Diagnosis, attribute_causes, diagnose_shapes, diagnose_values
 from parity.images import check_image, client_input, image_ids
+from parity.model import DegenerateResult, ModelCheck, ModelResult
 from parity.reference import ReferencePipeline, RefStage, is_geometry_name
 
 
@@ -41,10 +42,11 @@ class ImageResult:
     path: Path
     stages: list[StageResult]
     views: dict = field(default_factory=dict)
+    model: ModelResult | None = None
 
     @property
     def passed(self) -> bool:
-        return all(self.stages)
+        return all(self.stages) and (self.model is None or bool(self.model))
 
     @property
     def first_failure(self) -> StageResult | None:
@@ -80,6 +82,11 @@ class Harness:
                                             [is_geometry_name(n) for n in names],
                                             dali["input_format"])
         self.image_ids = image_ids(config.images)
+        self.model: ModelCheck | None = None
+        if config.model:
+            self.model = ModelCheck(config.model, model_cfg=config.model_cfg, source=config.reference_source,
+                                    base_dir=config.base_dir)
+        self._final = next(p for p in self.pairs if p.final)
 
     @property
     def stage_labels(self) -> list[str]:
@@ -108,7 +115,20 @@ class Harness:
                 for path, ref, out in zip(chunk, refs, outs):
                     image = ids.get(path, path.stem)
                     views: dict | None = {} if keep_views and keep_views(image) else None
-                    yield ImageResult(image, path, self.compare(image, ref, out, views), views or {})
+                    stages = self.compare(image, ref, out, views)
+                    yield ImageResult(image, path, stages, views or {}, self._run_model(image, ref, out, stages))
+
+    def _run_model(self, image: str, ref: list[RefStage], out, stages) -> ModelResult | None:
+        if self.model is None:
+            return None
+        actual = out[self._final.dali.name]
+        layout = _guess_layout(actual, self.dali.layouts.get(self._final.dali.name, ""))
+        dali_input = _to_layout(actual, layout, "CHW").astype(np.float32) if actual.ndim == 3 else None
+        return self.model.check(image, ref[-1].array, dali_input, stages)
+
+    def degenerate(self) -> DegenerateResult | None:
+        """The cross-image collapse check over every image run so far (None without a model section)."""
+        return self.model.degenerate() if self.model else None
 
     def _prepare(self, chunk: list[Path]):
         refs = [self.reference.run(p) for p in chunk]

@@ -70,11 +70,15 @@ class ParityConfigNode(pytest.File):
 
     def collect(self):
         harness = self.config.stash[parity_key].harness
+        stages = harness.stage_labels + (["model"] if harness.model else [])
         for image in harness.image_ids:
-            for stage in harness.stage_labels:
+            for stage in stages:
                 item = ParityItem.from_parent(self, name=f"{image}::{stage}", image=image, stage=stage)
                 item.add_marker(pytest.mark.parity(image=image, stage=stage))
                 yield item
+        if harness.model:
+            # after every image: whether the deployed answers collapse across them
+            yield ParityItem.from_parent(self, name="model::degenerate", image="model", stage="degenerate")
 
 
 class ParityItem(pytest.Item):
@@ -121,8 +125,13 @@ class ParityPlugin:
             for image_result in self.harness.run(keep_views=report.wants_views if report else None):
                 for r in image_result.stages:
                     self._results[(r.image, r.stage)] = r
+                if image_result.model is not None:
+                    self._results[(image_result.image, "model")] = image_result.model
                 if report:
                     report.add(image_result)
+            degenerate = self.harness.degenerate()
+            if degenerate is not None:
+                self._results[("model", "degenerate")] = degenerate
             if report:
                 self.report_path = report.write(time.perf_counter() - start)
         return self._results[(image, stage)]

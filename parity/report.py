@@ -10,7 +10,13 @@ def _plural(n: int, word: str) -> str:
 
 
 def summary_lines(results) -> list[str]:
-    """A stage x (passed, failed, skipped) table, the worst error per stage and the named causes."""
+    """A stage x (passed, failed, skipped) table, the worst error per stage and the named causes,
+    then the model stage's line when there is one."""
+    from parity.model import DegenerateResult, ModelResult
+
+    model = [r for r in results if isinstance(r, ModelResult)]
+    degenerate = [r for r in results if isinstance(r, DegenerateResult)]
+    results = [r for r in results if not isinstance(r, (ModelResult, DegenerateResult))]
     stages = list(dict.fromkeys(r.stage for r in results))
     width = max([len(s) for s in stages] + [5])
     lines = [f"{'stage':<{width}}  passed  failed  skipped  worst max abs  likely cause"]
@@ -27,4 +33,12 @@ def summary_lines(results) -> list[str]:
     count = Counter(r.status for r in results)
     lines.append(f"{_plural(count['passed'], 'stage check')} passed. {_plural(count['failed'], 'stage check')} "
                  f"failed. {_plural(count['skipped'], 'stage check')} skipped.")
+    if model:
+        agree = sum(r.dali_top1 == r.ref_top1 for r in model if r.status != "skipped")
+        ran = sum(r.status != "skipped" for r in model)
+        status = Counter(r.status for r in model)
+        lines.append(f"model ({model[0].backend}): {status['passed']} passed, {status['failed']} failed, "
+                     f"{status['skipped']} skipped; top-1 agreement {agree}/{ran}")
+    for r in degenerate:
+        lines.append(f"degenerate-output check: {r.status.upper()}" + (f": {'; '.join(r.findings)}" if r.findings else ""))
     return lines

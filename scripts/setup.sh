@@ -10,4 +10,6 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -e '.[dev]'
 # Only for its tritonserver binary (Triton stage); its Python API dependencies are not needed.
 .venv/bin/python -m pip install -q --no-deps nvidia-pytriton
+# The known-answer classifier for the model stage (deterministic, about 10 s, nothing downloaded).
+[ -f fixtures/model/build/known_answer.onnx ] || .venv/bin/python -W ignore fixtures/model/make_model.py
 .venv/bin/python -c "import parity, nvidia.dali, mmpretrain, torch; print('parity environment ready:', torch.__version__)"

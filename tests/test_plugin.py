@@ -5,10 +5,11 @@ from .conftest import SEED
 
 def test_seed_deployment_fails_loudly_with_one_item_per_image_and_stage(pytester):
     result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_deployed.py"), "-rf")
-    result.assert_outcomes(passed=24, failed=8)  # 8 images x (input, resize, crop) pass; model_input fails
+    # 8 images x (input, resize, crop) pass; model_input and the model stage fail; and the outputs collapse
+    result.assert_outcomes(passed=24, failed=17)
     assert result.ret == 1
     result.stdout.fnmatch_lines([
-        "*collected 32 items*",
+        "*collected 41 items*",
         "*DALI output is the un-normalized image (values 0..255)*",
         "*parity report summary*",
         "model_input*0*8*0*channel_order (8), missing_normalization (8), layout (8)",
@@ -20,8 +21,9 @@ def test_seed_deployment_fails_loudly_with_one_item_per_image_and_stage(pytester
 def test_corrected_pipeline_passes_and_items_can_be_selected(pytester):
     result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_corrected.py"),
                                            "-k", "astronaut", "-v")
-    result.assert_outcomes(passed=5)
-    result.stdout.fnmatch_lines(["*astronaut::color_space_conversion PASSED*", "*astronaut::model_input PASSED*"])
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*astronaut::color_space_conversion PASSED*", "*astronaut::model_input PASSED*",
+                                 "*astronaut::model PASSED*"])
 
 
 def test_without_parity_config_the_plugin_stays_out_of_the_way(pytester):

@@ -1,0 +1,232 @@
+"""The model stage: what the deployed model answers on DALI's input, against what the reference model
+answers on the reference input, per image; and a check across images for collapsed outputs (the seed's
+"class 0 with probability 1 for every request"), which needs no reference model at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from parity.backends import OnnxRuntimeRunner, ParityModelError, Runner, TensorRTRunner, TorchClassifier
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def topk_overlap(ref_logits: np.ndarray, other_logits: np.ndarray, k: int, tie: float = 0.01) -> float:
+    """Share of the other's top-k that is in the reference's top-k, near-ties included: a class within
+    ``tie`` (logit units, about 1% in probability) of the reference's k-th counts, so classes the
+    reference finds equally likely do not make the overlap arbitrary."""
+    kth = np.sort(ref_logits)[::-1][min(k, len(ref_logits)) - 1]
+    chosen = np.argsort(-other_logits)[:k]
+    return float(np.mean(ref_logits[chosen] >= kth - tie))
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p || q) in nats, guarded against zeros."""
+    eps = 1e-12
+    return float(np.sum(p * (np.log(p + eps) - np.log(q + eps))))
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """One image: reference model on reference input vs deployed model on DALI input (and on reference
+    input, which isolates conversion error from preprocessing error)."""
+
+    image: str
+    backend: str
+    status: str  # passed | failed | skipped
+    ref_top1: int = -1
+    ref_prob: float = 0.0
+    dali_top1: int = -1
+    dali_prob: float = 0.0
+    topk_overlap: float = 0.0
+    kl: float = 0.0
+    max_abs_logit: float = 0.0
+    conversion_max_abs: float | None = None  # deployed vs reference model, both on the reference input
+    problems: tuple = ()
+    preprocessing: str = ""  # the preprocessing verdict of this image, when it failed
+    skip_reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.status != "failed"
+
+    @property
+    def summary(self) -> str:
+        if self.status == "skipped":
+            return f"SKIPPED | {self.image} | model | {self.skip_reason}"
+        return (f"{self.status.upper()} | {self.image} | model ({self.backend}) | top-1 {self.dali_top1} vs reference "
+                f"{self.ref_top1}, KL {self.kl:.3g}")
+
+    def message(self) -> str:
+        if self.status == "skipped":
+            return f"Model stage of {self.image!r} was not run: {self.skip_reason}"
+        verb = "agree" if self.status == "passed" else "disagree"
+        lines = [f"Deployed model ({self.backend}) on DALI's input and the reference model {verb} on image "
+                 f"{self.image!r}!", ""]
+        lines.extend(self.problems)
+        lines.append(f"Top-1: deployed {self.dali_top1} (p={self.dali_prob:.3f}), reference {self.ref_top1} "
+                     f"(p={self.ref_prob:.3f})")
+        lines.append(f"Top-k overlap: {100 * self.topk_overlap:.0f}%; KL(reference || deployed): {self.kl:.4g}; "
+                     f"greatest logit difference: {self.max_abs_logit:.4g}")
+        if self.conversion_max_abs is not None:
+            lines.append(f"Conversion alone (deployed vs reference model, both on the reference input): greatest "
+                         f"logit difference {self.conversion_max_abs:.4g}")
+        if self.preprocessing:
+            lines.append("")
+            lines.append(self.preprocessing)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class DegenerateResult:
+    """Across all images: do the deployed model's answers collapse?"""
+
+    status: str
+    images: int
+    findings: tuple = ()
+    hint: str = ""
+
+    def __bool__(self) -> bool:
+        return self.status != "failed"
+
+    def message(self) -> str:
+        if self.status == "passed":
+            return f"Deployed outputs vary across {self.images} images: no collapse."
+        return "\n".join(["Deployed model outputs are degenerate!", "", *self.findings] +
+                         (["", self.hint] if self.hint else []))
+
+
+@dataclass
+class _Collected:
+    top1: list = field(default_factory=list)
+    prob: list = field(default_factory=list)
+    ref_top1: list = field(default_factory=list)
+    ref_prob: list = field(default_factory=list)
+    logits: list = field(default_factory=list)
+    nonfinite: int = 0
+    hints: list = field(default_factory=list)
+
+
+class ModelCheck:
+    """Runs the reference classifier and the deployed backends; keeps only per-image summaries."""
+
+    def __init__(self, cfg: dict, *, model_cfg: dict | None, source: str, base_dir):
+        self.cfg = cfg
+        self.reference: Runner | None = None
+        if cfg["reference_model"] and model_cfg:
+            checkpoint = (base_dir / cfg["checkpoint"]).resolve() if cfg["checkpoint"] else None
+            self.reference = TorchClassifier(model_cfg, checkpoint, source)
+        self.deployed: Runner = self._deployed(cfg, base_dir)
+        self.collected = _Collected()
+
+    @staticmethod
+    def _deployed(cfg: dict, base_dir) -> Runner:
+        backend = cfg["backend"]
+        if backend == "auto":
+            from parity.dali import gpu_available
+
+            backend = "tensorrt" if gpu_available() and (cfg["tensorrt"] or cfg["onnx"]) else "onnxruntime"
+        if backend == "tensorrt":
+            return TensorRTRunner(engine_path=(base_dir / cfg["tensorrt"]) if cfg["tensorrt"] else None,
+                                  onnx_path=(base_dir / cfg["onnx"]) if cfg["onnx"] else None)
+        if not cfg["onnx"]:
+            raise ParityModelError("model.onnx is required for the onnxruntime backend")
+        return OnnxRuntimeRunner((base_dir / cfg["onnx"]).resolve())
+
+    def check(self, image: str, ref_input: np.ndarray, dali_input: np.ndarray | None, preprocessing) -> ModelResult:
+        """``dali_input`` is DALI's output as CHW float32 (None when it cannot feed the model)."""
+        backend = self.deployed.name
+        if dali_input is None or dali_input.shape != ref_input.shape:
+            return ModelResult(image, backend, "failed", problems=(
+                f"DALI's output {None if dali_input is None else dali_input.shape} cannot feed a model that takes "
+                f"the reference's {ref_input.shape}",), preprocessing=_preprocessing_note(preprocessing))
+        dali_logits = self.deployed.infer(dali_input[None].astype(np.float32))[0]
+        c = self.collected
+        c.nonfinite += int(not np.isfinite(dali_logits).all())
+        p_dali = softmax(dali_logits)
+        c.top1.append(int(p_dali.argmax()))
+        c.prob.append(float(p_dali.max()))
+        c.logits.append(dali_logits.astype(np.float32))
+        preprocessing_note = _preprocessing_note(preprocessing)
+        if preprocessing_note:
+            c.hints.append(preprocessing_note)
+        if self.reference is None:
+            return ModelResult(image, backend, "skipped", dali_top1=c.top1[-1], dali_prob=c.prob[-1],
+                               skip_reason="no reference model (model.reference_model=False or no model in the "
+                                           "reference config): only the degenerate-output check runs")
+        ref_logits = self.reference.infer(ref_input[None].astype(np.float32))[0]
+        conversion = float(np.abs(self.deployed.infer(ref_input[None].astype(np.float32))[0] - ref_logits).max())
+        p_ref = softmax(ref_logits)
+        c.ref_top1.append(int(p_ref.argmax()))
+        c.ref_prob.append(float(p_ref.max()))
+        k = self.cfg["topk"]
+        overlap = topk_overlap(ref_logits, dali_logits, k)
+        kl = kl_divergence(p_ref, p_dali)
+        problems = []
+        if c.top1[-1] != c.ref_top1[-1]:
+            problems.append(f"Top-1 differs: deployed {c.top1[-1]}, reference {c.ref_top1[-1]}")
+        if kl > self.cfg["kl"]:
+            problems.append(f"KL divergence {kl:.4g} > {self.cfg['kl']} allowed (model.kl)")
+        if overlap < self.cfg["topk_overlap"]:
+            problems.append(f"Top-{k} overlap {100 * overlap:.0f}% < {100 * self.cfg['topk_overlap']:.0f}% allowed")
+        scale = max(1.0, float(np.abs(ref_logits).max()))
+        if conversion > self.cfg["conversion_atol"] * scale:
+            problems.append(f"Conversion error: the deployed model differs from the reference model by {conversion:.4g}"
+                            f" in logits on the same input (> {self.cfg['conversion_atol']} x {scale:.3g} allowed)")
+        if not np.isfinite(dali_logits).all():
+            problems.append("Deployed logits hold NaN/Inf")
+        return ModelResult(image, backend, "failed" if problems else "passed", ref_top1=c.ref_top1[-1],
+                           ref_prob=c.ref_prob[-1], dali_top1=c.top1[-1], dali_prob=c.prob[-1], topk_overlap=overlap,
+                           kl=kl, max_abs_logit=float(np.abs(dali_logits - ref_logits).max()),
+                           conversion_max_abs=conversion, problems=tuple(problems), preprocessing=preprocessing_note)
+
+    def degenerate(self) -> DegenerateResult:
+        """Collapse across images: one class for (nearly) all, saturated probabilities, constant logits."""
+        c = self.collected
+        n = len(c.top1)
+        if n < 2:
+            return DegenerateResult("skipped", n, ("fewer than 2 images reached the model",))
+        findings = []
+        share = self.cfg["degenerate_share"]
+        top, count = np.unique(np.asarray(c.top1), return_counts=True)
+        ref_classes = len(set(c.ref_top1)) if c.ref_top1 else None
+        if count.max() / n >= share and (ref_classes is None or ref_classes > 1):
+            cls = int(top[count.argmax()])
+            mean_p = float(np.mean([p for t, p in zip(c.top1, c.prob) if t == cls]))
+            ref = f" (the reference model answers {ref_classes} different classes)" if ref_classes else ""
+            findings.append(f"{count.max()} of {n} images -> class {cls} with mean p={mean_p:.3f}{ref}")
+        saturated = float(np.mean(np.asarray(c.prob) >= 0.999))
+        ref_saturated = float(np.mean(np.asarray(c.ref_prob) >= 0.999)) if c.ref_prob else 0.0
+        if saturated >= share and ref_saturated < share:
+            findings.append(f"probabilities saturated: p >= 0.999 for {100 * saturated:.0f}% of images"
+                            + (f" (reference {100 * ref_saturated:.0f}%)" if c.ref_prob else ""))
+        logits = np.stack(c.logits)
+        spread = float(logits.std(axis=0).max())
+        if spread <= 1e-6 * max(1.0, float(np.abs(logits).max())):
+            findings.append(f"logits identical across images (greatest std across images {spread:.3g})")
+        if c.nonfinite:
+            findings.append(f"NaN/Inf logits for {c.nonfinite} images")
+        hint = ""
+        if findings and c.hints:
+            hint = f"Preprocessing diverged on {len(c.hints)} of {n} images; for example:\n{c.hints[0]}"
+        return DegenerateResult("failed" if findings else "passed", n, tuple(findings), hint)
+
+
+def _preprocessing_note(stage_results) -> str:
+    failed = [r for r in stage_results if r.status == "failed"]
+    if not failed:
+        return ""
+    first, final = failed[0], failed[-1]
+    ranges = ""
+    if final.dali_channels and final.ref_channels:
+        lo_d, hi_d = min(c.min for c in final.dali_channels), max(c.max for c in final.dali_channels)
+        lo_r, hi_r = min(c.min for c in final.ref_channels), max(c.max for c in final.ref_channels)
+        ranges = f" DALI's model input spans {lo_d:.3g}..{hi_d:.3g}, the reference's {lo_r:.3g}..{hi_r:.3g}."
+    causes = ", ".join(final.diagnosis.kinds) if final.diagnosis else "not identified"
+    return (f"Preprocessing already diverged at stage {first.stage!r}; at the model input: {causes}.{ranges}")
