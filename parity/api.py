@@ -55,6 +55,29 @@ def assert_preprocessing_parity(config, images=None) -> list[ImageResult]:
     return results
 
 
+def assert_triton_parity(config, images=None) -> list[ImageResult]:
+    """Assert that the Triton ensemble in the config's ``triton`` section answers like the reference.
+
+    Starts an embedded tritonserver (``triton.repository``) or uses a running one (``triton.url``); the
+    preprocessing and model stages run too, but only the Triton verdicts decide this assertion.
+
+    Raises:
+        AssertionError: with each failing image's Triton message (refusals quote the server).
+        ParityUsageError: for a bad config, an unreachable server or a model that is not ready.
+    """
+    __tracebackhide__ = True
+    cfg = _as_config(config)
+    check_argument(cfg.triton is not None, "Expected a config with a `triton` section but got config={!r}",
+                   str(cfg.path))
+    results = check_preprocessing_parity(cfg, images)
+    failed = [r for r in results if r.triton is not None and r.triton.status == "failed"]
+    if failed:
+        head = (f"Triton parity failed for {len(failed)} of {len(results)} images "
+                f"({', '.join(r.image for r in failed)}).")
+        raise AssertionError("\n\n".join([head] + [r.triton.message() for r in failed if r.triton is not None]))
+    return results
+
+
 def assert_stage_close(actual, expected, *, atol: float, rtol: float = 0.0, max_mismatch: float = 0.0,
                        mean_atol: float | None = None, stage: str = "stage", mean=None, std=None,
                        channel_axis: int = 0) -> StageResult:

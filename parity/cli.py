@@ -41,7 +41,8 @@ class _ModelCase:
 
 def _junit(results, path: Path, seconds: float, degenerate=None) -> None:
     flat = [r for image in results for r in image.stages]
-    flat += [_ModelCase(image.model) for image in results if image.model is not None]
+    flat += [_ModelCase(r, stage="triton" if r.backend.startswith("triton") else "model")
+             for image in results for r in (image.model, image.triton) if r is not None]
     if degenerate is not None:
         flat.append(_ModelCase(degenerate, image="model", stage="degenerate"))
     suite = ET.Element("testsuite", name="parity", tests=str(len(flat)), time=f"{seconds:.3f}",
@@ -122,7 +123,8 @@ def main(argv=None) -> int:
             if image.first_failure is not None:
                 print(image.first_failure.message(), end="\n\n")
     degenerate = harness.degenerate()
-    flat = [r for image in results for r in image.stages] + [i.model for i in results if i.model is not None]
+    flat: list = [r for image in results for r in image.stages]
+    flat += [r for image in results for r in (image.model, image.triton) if r is not None]
     for line in summary_lines(flat + ([degenerate] if degenerate is not None else [])):
         print(line)
     if degenerate is not None and degenerate.status == "failed" and not args.quiet:

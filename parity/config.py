@@ -54,7 +54,18 @@ _MODEL_KEYS = {
     "conversion_atol": (1e-3, float, "largest logit difference on the same input, times max |logit|"),
     "degenerate_share": (0.9, float, "share of images with one class / saturated p that counts as collapse"),
 }
-_TOP_KEYS = ("reference", "dali", "images", "tolerances", "model")
+_TRITON_KEYS = {
+    "repository": (None, str, "embedded mode: the model repository to serve with a local tritonserver"),
+    "url": (None, str, "remote mode: a running server's gRPC address, host:port"),
+    "model": ("ensemble", str, "the model (ensemble) the client calls"),
+    "input": ("INPUT", str, "its image input"),
+    "output": ("OUTPUT", str, "its logits or probabilities output"),
+    "output_kind": ("logits", ("logits", "probabilities"), "what the output holds"),
+    "timeout_s": (60.0, float, "server start-up and per-call timeout"),
+    "onnx": (None, dict, "ONNX per tensorrt_plan model when not beside the engine: {'classifier': 'x.onnx'}"),
+    "kl": (0.01, float, "largest KL(reference || Triton) per image"),
+}
+_TOP_KEYS = ("reference", "dali", "images", "tolerances", "model", "triton")
 
 # Measured on DALI 2.4 vs Pillow/MMCV with identical geometry (docs/tolerances.md): a linear resize
 # differs by up to 5 levels on noise and at the border columns of upscaled tiny images, 3 on
@@ -92,6 +103,7 @@ class ParityConfig:
     images: list[Path]
     tolerances: dict = field(default_factory=dict)
     model: dict | None = None  # the `model` section, validated; None when absent
+    triton: dict | None = None  # the `triton` section, validated; None when absent
     model_cfg: dict | None = None  # the MMPretrain network definition (config's `model`)
 
     @property
@@ -201,10 +213,19 @@ def config_from_dict(raw: dict, path) -> ParityConfig:
         for key, value in tol.items():
             _check_value(path, f"tolerances.{stage}.{key}", value, float)
 
+    triton = None
+    if "triton" in raw:
+        triton = _section(path, raw, "triton", _TRITON_KEYS)
+        if bool(triton["repository"]) == bool(triton["url"]):
+            _fail(path, "triton: give exactly one of repository='model_repository' (embedded server) or "
+                        "url='host:8001' (a running server)")
+        if model is None:
+            _fail(path, "triton: the triton stage compares answers with the reference network: add a `model` "
+                        "section (model.onnx, and model.config/checkpoint for the reference)")
     images = resolve_images(path, raw["images"])
     return ParityConfig(path=path, reference_source=source, test_pipeline=test_pipeline,
                         data_preprocessor=data_preprocessor, dali=dali, images=images, tolerances=tolerances,
-                        model=model, model_cfg=model_cfg)
+                        model=model, model_cfg=model_cfg, triton=triton)
 
 
 def _section(path, raw, name, spec) -> dict:

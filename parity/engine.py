@@ -4,6 +4,7 @@ all call :func:`Harness.run` and so give the same verdicts."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from parity.diagnose import Diagnosis, attribute_causes, diagnose_shapes, diagno
 from parity.images import check_image, client_input, image_ids
 from parity.model import DegenerateResult, ModelCheck, ModelResult
 from parity.reference import ReferencePipeline, RefStage, is_geometry_name
+from parity.triton import TritonCheck
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,11 @@ class ImageResult:
     stages: list[StageResult]
     views: dict = field(default_factory=dict)
     model: ModelResult | None = None
+    triton: ModelResult | None = None
 
     @property
     def passed(self) -> bool:
-        return all(self.stages) and (self.model is None or bool(self.model))
+        return all(self.stages) and all(r is None or bool(r) for r in (self.model, self.triton))
 
     @property
     def first_failure(self) -> StageResult | None:
@@ -106,17 +109,21 @@ class Harness:
             check_image(path)
         step = self.config.dali["batch_size"]
         chunks = [paths[start:start + step] for start in range(0, len(paths), step)]
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-prepare") as pool:
+        triton = TritonCheck(self.config.triton, self.config.base_dir, self.model) if self.config.triton else None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-prepare") as pool, \
+                (triton or contextlib.nullcontext()):
             pending = pool.submit(self._prepare, chunks[0]) if chunks else None
             for index, chunk in enumerate(chunks):
                 assert pending is not None
-                refs, outs = pending.result()
+                refs, outs, feeds = pending.result()
                 pending = pool.submit(self._prepare, chunks[index + 1]) if index + 1 < len(chunks) else None
-                for path, ref, out in zip(chunk, refs, outs):
+                for path, ref, out, feed in zip(chunk, refs, outs, feeds):
                     image = ids.get(path, path.stem)
                     views: dict | None = {} if keep_views and keep_views(image) else None
                     stages = self.compare(image, ref, out, views)
-                    yield ImageResult(image, path, stages, views or {}, self._run_model(image, ref, out, stages))
+                    served = triton.check(image, feed, ref[-1].array, stages) if triton else None
+                    yield ImageResult(image, path, stages, views or {}, self._run_model(image, ref, out, stages),
+                                      served)
 
     def _run_model(self, image: str, ref: list[RefStage], out, stages) -> ModelResult | None:
         if self.model is None:
@@ -134,7 +141,7 @@ class Harness:
         refs = [self.reference.run(p) for p in chunk]
         feed = [client_input(r[0].array, r[0].channels, p, self.config.dali["input_format"])
                 for r, p in zip(refs, chunk)]
-        return refs, self.dali.run(feed)
+        return refs, self.dali.run(feed), feed
 
     def compare(self, image: str, ref: list[RefStage], out: dict[str, np.ndarray], views=None) -> list[StageResult]:
         """Compare every stage pair of one image; ``views``, when a dict, receives the compared tensors."""

@@ -70,7 +70,8 @@ class ParityConfigNode(pytest.File):
 
     def collect(self):
         harness = self.config.stash[parity_key].harness
-        stages = harness.stage_labels + (["model"] if harness.model else [])
+        stages = harness.stage_labels + (["model"] if harness.model else []) + (
+            ["triton"] if harness.config.triton else [])
         for image in harness.image_ids:
             for stage in stages:
                 item = ParityItem.from_parent(self, name=f"{image}::{stage}", image=image, stage=stage)
@@ -127,6 +128,8 @@ class ParityPlugin:
                     self._results[(r.image, r.stage)] = r
                 if image_result.model is not None:
                     self._results[(image_result.image, "model")] = image_result.model
+                if image_result.triton is not None:
+                    self._results[(image_result.image, "triton")] = image_result.triton
                 if report:
                     report.add(image_result)
             degenerate = self.harness.degenerate()

@@ -33,11 +33,13 @@ def summary_lines(results) -> list[str]:
     count = Counter(r.status for r in results)
     lines.append(f"{_plural(count['passed'], 'stage check')} passed. {_plural(count['failed'], 'stage check')} "
                  f"failed. {_plural(count['skipped'], 'stage check')} skipped.")
-    if model:
-        agree = sum(r.dali_top1 == r.ref_top1 for r in model if r.status != "skipped")
-        ran = sum(r.status != "skipped" for r in model)
-        status = Counter(r.status for r in model)
-        lines.append(f"model ({model[0].backend}): {status['passed']} passed, {status['failed']} failed, "
+    for backend in dict.fromkeys(r.backend for r in model):
+        group = [r for r in model if r.backend == backend]
+        agree = sum(r.dali_top1 == r.ref_top1 >= 0 for r in group if r.status != "skipped")
+        ran = sum(r.status != "skipped" for r in group)
+        status = Counter(r.status for r in group)
+        label = backend if backend.startswith("triton") else f"model ({backend})"
+        lines.append(f"{label}: {status['passed']} passed, {status['failed']} failed, "
                      f"{status['skipped']} skipped; top-1 agreement {agree}/{ran}")
     for r in degenerate:
         lines.append(f"degenerate-output check: {r.status.upper()}" + (f": {'; '.join(r.findings)}" if r.findings else ""))

@@ -12,4 +12,6 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --no-deps nvidia-pytriton
 # The known-answer classifier for the model stage (deterministic, about 10 s, nothing downloaded).
 [ -f fixtures/model/build/known_answer.onnx ] || .venv/bin/python -W ignore fixtures/model/make_model.py
+# The seed's Triton model repositories (model.dali serialized from the pipelines, the ONNX linked).
+[ -f fixtures/triton/build/seed_repository/preprocess/1/model.dali ] || .venv/bin/python -W ignore fixtures/triton/make_repository.py
 .venv/bin/python -c "import parity, nvidia.dali, mmpretrain, torch; print('parity environment ready:', torch.__version__)"

@@ -57,4 +57,8 @@ def known_answer_model():
         import runpy
 
         runpy.run_path(str(ROOT / "fixtures" / "model" / "make_model.py"), run_name="__main__")
+    if not (ROOT / "fixtures" / "triton" / "build" / "seed_repository" / "preprocess" / "1" / "model.dali").is_file():
+        import runpy
+
+        runpy.run_path(str(ROOT / "fixtures" / "triton" / "make_repository.py"), run_name="__main__")
     return build

@@ -1,0 +1,131 @@
+"""The seed's ensemble as deployed, served by a real tritonserver on 127.0.0.1 (no mock)."""
+
+import json
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from parity import ParityConfigError, assert_triton_parity, check_preprocessing_parity, load_config
+from parity.triton import (
+    EmbeddedServer,
+    ParityTritonError,
+    TritonClient,
+    prepare_embedded,
+    read_config,
+    read_repository,
+)
+
+from .conftest import IMAGES, ROOT, SEED, write_config
+
+REPOS = ROOT / "fixtures" / "triton" / "build"
+ANSWERS = json.loads((ROOT / "fixtures" / "model" / "build" / "answers.json").read_text()) \
+    if (ROOT / "fixtures" / "model" / "build" / "answers.json").is_file() else {}
+
+
+def _tritonservers() -> int:
+    out = subprocess.run(["pgrep", "-c", "-f", "bin/tritonserver"], capture_output=True, text=True)
+    return int(out.stdout.strip() or 0)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_configs_are_parsed_with_tritons_protobuf_and_only_missing_backends_are_substituted(tmp_path):
+    models = read_repository(REPOS / "seed_repository")
+    assert {name: (cfg.backend or cfg.platform) for name, (_, cfg) in models.items()} == {
+        "classifier": "tensorrt_plan", "ensemble": "ensemble", "preprocess": "dali"}
+    ensemble = models["ensemble"][1]
+    assert [s.model_name for s in ensemble.ensemble_scheduling.step] == ["preprocess", "classifier"]
+    lines = prepare_embedded(REPOS / "seed_repository", tmp_path / "repo")
+    assert sorted(lines) == ["classifier: tensorrt_plan -> python stand-in (OnnxModel)",
+                             "preprocess: dali -> python stand-in (DaliModel)"]
+    # the ensemble and its step mapping are served exactly as written
+    assert (tmp_path / "repo/ensemble/config.pbtxt").read_text() == \
+        (REPOS / "seed_repository/ensemble/config.pbtxt").read_text()
+    from tritonclient.grpc import model_config_pb2
+
+    served = read_config(tmp_path / "repo/preprocess/config.pbtxt")
+    assert served.backend == "python"
+    assert served.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
+    assert [o.name for o in served.output] == ["PREPROCESSED"] and served.max_batch_size == 8
+
+
+def test_repository_mistakes_are_named(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.pbtxt").write_text('name: "m"\nplatform: "tensorrt_plan"\ninput [ { name: \n')
+    with pytest.raises(ParityTritonError, match=r"m/config.pbtxt: not a valid Triton model config"):
+        read_repository(tmp_path)
+    shutil.copytree(REPOS / "seed_repository", tmp_path / "repo")
+    (tmp_path / "repo/classifier/1/model.onnx").unlink()
+    with pytest.raises(ParityTritonError, match=r"needs the ONNX it was built from.*triton.onnx=\{'classifier'"):
+        prepare_embedded(tmp_path / "repo", tmp_path / "served")
+
+
+def test_seed_ensemble_fails_loudly_with_the_servers_own_words():
+    before = _tritonservers()
+    results = check_preprocessing_parity(SEED / "parity_triton_deployed.py", [IMAGES / "astronaut.png"])
+    triton = results[0].triton
+    assert triton.status == "failed" and triton.backend == "triton (embedded)"
+    message = triton.message()
+    assert "unexpected shape for input 'input' for model 'classifier'. Expected [-1,3,512,384], got [1,512,384,3]" \
+        in message
+    assert "missing_normalization" in message and "layout" in message  # pointed back to preprocessing
+    assert _tritonservers() == before  # the server is stopped
+
+
+def test_corrected_ensemble_answers_like_the_reference():
+    results = assert_triton_parity(SEED / "parity_triton_corrected.py")
+    assert [r.triton.dali_top1 for r in results] == [ANSWERS[r.image] for r in results]
+    assert max(r.triton.kl for r in results) < 1e-5
+
+
+def test_server_lifecycle_ports_and_log(tmp_path):
+    server = EmbeddedServer(REPOS / "corrected_repository", timeout_s=90)
+    with server:
+        assert _port_open(server.grpc_port) and _port_open(server.http_port)
+        client = TritonClient(server.url, "ensemble", "INPUT", "OUTPUT", timeout_s=30)
+        with pytest.raises(ParityTritonError, match=r"triton.input='IMAGE'.*INPUT UINT8 \[-1, -1, -1, 3\]"):
+            TritonClient(server.url, "ensemble", "IMAGE", "OUTPUT", timeout_s=30)
+        with pytest.raises(ParityTritonError, match=r"triton.model='ensembel' is not ready.*'ensemble'"):
+            TritonClient(server.url, "ensembel", "INPUT", "OUTPUT", timeout_s=30)
+        client.close()
+        assert "successfully loaded 'ensemble'" in server.log_path.read_text()
+    assert server.process is None and not _port_open(server.grpc_port)
+    assert not server.workdir.exists()  # a clean stop leaves nothing behind
+
+
+def test_a_repository_that_does_not_load_reports_the_log_and_leaves_no_process(tmp_path):
+    shutil.copytree(REPOS / "corrected_repository", tmp_path / "repo", symlinks=True)
+    (tmp_path / "repo/preprocess/1/model.dali").write_bytes(b"\x00garbage")
+    before = _tritonservers()
+    with pytest.raises(ParityTritonError, match="tritonserver exited with code .* while loading") as excinfo:
+        EmbeddedServer(tmp_path / "repo", timeout_s=60).start()
+    assert "preprocess" in str(excinfo.value)
+    assert _tritonservers() == before
+
+
+def test_an_unreachable_server_is_one_clear_error():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ParityTritonError, match=rf"Triton at 127.0.0.1:{port} cannot be reached"):
+        TritonClient(f"127.0.0.1:{port}", "ensemble", "INPUT", "OUTPUT", timeout_s=3)
+
+
+def test_triton_config_needs_one_mode_and_a_model_section(tmp_path):
+    with pytest.raises(ParityConfigError, match="triton: give exactly one of repository="):
+        load_config(write_config(tmp_path, pipeline="p.py:f", extra="triton = dict(model='ensemble')\n"))
+    with pytest.raises(ParityConfigError, match="add a `model` section"):
+        load_config(write_config(tmp_path, pipeline="p.py:f", extra="triton = dict(url='127.0.0.1:8001')\n"))
+
+
+def test_triton_items_in_pytest(pytester):
+    result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_triton_corrected.py"), "-v")
+    result.assert_outcomes(passed=57)  # 8 images x (5 stages, model, triton) + the degenerate-output check
+    result.stdout.fnmatch_lines(["*parity_triton_corrected.py::astronaut::triton PASSED*",
+                                 "*triton (embedded): 8 passed, 0 failed, 0 skipped; top-1 agreement 8/8*"])
