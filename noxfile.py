@@ -42,6 +42,7 @@ def benchmarks(session):
     session.run("python", "benchmarks/bench_harness.py", "benchmarks/configs/parity_224.py", "40")
     session.run("python", "benchmarks/bench_stream.py", "benchmarks/configs/parity_224.py", "10000")
     session.run("python", "benchmarks/zoo_figures.py")
+    session.run("python", "benchmarks/bench_triton.py")
 
 
 @nox.session
