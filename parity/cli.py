@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     if args.junit_xml:
         _junit(results, args.junit_xml, seconds, degenerate)
     if report:
-        print(f"HTML report: {report.write(seconds)}")
+        print(f"HTML report: {report.write(seconds, degenerate)}")
     return EXIT_MISMATCH if failed or (degenerate is not None and not degenerate) else EXIT_OK
 
 

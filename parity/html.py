@@ -9,6 +9,7 @@ are drawn for at most ``max_images`` images, failures first; every image still g
 from __future__ import annotations
 
 import html
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -73,10 +74,12 @@ class HtmlReport:
         status = "failed" if failed else "passed"
         anchor = f"img-{len(self.rows)}"
         cause = ", ".join(first.diagnosis.kinds) if first is not None and first.diagnosis else ""
+        answers = "".join(f"<td class={r.status}>{html.escape(_answer(r))}</td>" if r is not None else "<td>-</td>"
+                          for r in (result.model, result.triton))
         self.rows.append(f"<tr><td><a href='#{anchor}'>{html.escape(result.image)}</a></td>"
                          f"<td class={status}>{status.upper()}</td>"
                          f"<td>{html.escape(first.stage) if first is not None else '-'}</td>"
-                         f"<td>{html.escape(cause)}</td></tr>")
+                         f"<td>{html.escape(cause)}</td>{answers}</tr>")
         if not result.views or not self._room_for(failed):
             return
         self.sections.append((failed, self._section(result, anchor)))
@@ -104,6 +107,10 @@ class HtmlReport:
                          f"<td>{r.max_abs:.4g}</td><td>{r.mean_abs:.4g}</td>"
                          f"<td>{100 * r.mismatch_fraction:.2f}%</td><td><code>{html.escape(r.dali_op)}</code></td></tr>")
         parts.append("</table>")
+        for answer in (result.model, result.triton):
+            if answer is not None:
+                parts.append(f"<h3>{html.escape(answer.backend)} <span class={answer.status}>{answer.status}</span>"
+                             f"</h3><pre>{html.escape(answer.message())}</pre>")
         for r in result.stages:
             view = result.views.get(r.stage)
             if view is None:
@@ -187,7 +194,7 @@ class HtmlReport:
         return _figure(name, "per-channel histograms of the model input", "DALI (orange) vs reference (blue)",
                        css="wide")
 
-    def write(self, seconds: float | None = None) -> Path:
+    def write(self, seconds: float | None = None, degenerate=None) -> Path:
         stages = "".join(
             f"<tr><td>{html.escape(stage)}</td><td class=passed>{c['passed']}</td><td class=failed>{c['failed']}</td>"
             f"<td class=skipped>{c['skipped']}</td></tr>" for stage, c in self.stage_counts.items())
@@ -199,13 +206,25 @@ class HtmlReport:
                 f"passed, {self.counts['failed']} failed, {self.counts['skipped']} skipped"
                 + (f" in {seconds:.1f} s" if seconds is not None else "") + f". Written {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>"
                 f"<table><tr><th>stage</th><th>passed</th><th>failed</th><th>skipped</th></tr>{stages}</table>"
-                "<table><tr><th>image</th><th>verdict</th><th>first divergence</th><th>likely cause</th></tr>"
+                + (f"<h2>Degenerate-output check <span class={degenerate.status}>{degenerate.status.upper()}</span>"
+                   f"</h2><pre>{html.escape(degenerate.message())}</pre>" if degenerate is not None else "")
+                + "<table><tr><th>image</th><th>verdict</th><th>first divergence</th><th>likely cause</th>"
+                "<th>model: deployed vs reference top-1</th><th>Triton vs reference top-1</th></tr>"
                 + "".join(self.rows) + "</table>" + "".join(failed + passed))
         page = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(self.title)}</title>"
                 f"<style>{_CSS}</style></head><body>{body}</body></html>")
         index = self.folder / "index.html"
         index.write_text(page, encoding="utf-8")
         return index
+
+
+def _answer(r) -> str:
+    if r.status == "skipped":
+        return "skipped"
+    if r.dali_top1 < 0:
+        problem = re.sub(r"in ensemble '[^']*', \[request id: [^\]]*\] ", "", r.problems[0]) if r.problems else ""
+        return f"{r.status}: {problem[:140]}"
+    return f"{r.dali_top1} (p={r.dali_prob:.3f}) vs {r.ref_top1} (p={r.ref_prob:.3f})"
 
 
 def _figure(src: str, caption: str, note: str, css: str = "") -> str:

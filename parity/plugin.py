@@ -136,7 +136,7 @@ class ParityPlugin:
             if degenerate is not None:
                 self._results[("model", "degenerate")] = degenerate
             if report:
-                self.report_path = report.write(time.perf_counter() - start)
+                self.report_path = report.write(time.perf_counter() - start, degenerate)
         return self._results[(image, stage)]
 
     def _is_config(self, path) -> bool:
