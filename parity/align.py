@@ -87,8 +87,8 @@ def align(stages: list[DaliStage], final_output: str, ref_names: list[str], ref_
 
 
 def _data_path(stages: list[DaliStage], final_output: str) -> list[DaliStage]:
-    """The stages the final output is computed from through data inputs (argument inputs such as a
-    shape computation for a resize are not image stages)."""
+    """The stages the final output is computed from through each operator's first input: the image
+    flows through it (a slice's anchor and shape, a resize's size arithmetic, are not image stages)."""
     by_name = {s.name: s for s in stages}
     needed, todo = set(), [final_output]
     while todo:
@@ -96,7 +96,7 @@ def _data_path(stages: list[DaliStage], final_output: str) -> list[DaliStage]:
         if name in needed or name not in by_name:
             continue
         needed.add(name)
-        todo.extend(by_name[name].inputs)
+        todo.extend(by_name[name].inputs[:1])
     return [s for s in stages if s.name in needed]
 
 

@@ -23,6 +23,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--report-images", type=int, default=50, metavar="N",
                        help="Draw pictures for at most N images, failures first (default 50)")
     check.add_argument("-q", "--quiet", action="store_true", help="Print only the summary table")
+    suggest = sub.add_parser("suggest", help="Write the DALI pipeline matching an MMPretrain config, and verify it")
+    suggest.add_argument("config", type=Path, help="Parity config (its reference) or an MMPretrain config")
+    suggest.add_argument("--out", type=Path, default=Path("parity-suggested"), metavar="DIR",
+                         help="Folder for the pipeline, its parity config and Triton files (default parity-suggested)")
+    suggest.add_argument("--input-format", choices=("BGR", "RGB", "encoded"), default=None,
+                         help="What the client sends (default: the parity config's, else BGR)")
+    suggest.add_argument("--random-images", type=int, default=12, metavar="N",
+                         help="Also verify on N generated images of odd, tiny, large and extreme sizes (default 12)")
+    suggest.add_argument("--triton", action="store_true", help="Also write model.dali and a dali-backend config.pbtxt")
     return parser
 
 
@@ -91,6 +100,14 @@ def _progress(total: int, *, quiet: bool):
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "suggest":
+        from parity.errors import ParityUsageError
+
+        try:
+            return _suggest(args)
+        except ParityUsageError as exc:
+            print(f"parity: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     from parity.config import load_config
     from parity.engine import Harness
     from parity.errors import ParityUsageError
@@ -135,6 +152,81 @@ def main(argv=None) -> int:
     if report:
         print(f"HTML report: {report.write(seconds, degenerate)}")
     return EXIT_MISMATCH if failed or (degenerate is not None and not degenerate) else EXIT_OK
+
+
+def _suggest(args) -> int:
+    """Generate, write, verify; the verdict printed is the one measured."""
+    import mmengine
+
+    from parity.config import config_from_dict, load_config
+    from parity.errors import ParityConfigError
+    from parity.suggest import random_images, suggest, verify
+
+    path = args.config.resolve()
+    try:
+        raw = mmengine.Config.fromfile(str(path)).to_dict()
+    except Exception as exc:
+        raise ParityConfigError(f"{path}: cannot be read as an mmengine config: {exc}") from None
+    if "reference" in raw:  # a parity config: its reference, images and client format
+        cfg = load_config(path)
+    else:  # an MMPretrain config: verified on the bundled images
+        cfg = config_from_dict({"reference": {"config": str(path)}, "dali": {"pipeline": "unused.py:f"},
+                                "images": [str(Path(__file__).resolve().parents[1] / "fixtures/images")]}, path)
+    images = [str(p) for p in cfg.images]
+    input_format = args.input_format or cfg.dali["input_format"]
+    input_name = cfg.dali["input_name"] or "INPUT"
+    reference = {"test_pipeline": cfg.test_pipeline, "data_preprocessor": cfg.data_preprocessor}
+    suggestion = suggest(cfg.test_pipeline, cfg.data_preprocessor, input_format=input_format, input_name=input_name)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pipeline.py").write_text(suggestion.source)
+    print(f"wrote {out / 'pipeline.py'}")
+    for line in suggestion.unsupported:
+        print(f"NOT REPRODUCED | {line}")
+    for line in suggestion.notes:
+        print(f"NOTE | {line}")
+    if args.random_images:
+        (out / "random_images").mkdir(exist_ok=True)
+        images += [str(p) for p in random_images(out / "random_images", args.random_images)]
+    parity_cfg: dict = {"reference": reference, "images": images,
+                  "dali": {"pipeline": "pipeline.py:preprocess", "input_name": input_name,
+                           "input_format": input_format}}
+    (out / "parity_suggested.py").write_text("".join(f"{k} = {v!r}\n" for k, v in parity_cfg.items()))
+    print(f"wrote {out / 'parity_suggested.py'} (run `parity check` on it any time)")
+    if args.triton:
+        _write_triton(out, suggestion, input_format)
+    result = verify(load_config(out / "parity_suggested.py"))
+    print(f"\nmeasured on {result.images} images ({len(images) - args.random_images} given, "
+          f"{args.random_images} generated):")
+    for line in result.stage_lines:
+        print(f"  {line}")
+    claims = {"EXACT": f"EXACT: within {result.pixel_max:.3g} uint8 level(s) before normalization on every image",
+              "APPROXIMATE": f"APPROXIMATE: passes the tolerances, but differs by up to {result.pixel_max:.3g} "
+                             f"uint8 levels before normalization (model input max {result.model_input_max:.3g})",
+              "MISMATCH": f"MISMATCH on {len(result.failed_images)} images ({', '.join(result.failed_images[:5])}): "
+                          "this pipeline is not claimed to match; see `parity check`"}
+    if suggestion.unsupported:
+        print("INCOMPLETE: some transforms are not reproduced (above); the measurement covers what was generated")
+    print(claims[result.verdict])
+    return EXIT_OK if result.verdict != "MISMATCH" and suggestion.complete else EXIT_MISMATCH
+
+
+def _write_triton(out: Path, suggestion, input_format: str) -> None:
+    """model.dali (serialized) and a config.pbtxt for Triton's dali backend, in out/triton/preprocess."""
+    from parity.dali import load_function, serialize_function
+
+    spec = "pipeline.py:preprocess"
+    data = serialize_function(load_function(spec, out), spec, batch_size=32, num_threads=4)
+    model = out / "triton" / "preprocess"
+    (model / "1").mkdir(parents=True, exist_ok=True)
+    (model / "1" / "model.dali").write_bytes(data)
+    dims = "[ -1 ]" if input_format == "encoded" else "[ -1, -1, 3 ]"
+    (model / "config.pbtxt").write_text(
+        f'name: "preprocess"\nbackend: "dali"\nmax_batch_size: 32\n'
+        f'input [ {{ name: "{suggestion.input_name}" data_type: TYPE_UINT8 dims: {dims} }} ]\n'
+        'output [ { name: "PREPROCESSED" data_type: TYPE_FP32 dims: [ 3, -1, -1 ] } ]\n'
+        "instance_group [ { kind: KIND_GPU count: 1 } ]\n")
+    print(f"wrote {model} (model.dali serialized on this machine; device_id is set when it is built there)")
 
 
 if __name__ == "__main__":

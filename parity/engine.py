@@ -146,7 +146,7 @@ class Harness:
     def compare(self, image: str, ref: list[RefStage], out: dict[str, np.ndarray], views=None) -> list[StageResult]:
         """Compare every stage pair of one image; ``views``, when a dict, receives the compared tensors."""
         results = [self._compare_pair(image, pair, ref, out, views) for pair in self.pairs]
-        return _mark_first_divergence(results)
+        return _mark_first_divergence(results, self.config.path)
 
     def _compare_pair(self, image: str, pair: StagePair, ref: list[RefStage], out, views) -> StageResult:
         where = pair.dali.source or f"{pair.dali.display} ({pair.dali.name})"
@@ -233,7 +233,7 @@ class Harness:
         return f"{names[index]} (stage {index + 1} of {len(names)}: {' -> '.join(names)})"
 
 
-def _mark_first_divergence(results: list[StageResult]) -> list[StageResult]:
+def _mark_first_divergence(results: list[StageResult], config_path: Path) -> list[StageResult]:
     failed = [i for i, r in enumerate(results) if r.status == "failed"]
     if not failed:
         return results
@@ -242,7 +242,9 @@ def _mark_first_divergence(results: list[StageResult]) -> list[StageResult]:
     out = list(results)
     head = results[first]
     out[first] = dataclasses.replace(head, first_divergence=(
-        f"First divergence: this stage ({head.stage}); earlier stages matched: {', '.join(matched) or 'none'}."))
+        f"First divergence: this stage ({head.stage}); earlier stages matched: {', '.join(matched) or 'none'}.\n"
+        f"Fix: `parity suggest {config_path.name}` writes the DALI pipeline that reproduces this reference "
+        "(test_pipeline + data_preprocessor) and reports the parity it measured."))
     for i in failed[1:]:
         out[i] = dataclasses.replace(results[i], first_divergence=(
             f"First divergence: stage {head.stage!r} ({head.dali_op}); this stage follows from it."))
