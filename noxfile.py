@@ -46,6 +46,13 @@ def benchmarks(session):
 
 
 @nox.session
+def hrnet(session):
+    """HRNet-W30 itself: export to ONNX (seeded weights) and compare ONNX Runtime with the torch reference."""
+    _install(session)
+    session.run("python", "scripts/export_hrnet.py")
+
+
+@nox.session
 def docs(session):
     """Build the docs with mkdocs, strict (broken links fail)."""
     session.install("mkdocs")
