@@ -93,6 +93,24 @@ class OnnxRuntimeRunner(Runner):
         return np.asarray(self.session.run(None, {self.input_name: batch.astype(np.float32)})[0], dtype=np.float32)
 
 
+def export_onnx(model, example: np.ndarray, path: Path) -> None:
+    """Export an MMPretrain classifier's logits (``mode='tensor'``) to ONNX with a dynamic batch, as
+    MMDeploy/torch.onnx do: the file ONNX Runtime runs here and TensorRT builds engines from."""
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self, classifier):
+            super().__init__()
+            self.classifier = classifier
+
+        def forward(self, x):
+            return self.classifier(x, mode="tensor")
+
+    torch.onnx.export(Logits(model), torch.from_numpy(np.ascontiguousarray(example, dtype=np.float32)), str(path),
+                      input_names=["input"], output_names=["logits"], opset_version=17, dynamo=False,
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+
+
 # ---- TensorRT --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,18 +24,10 @@ def main():
         torch.manual_seed(0)
         model = mmpretrain.get_model("hrnet-w30_3rdparty_8xb32_in1k", pretrained=False).eval()
 
-    class Logits(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            return self.m(x, mode="tensor")
+    from parity.backends import export_onnx
 
     torch.save({"state_dict": model.state_dict()}, BUILD / "hrnet_w30_seeded.pth")
-    torch.onnx.export(Logits(model), torch.zeros(1, 3, 512, 384), str(BUILD / "hrnet_w30.onnx"), opset_version=17,
-                      dynamo=False, input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    export_onnx(model, np.zeros((1, 3, 512, 384), np.float32), BUILD / "hrnet_w30.onnx")
     config = BUILD / "parity_hrnet.py"
     seed = ROOT / "fixtures" / "seed"
     config.write_text(
