@@ -106,7 +106,7 @@ def export_onnx(model, example: np.ndarray, path: Path) -> None:
         def forward(self, x):
             return self.classifier(x, mode="tensor")
 
-    torch.onnx.export(Logits(model), torch.from_numpy(np.ascontiguousarray(example, dtype=np.float32)), str(path),
+    torch.onnx.export(Logits(model), (torch.from_numpy(np.ascontiguousarray(example, dtype=np.float32)),), str(path),
                       input_names=["input"], output_names=["logits"], opset_version=17, dynamo=False,
                       dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
 

@@ -176,14 +176,14 @@ class Harness:
                 f"Shape mismatch: DALI {actual.shape}, reference {expected.shape}"]
             result = StageResult(status="failed" if problems else "passed", problems=tuple(problems),
                                  notes=("values are transformed at this point; only the shape is compared",), **common)
-            return self._diagnosed(result, actual, expected, layout, target, ref)
+            return self._diagnosed(result, actual, expected, layout, ref)
         if views is not None:
             views[pair.label] = StageView(actual, expected, layout, pair.channels, True)
         if actual.dtype != expected.dtype:
             notes.append(f"dtypes differ (DALI {actual.dtype}, reference {expected.dtype}); values compared as float")
         result = compare_arrays(actual, expected, self.config.tolerance_for(pair.label), notes=notes,
                                 channel_axis=layout.index("C") if "C" in layout else 0, **common)
-        return self._diagnosed(result, actual, expected, layout, target, ref)
+        return self._diagnosed(result, actual, expected, layout, ref)
 
     def _compare_final(self, actual, layout, target: RefStage, common) -> StageResult:
         problems, notes = [], []
@@ -210,7 +210,7 @@ class Harness:
             value_causes = ()  # rounding and clipping to an integer range make any value analysis misleading
         return dataclasses.replace(result, diagnosis=Diagnosis(tuple(value_causes) + tuple(attributes)))
 
-    def _diagnosed(self, result: StageResult, actual, expected, layout, target: RefStage, ref) -> StageResult:
+    def _diagnosed(self, result: StageResult, actual, expected, layout, ref: list[RefStage]) -> StageResult:
         if result.status != "failed":
             return result
         causes = self._diagnose(actual, expected, layout, actual.shape, layout, ref_layout=layout,
