@@ -78,6 +78,56 @@ def assert_triton_parity(config, images=None) -> list[ImageResult]:
     return results
 
 
+def assert_logits_close(actual, expected, *, kl: float = 0.01, topk: int = 5, topk_overlap: float = 0.6,
+                        atol: float | None = None) -> None:
+    """Assert that deployed logits [N, classes] answer like the reference's: same top-1, top-k overlap,
+    KL(reference || deployed) per row, and optionally a largest absolute logit difference.
+
+    Raises:
+        AssertionError: naming the rows that differ, with top-1 and probabilities, KL and overlap.
+    """
+    __tracebackhide__ = True
+    from parity.model import kl_divergence, softmax
+    from parity.model import topk_overlap as overlap_of
+
+    a, e = np.atleast_2d(np.asarray(actual, np.float64)), np.atleast_2d(np.asarray(expected, np.float64))
+    check_argument(a.shape == e.shape, "Expected logits of the same shape but got actual {} and expected {}",
+                   a.shape, e.shape)
+    lines = []
+    for i, (row, ref) in enumerate(zip(a, e)):
+        p, q = softmax(ref), softmax(row)
+        problems = []
+        if int(p.argmax()) != int(q.argmax()):
+            problems.append(f"top-1 {int(q.argmax())} (p={q.max():.3f}) vs reference {int(p.argmax())} (p={p.max():.3f})")
+        divergence = kl_divergence(p, q)
+        if divergence > kl:
+            problems.append(f"KL {divergence:.4g} > {kl}")
+        share = overlap_of(ref, row, topk)
+        if share < topk_overlap:
+            problems.append(f"top-{topk} overlap {100 * share:.0f}% < {100 * topk_overlap:.0f}%")
+        if atol is not None and np.abs(row - ref).max() > atol:
+            problems.append(f"greatest logit difference {np.abs(row - ref).max():.4g} > {atol}")
+        if problems:
+            lines.append(f"row {i}: " + "; ".join(problems))
+    if lines:
+        raise AssertionError(f"Logits are not close for {len(lines)} of {len(a)} inputs!\n\n" + "\n".join(lines))
+
+
+def assert_not_degenerate(logits, *, reference_logits=None, share: float = 0.9) -> None:
+    """Assert that logits [N, classes] over N >= 2 varied inputs do not collapse: one class for (nearly)
+    all, probabilities saturated at 1, identical rows, NaN/Inf. No reference is needed; given one, a
+    collapse the reference shares (a dataset of one class) is not reported.
+    """
+    __tracebackhide__ = True
+    from parity.model import ModelCheck
+
+    rows = np.atleast_2d(np.asarray(logits, np.float32))
+    ref = None if reference_logits is None else np.atleast_2d(np.asarray(reference_logits, np.float32))
+    result = ModelCheck.degenerate_of(rows, ref, share)
+    if result.status == "failed":
+        raise AssertionError(result.message())
+
+
 def assert_stage_close(actual, expected, *, atol: float, rtol: float = 0.0, max_mismatch: float = 0.0,
                        mean_atol: float | None = None, stage: str = "stage", mean=None, std=None,
                        channel_axis: int = 0) -> StageResult:

@@ -186,6 +186,24 @@ class ModelCheck:
                            kl=kl, max_abs_logit=float(np.abs(dali_logits - ref_logits).max()),
                            conversion_max_abs=conversion, problems=tuple(problems), preprocessing=preprocessing_note)
 
+    @staticmethod
+    def degenerate_of(logits: np.ndarray, reference: np.ndarray | None, share: float) -> DegenerateResult:
+        """The collapse check on plain logit arrays (used by ``parity.assert_not_degenerate``)."""
+        check = ModelCheck.__new__(ModelCheck)
+        check.cfg = {"degenerate_share": share}
+        check.collected = _Collected()
+        for i, row in enumerate(logits):
+            p = softmax(row)
+            check.collected.top1.append(int(p.argmax()))
+            check.collected.prob.append(float(p.max()))
+            check.collected.logits.append(row)
+            check.collected.nonfinite += int(not np.isfinite(row).all())
+            if reference is not None:
+                q = softmax(reference[i])
+                check.collected.ref_top1.append(int(q.argmax()))
+                check.collected.ref_prob.append(float(q.max()))
+        return check.degenerate()
+
     def degenerate(self) -> DegenerateResult:
         """Collapse across images: one class for (nearly) all, saturated probabilities, constant logits."""
         c = self.collected

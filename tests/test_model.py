@@ -138,3 +138,20 @@ def test_model_items_in_pytest(pytester):
 def test_check_preprocessing_parity_includes_the_model_verdict():
     [result] = check_preprocessing_parity(SEED / "parity_deployed.py", [IMAGES / "noise.png"])
     assert result.model is not None and not result.passed
+
+
+def test_logit_and_collapse_assertions_for_other_suites():
+    from parity import assert_logits_close, assert_not_degenerate
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0, 3, (6, 10))
+    assert_logits_close(reference + rng.normal(0, 1e-3, reference.shape), reference)
+    swapped = reference.copy()
+    swapped[2] = reference[2][::-1]
+    with pytest.raises(AssertionError, match=r"not close for 1 of 6 inputs!\n\nrow 2: top-1"):
+        assert_logits_close(swapped, reference)
+    assert_not_degenerate(reference)  # varied answers
+    collapsed = np.zeros((6, 10))
+    collapsed[:, 0] = 50.0
+    with pytest.raises(AssertionError, match=r"6 of 6 images -> class 0 with mean p=1.000"):
+        assert_not_degenerate(collapsed)

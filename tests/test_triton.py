@@ -129,3 +129,14 @@ def test_triton_items_in_pytest(pytester):
     result.assert_outcomes(passed=57)  # 8 images x (5 stages, model, triton) + the degenerate-output check
     result.stdout.fnmatch_lines(["*parity_triton_corrected.py::astronaut::triton PASSED*",
                                  "*triton (embedded): 8 passed, 0 failed, 0 skipped; top-1 agreement 8/8*"])
+
+
+def test_remote_mode_talks_to_a_running_server(tmp_path):
+    """The same check against a server someone else started (here: one we start, then point a url at)."""
+    with EmbeddedServer(REPOS / "corrected_repository", timeout_s=90) as server:
+        cfg = load_config(SEED / "parity_corrected.py")
+        cfg.triton = {"repository": None, "url": server.url, "model": "ensemble", "input": "INPUT",
+                      "output": "OUTPUT", "output_kind": "logits", "timeout_s": 30.0, "onnx": None, "kl": 0.01}
+        results = assert_triton_parity(cfg, [IMAGES / "coffee.png", IMAGES / "noise.png"])
+    assert [r.triton.backend for r in results] == ["triton (remote)"] * 2
+    assert [r.triton.dali_top1 for r in results] == [ANSWERS["coffee"], ANSWERS["noise"]]
