@@ -172,7 +172,7 @@ def diagnose_values(dali: np.ndarray, ref: np.ndarray, *, mean=None, std=None, t
         if channel and norm and norm.kind == "mean_std_channel_order":
             # mean/std sit in the right positions but the data does not: one mistake, the channel order
             norm = None
-        causes.extend(c for c in (channel, norm) if c is not None)
+        causes.extend(c for c in (norm, channel) if c is not None)  # the value error first: it is the larger
         if causes:
             return Diagnosis(tuple(causes))
     causes.extend(_spatial_causes(dali, ref, fit))

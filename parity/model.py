@@ -19,12 +19,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def topk_overlap(ref_logits: np.ndarray, other_logits: np.ndarray, k: int, tie: float = 0.01) -> float:
-    """Share of the other's top-k that is in the reference's top-k, near-ties included: a class within
-    ``tie`` (logit units, about 1% in probability) of the reference's k-th counts, so classes the
-    reference finds equally likely do not make the overlap arbitrary."""
+    """Share of the reference's top-k classes found in the other's top-k. Only classes the reference
+    ranks clearly above its k-th (by more than ``tie`` logits, about 1% in probability) are counted, so
+    a reference that finds many classes equally likely does not make the overlap arbitrary."""
     kth = np.sort(ref_logits)[::-1][min(k, len(ref_logits)) - 1]
-    chosen = np.argsort(-other_logits)[:k]
-    return float(np.mean(ref_logits[chosen] >= kth - tie))
+    certain = np.flatnonzero(ref_logits > kth + tie)
+    if certain.size == 0:
+        return 1.0
+    chosen = set(np.argsort(-other_logits)[:k].tolist())
+    return float(np.mean([c in chosen for c in certain]))
 
 
 def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:

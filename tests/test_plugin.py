@@ -12,7 +12,7 @@ def test_seed_deployment_fails_loudly_with_one_item_per_image_and_stage(pytester
         "*collected 41 items*",
         "*DALI output is the un-normalized image (values 0..255)*",
         "*parity report summary*",
-        "model_input*0*8*0*channel_order (8), missing_normalization (8), layout (8)",
+        "model_input*0*8*0*missing_normalization (8), channel_order (8), layout (8)",
         "24 stage checks passed. 8 stage checks failed. 0 stage checks skipped.",
         "FAILED *fixtures/seed/parity_deployed.py::astronaut::model_input*",
     ])

@@ -29,7 +29,7 @@ def test_report_shows_every_stage_side_by_side_with_heatmaps_and_the_cause(seed_
             for side in ("ref", "dali", "diff"):
                 assert (seed_report / f"{image}-{stage}-{side}.png").is_file()
         assert (seed_report / f"{image}-model_input-hist.png").is_file()
-    assert page.count("<td>channel_order, missing_normalization, layout</td>") == 8  # the cause, per image
+    assert page.count("<td>missing_normalization, channel_order, layout</td>") == 8  # the cause, per image
     assert "Degenerate-output check <span class=failed>FAILED" in page
     assert "DALI output is the un-normalized image (values 0..255)" in page
     # the DALI model input really is the un-normalized BGR image: its picture is the reference's with R and B swapped
