@@ -311,6 +311,37 @@ def attribute_causes(*, layout: str, expected_layout: str, dtype, expected_dtype
     return causes
 
 
+_DALI_INTERP = {0: "INTERP_NN", 1: "INTERP_LINEAR", 2: "INTERP_CUBIC", 3: "INTERP_LANCZOS3", 4: "INTERP_TRIANGULAR",
+                5: "INTERP_GAUSSIAN"}
+_REF_INTERP = {"nearest": "INTERP_NN", "bilinear": "INTERP_LINEAR", "bicubic": "INTERP_CUBIC",
+               "lanczos": "INTERP_LANCZOS3", "area": "INTERP_LINEAR"}
+
+
+def resize_filter_cause(dali_args: dict, ref_step: dict) -> Cause | None:
+    """Name the resize argument that differs: the filter, or antialiasing (Pillow widens its filter when
+    shrinking, OpenCV does not; DALI antialiases by default)."""
+    if not ref_step.get("type", "").endswith(("Resize", "ResizeEdge")):
+        return None
+    backend = ref_step.get("backend", "cv2")
+    want_interp = _REF_INTERP.get(ref_step.get("interpolation", "bilinear"))
+    want_aa = backend == "pillow" or ref_step.get("interpolation") == "area"
+    interp = _DALI_INTERP.get(int(dali_args.get("interp_type", dali_args.get("min_filter", 1))), "?")
+    antialias = bool(dali_args.get("antialias", True))
+    fixes = []
+    if want_interp and interp != want_interp:
+        fixes.append(f"interp_type=types.{want_interp} (DALI uses {interp})")
+    if antialias != want_aa:
+        fixes.append(f"antialias={want_aa} (DALI {'antialiases' if antialias else 'does not antialias'}"
+                     f"{' by default' if 'antialias' not in dali_args else ''}; the reference's {backend} backend "
+                     f"{'does' if want_aa else 'does not'})")
+    if not fixes:
+        return None
+    return Cause("resize_filter", f"The resize filter differs from the reference's {ref_step['type']}"
+                                  f"(backend='{backend}', interpolation='{ref_step.get('interpolation', 'bilinear')}'):"
+                                  f" set {' and '.join(fixes)} in fn.resize.",
+                 {"interp_type": interp, "antialias": antialias, "backend": backend})
+
+
 def _hw(shape: tuple, layout: str) -> tuple[int, int] | None:
     if len(shape) != 3:
         return None
@@ -363,6 +394,11 @@ def _resize_rule(dhw, rhw, in_hw) -> Cause | None:
     if kept(sd) and not kept(sr):
         return Cause("stretch", f"The reference stretches the image and DALI keeps the aspect ratio ({desc}).",
                      numbers)
+    if all(abs(d - r) <= 1 for d, r in zip(dhw, rhw)):
+        return Cause("size_rounding", f"The output size differs by one pixel ({desc}): the two sides round the "
+                                      "scaled size differently (MMPretrain's ResizeEdge truncates int(scale * "
+                                      "other / edge); MMCV's rescale adds 0.5 then truncates; DALI rounds). "
+                                      "Compute the size as the reference does (see `parity suggest`).", numbers)
     if kept(sd) and kept(sr):
         d_short, d_long, r_short, r_long = min(dhw), max(dhw), min(rhw), max(rhw)
         if d_long == r_short or d_short == r_long:

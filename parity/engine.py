@@ -18,7 +18,7 @@ from parity.align import StagePair, align
 from parity.compare import StageResult, compare_arrays
 from parity.config import ParityConfig
 from parity.dali import DaliRunner, open_pipeline
-from parity.diagnose import Diagnosis, attribute_causes, diagnose_shapes, diagnose_values
+from parity.diagnose import Diagnosis, attribute_causes, diagnose_shapes, diagnose_values, resize_filter_cause
 from parity.images import check_image, client_input, image_ids
 from parity.model import DegenerateResult, ModelCheck, ModelResult
 from parity.reference import ReferencePipeline, RefStage, is_geometry_name
@@ -176,14 +176,14 @@ class Harness:
                 f"Shape mismatch: DALI {actual.shape}, reference {expected.shape}"]
             result = StageResult(status="failed" if problems else "passed", problems=tuple(problems),
                                  notes=("values are transformed at this point; only the shape is compared",), **common)
-            return self._diagnosed(result, actual, expected, layout, ref)
+            return self._diagnosed(result, actual, expected, layout, ref, pair)
         if views is not None:
             views[pair.label] = StageView(actual, expected, layout, pair.channels, True)
         if actual.dtype != expected.dtype:
             notes.append(f"dtypes differ (DALI {actual.dtype}, reference {expected.dtype}); values compared as float")
         result = compare_arrays(actual, expected, self.config.tolerance_for(pair.label), notes=notes,
                                 channel_axis=layout.index("C") if "C" in layout else 0, **common)
-        return self._diagnosed(result, actual, expected, layout, ref)
+        return self._diagnosed(result, actual, expected, layout, ref, pair)
 
     def _compare_final(self, actual, layout, target: RefStage, common) -> StageResult:
         problems, notes = [], []
@@ -210,11 +210,17 @@ class Harness:
             value_causes = ()  # rounding and clipping to an integer range make any value analysis misleading
         return dataclasses.replace(result, diagnosis=Diagnosis(tuple(value_causes) + tuple(attributes)))
 
-    def _diagnosed(self, result: StageResult, actual, expected, layout, ref: list[RefStage]) -> StageResult:
+    def _diagnosed(self, result: StageResult, actual, expected, layout, ref: list[RefStage],
+                   pair: StagePair) -> StageResult:
         if result.status != "failed":
             return result
-        causes = self._diagnose(actual, expected, layout, actual.shape, layout, ref_layout=layout,
-                                input_hw=ref[0].array.shape[:2])
+        causes = list(self._diagnose(actual, expected, layout, actual.shape, layout, ref_layout=layout,
+                                     input_hw=ref[0].array.shape[:2]))
+        steps = self.reference.pipeline_cfg
+        if pair.dali.op == "Resize" and pair.ref_index is not None and pair.ref_index < len(steps) and \
+                [c.kind for c in causes] == ["interpolation"]:
+            # name the argument: the filter or antialiasing that differs from the reference transform's
+            causes = [resize_filter_cause(pair.dali.args, steps[pair.ref_index]) or causes[0]]
         return dataclasses.replace(result, diagnosis=Diagnosis(tuple(causes)))
 
     def _diagnose(self, actual, expected, layout, original_shape, original_layout, *, normalized=False,

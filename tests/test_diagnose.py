@@ -169,3 +169,21 @@ def test_no_false_alarm_for_random_correct_pipeline_parameters(tmp_path_factory,
     harness = Harness(load_config(write_config(folder, pipeline=spec, reference=reference, images=[str(path)])))
     [result] = harness.run()
     assert result.passed, result.first_failure.message()
+
+
+def test_the_resize_argument_that_differs_is_named():
+    from parity.diagnose import resize_filter_cause
+
+    cv2_edge = dict(type="ResizeEdge", scale=256, edge="short")  # backend cv2, bilinear: no antialiasing
+    cause = resize_filter_cause({"resize_shorter": 256.0}, cv2_edge)
+    assert cause.kind == "resize_filter" and "set antialias=False (DALI antialiases by default" in cause.sentence
+    pillow = dict(type="Resize", scale=(384, 512), keep_ratio=True, backend="pillow", interpolation="bicubic")
+    cause = resize_filter_cause({"interp_type": 1}, pillow)
+    assert "interp_type=types.INTERP_CUBIC (DALI uses INTERP_LINEAR)" in cause.sentence
+    assert resize_filter_cause({"antialias": False}, cv2_edge) is None  # nothing to change
+
+
+def test_a_one_pixel_size_difference_is_called_rounding():
+    diagnosis = diagnose_shapes((256, 385, 3), (256, 384, 3), "HWC", ref_layout="HWC", input_hw=(300, 451))
+    assert diagnosis.kinds == ("size_rounding",)
+    assert "ResizeEdge truncates" in str(diagnosis)
