@@ -219,6 +219,9 @@ def config_from_dict(raw: dict, path) -> ParityConfig:
         if bool(triton["repository"]) == bool(triton["url"]):
             _fail(path, "triton: give exactly one of repository='model_repository' (embedded server) or "
                         "url='host:8001' (a running server)")
+        if triton["repository"] and not (path.parent / triton["repository"]).is_dir():
+            _fail(path, f"triton.repository={triton['repository']!r}: folder not found: "
+                        f"{(path.parent / triton['repository']).resolve()}")
         if model is None:
             _fail(path, "triton: the triton stage compares answers with the reference network: add a `model` "
                         "section (model.onnx, and model.config/checkpoint for the reference)")

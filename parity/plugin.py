@@ -89,7 +89,18 @@ class ParityItem(pytest.Item):
         self.stage = stage
 
     def runtest(self):
-        result = self.config.stash[parity_key].result(self.image, self.stage)
+        from parity.errors import ParityUsageError
+
+        plugin = self.config.stash[parity_key]
+        earlier = plugin._error
+        try:
+            result = plugin.result(self.image, self.stage)
+        except ParityUsageError as exc:  # e.g. the Triton server did not start: one sentence, no traceback
+            pytest.fail(f"parity: {exc}", pytrace=False)
+        except Exception as exc:
+            if earlier is None:
+                raise  # the first item shows the full traceback
+            pytest.fail(f"parity: the run failed on an earlier item: {type(exc).__name__}: {exc}", pytrace=False)
         if result.status == "skipped":
             pytest.skip(f"{self.stage}: {result.skip_reason}")
         if result.status == "failed":
@@ -112,32 +123,44 @@ class ParityPlugin:
         self.report_dir = report_dir
         self.report_path: Path | None = None
         self._results: dict | None = None
+        self._error: Exception | None = None
 
     def result(self, image: str, stage: str):
         """The result of one item; the first call runs every image (one DALI batch at a time)."""
+        if self._error is not None:
+            raise self._error  # the run already failed: every item reports it, none retries
         if self._results is None:
-            self._results = {}
-            report = None
-            if self.report_dir is not None:
-                from parity.html import HtmlReport
+            try:
+                self._results = self._run()
+            except Exception as exc:
+                self._error = exc
+                raise
+        return self._results[(image, stage)]  # type: ignore[index]
 
-                report = HtmlReport(self.report_dir, title=f"parity: {self.harness.config.path.name}")
-            start = time.perf_counter()
-            for image_result in self.harness.run(keep_views=report.wants_views if report else None):
-                for r in image_result.stages:
-                    self._results[(r.image, r.stage)] = r
-                if image_result.model is not None:
-                    self._results[(image_result.image, "model")] = image_result.model
-                if image_result.triton is not None:
-                    self._results[(image_result.image, "triton")] = image_result.triton
-                if report:
-                    report.add(image_result)
-            degenerate = self.harness.degenerate()
-            if degenerate is not None:
-                self._results[("model", "degenerate")] = degenerate
+    def _run(self) -> dict:
+        """Run every image once, keeping only results (and writing the report as images pass)."""
+        results: dict = {}
+        report = None
+        if self.report_dir is not None:
+            from parity.html import HtmlReport
+
+            report = HtmlReport(self.report_dir, title=f"parity: {self.harness.config.path.name}")
+        start = time.perf_counter()
+        for image_result in self.harness.run(keep_views=report.wants_views if report else None):
+            for r in image_result.stages:
+                results[(r.image, r.stage)] = r
+            if image_result.model is not None:
+                results[(image_result.image, "model")] = image_result.model
+            if image_result.triton is not None:
+                results[(image_result.image, "triton")] = image_result.triton
             if report:
-                self.report_path = report.write(time.perf_counter() - start, degenerate)
-        return self._results[(image, stage)]
+                report.add(image_result)
+        degenerate = self.harness.degenerate()
+        if degenerate is not None:
+            results[("model", "degenerate")] = degenerate
+        if report:
+            self.report_path = report.write(time.perf_counter() - start, degenerate)
+        return results
 
     def _is_config(self, path) -> bool:
         return Path(path).resolve() == self.harness.config.path

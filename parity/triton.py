@@ -73,6 +73,7 @@ def prepare_embedded(repo: Path, target: Path, onnx: dict | None = None) -> list
     from tritonclient.grpc import model_config_pb2
 
     substituted = []
+    read_repository(repo)  # the user's repository, checked before anything is copied
     shutil.copytree(repo, target, symlinks=False, dirs_exist_ok=True)
     for name, (folder, config) in read_repository(target).items():
         kind = _kind(config)

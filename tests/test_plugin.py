@@ -41,3 +41,32 @@ def test_a_bad_config_is_a_usage_error_not_a_traceback(pytester):
     assert result.ret == 4
     result.stderr.fnmatch_lines(["ERROR: parity: *parity_bad.py: unknown key dali.'pipline' (did you mean 'pipeline'?)*"])
     assert "Traceback" not in result.stderr.str()
+
+
+def test_report_option_and_a_failing_run_reported_once_per_item_without_traceback(pytester, tmp_path):
+    import shutil
+
+    result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_corrected.py"),
+                                           "--parity-report", str(tmp_path / "report"), "-k", "astronaut")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines([f"HTML report: {tmp_path / 'report' / 'index.html'}"])
+    assert (tmp_path / "report" / "astronaut-model_input-diff.png").is_file()
+    # a Triton repository that cannot load: every item says so in one sentence, the server is tried once
+    repo = tmp_path / "repo"
+    shutil.copytree(SEED.parent / "triton" / "build" / "corrected_repository", repo, symlinks=True)
+    (repo / "preprocess" / "1" / "model.dali").write_bytes(b"\x00garbage")
+    cfg = pytester.makepyfile(parity_broken=(
+        f"_base_ = ['{SEED / 'parity_corrected.py'}']\n"
+        f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\n"
+        f"images = ['{SEED.parent / 'images' / 'flat.png'}', '{SEED.parent / 'images' / 'noise.png'}']\n"
+        f"model = dict(config='mmpretrain::resnet/resnet18_8xb32_in1k.py', "
+        f"checkpoint='{SEED.parent / 'model' / 'build' / 'known_answer.pth'}', "
+        f"onnx='{SEED.parent / 'model' / 'build' / 'known_answer.onnx'}')\n"
+        f"dali = dict(pipeline='{SEED / 'corrected_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline', "
+        "input_name='INPUT_PREPROCESS')\n"
+        f"triton = dict(repository='{repo}')\n"))
+    result = pytester.runpytest_subprocess("--parity-config", str(cfg))
+    result.assert_outcomes(failed=15)  # 2 images x (5 stages, model, triton) + degenerate
+    assert result.stdout.str().count("tritonserver exited with code 1 while loading the repository") >= 15
+    assert "not a serialized DALI pipeline" in result.stdout.str()
+    assert "Traceback" not in result.stdout.str()

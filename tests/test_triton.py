@@ -117,9 +117,11 @@ def test_an_unreachable_server_is_one_clear_error():
         TritonClient(f"127.0.0.1:{port}", "ensemble", "INPUT", "OUTPUT", timeout_s=3)
 
 
-def test_triton_config_needs_one_mode_and_a_model_section(tmp_path):
+def test_triton_config_needs_one_mode_an_existing_repository_and_a_model_section(tmp_path):
     with pytest.raises(ParityConfigError, match="triton: give exactly one of repository="):
         load_config(write_config(tmp_path, pipeline="p.py:f", extra="triton = dict(model='ensemble')\n"))
+    with pytest.raises(ParityConfigError, match="triton.repository='nope': folder not found"):
+        load_config(write_config(tmp_path, pipeline="p.py:f", extra="triton = dict(repository='nope')\n"))
     with pytest.raises(ParityConfigError, match="add a `model` section"):
         load_config(write_config(tmp_path, pipeline="p.py:f", extra="triton = dict(url='127.0.0.1:8001')\n"))
 
