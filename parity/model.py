@@ -55,6 +55,7 @@ class ModelResult:
     problems: tuple = ()
     preprocessing: str = ""  # the preprocessing verdict of this image, when it failed
     skip_reason: str = ""
+    notes: tuple = ()  # how the answer was obtained (e.g. CPU stand-ins in an embedded Triton server)
 
     def __bool__(self) -> bool:
         return self.status != "failed"
@@ -73,10 +74,12 @@ class ModelResult:
         lines = [f"Deployed model ({self.backend}) on DALI's input and the reference model {verb} on image "
                  f"{self.image!r}!", ""]
         lines.extend(self.problems)
-        lines.append(f"Top-1: deployed {self.dali_top1} (p={self.dali_prob:.3f}), reference {self.ref_top1} "
-                     f"(p={self.ref_prob:.3f})")
-        lines.append(f"Top-k overlap: {100 * self.topk_overlap:.0f}%; KL(reference || deployed): {self.kl:.4g}; "
-                     f"greatest logit difference: {self.max_abs_logit:.4g}")
+        if self.dali_top1 >= 0:  # there is an answer to compare (not a refused request)
+            lines.append(f"Top-1: deployed {self.dali_top1} (p={self.dali_prob:.3f}), reference {self.ref_top1} "
+                         f"(p={self.ref_prob:.3f})")
+            lines.append(f"Top-k overlap: {100 * self.topk_overlap:.0f}%; KL(reference || deployed): "
+                         f"{self.kl:.4g}; greatest logit difference: {self.max_abs_logit:.4g}")
+        lines.extend(f"Note: {n}" for n in self.notes)
         if self.conversion_max_abs is not None:
             lines.append(f"Conversion alone (deployed vs reference model, both on the reference input): greatest "
                          f"logit difference {self.conversion_max_abs:.4g}")

@@ -314,11 +314,15 @@ class TritonCheck:
         assert self.client is not None
         backend = f"triton ({self.mode})"
         note = _preprocessing_note(stages)
+        served: tuple[str, ...] = ()
+        if self.server is not None and self.server.substituted:
+            served = ("served by a local tritonserver with CPU stand-ins for models whose backends it lacks: "
+                      + "; ".join(self.server.substituted),)
         try:
             answer = self.client.infer(client_input)
         except ParityTritonError as exc:
             return ModelResult(image, backend, "failed", problems=(f"Triton refused the request: {exc}",),
-                               preprocessing=note)
+                               preprocessing=note, notes=served)
         runner = self.model_check.reference or self.model_check.deployed
         ref_logits = runner.infer(ref_input[None].astype(np.float32))[0]
         answer = np.asarray(answer, dtype=np.float64).reshape(-1)
@@ -342,4 +346,4 @@ class TritonCheck:
         return ModelResult(image, backend, "failed" if problems else "passed", ref_top1=int(p_ref.argmax()),
                            ref_prob=float(p_ref.max()), dali_top1=int(p_out.argmax()), dali_prob=float(p_out.max()),
                            topk_overlap=overlap, kl=kl, max_abs_logit=float(np.abs(logits - ref_logits).max()),
-                           problems=tuple(problems), preprocessing=note)
+                           problems=tuple(problems), preprocessing=note, notes=served)

@@ -75,6 +75,8 @@ def test_seed_ensemble_fails_loudly_with_the_servers_own_words():
     assert "unexpected shape for input 'input' for model 'classifier'. Expected [-1,3,512,384], got [1,512,384,3]" \
         in message
     assert "missing_normalization" in message and "layout" in message  # pointed back to preprocessing
+    assert "Top-1:" not in message  # a refused request has no answer to compare
+    assert "CPU stand-ins for models whose backends it lacks: classifier: tensorrt_plan" in message
     assert _tritonservers() == before  # the server is stopped
 
 
