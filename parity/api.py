@@ -119,11 +119,11 @@ def assert_not_degenerate(logits, *, reference_logits=None, share: float = 0.9) 
     collapse the reference shares (a dataset of one class) is not reported.
     """
     __tracebackhide__ = True
-    from parity.model import ModelCheck
+    from parity.model import collect, degenerate_of
 
     rows = np.atleast_2d(np.asarray(logits, np.float32))
     ref = None if reference_logits is None else np.atleast_2d(np.asarray(reference_logits, np.float32))
-    result = ModelCheck.degenerate_of(rows, ref, share)
+    result = degenerate_of(collect(rows, ref), share)
     if result.status == "failed":
         raise AssertionError(result.message())
 

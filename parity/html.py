@@ -135,22 +135,22 @@ class HtmlReport:
 
     def _pictures(self, image: str, r, view) -> str:
         stem = _safe(f"{image}-{r.stage}")
-        if view.dali.shape != view.reference.shape:
-            ref, ref_note = _to_display(view.reference, view.layout, view.channels, view.pixels)
-            dali, dali_note = _to_display(view.dali, view.layout, view.channels, view.pixels)
-            return (f"<div class=row>{_figure(self._save(stem + '-ref.png', ref), 'reference ' + str(view.reference.shape), ref_note)}"
-                    f"{_figure(self._save(stem + '-dali.png', dali), 'DALI ' + str(view.dali.shape), dali_note)}"
-                    "<figure><figcaption>shapes differ: no difference map</figcaption></figure></div>")
-        ref, ref_note = _to_display(view.reference, view.layout, view.channels, view.pixels)
-        dali, dali_note = _to_display(view.dali, view.layout, view.channels, view.pixels)
-        diff = np.abs(view.dali.astype(np.float64) - view.reference.astype(np.float64))
-        diff = diff.max(axis=0 if view.layout == "CHW" else -1)
-        heat = self._heatmap(stem + "-diff.png", diff, r.tolerance.atol if r.tolerance else None,
-                             r.tolerance.unit if r.tolerance else "")
-        return (f"<div class=row>{_figure(self._save(stem + '-ref.png', ref), 'reference', ref_note)}"
-                f"{_figure(self._save(stem + '-dali.png', dali), 'DALI', dali_note)}"
-                f"{_figure(heat, '|DALI - reference| (max over channels)', f'max {diff.max():.4g}, mean {diff.mean():.4g}')}"
-                "</div>")
+        same = view.dali.shape == view.reference.shape
+        figures = []
+        for side, name, array in (("ref", "reference", view.reference), ("dali", "DALI", view.dali)):
+            rgb, note = _to_display(array, view.layout, view.channels, view.pixels)
+            caption = name if same else f"{name} {array.shape}"
+            figures.append(_figure(self._save(f"{stem}-{side}.png", rgb), caption, note))
+        if not same:
+            figures.append("<figure><figcaption>shapes differ: no difference map</figcaption></figure>")
+        else:
+            diff = np.abs(view.dali.astype(np.float64) - view.reference.astype(np.float64))
+            diff = diff.max(axis=0 if view.layout == "CHW" else -1)
+            heat = self._heatmap(stem + "-diff.png", diff, r.tolerance.atol if r.tolerance else None,
+                                 r.tolerance.unit if r.tolerance else "")
+            figures.append(_figure(heat, "|DALI - reference| (max over channels)",
+                                   f"max {diff.max():.4g}, mean {diff.mean():.4g}"))
+        return f"<div class=row>{''.join(figures)}</div>"
 
     def _heatmap(self, name: str, diff: np.ndarray, atol, unit: str) -> str:
         from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -130,6 +130,15 @@ class ModelCheck:
             self.reference = TorchClassifier(model_cfg, checkpoint, source)
         self.deployed: Runner = self._deployed(cfg, base_dir)
         self.collected = _Collected()
+        self._last_reference: tuple[str, np.ndarray] | None = None
+
+    def reference_logits(self, image: str, ref_input: np.ndarray) -> np.ndarray:
+        """The reference network's logits (the deployed model's without one) for an image; the model and
+        Triton stages of the same image share one inference."""
+        if self._last_reference is None or self._last_reference[0] != image:
+            runner = self.reference or self.deployed
+            self._last_reference = (image, runner.infer(ref_input[None].astype(np.float32))[0])
+        return self._last_reference[1]
 
     @staticmethod
     def _deployed(cfg: dict, base_dir) -> Runner:
@@ -166,7 +175,7 @@ class ModelCheck:
             return ModelResult(image, backend, "skipped", dali_top1=c.top1[-1], dali_prob=c.prob[-1],
                                skip_reason="no reference model (model.reference_model=False or no model in the "
                                            "reference config): only the degenerate-output check runs")
-        ref_logits = self.reference.infer(ref_input[None].astype(np.float32))[0]
+        ref_logits = self.reference_logits(image, ref_input)
         conversion = float(np.abs(self.deployed.infer(ref_input[None].astype(np.float32))[0] - ref_logits).max())
         p_ref = softmax(ref_logits)
         c.ref_top1.append(int(p_ref.argmax()))
@@ -192,54 +201,55 @@ class ModelCheck:
                            kl=kl, max_abs_logit=float(np.abs(dali_logits - ref_logits).max()),
                            conversion_max_abs=conversion, problems=tuple(problems), preprocessing=preprocessing_note)
 
-    @staticmethod
-    def degenerate_of(logits: np.ndarray, reference: np.ndarray | None, share: float) -> DegenerateResult:
-        """The collapse check on plain logit arrays (used by ``parity.assert_not_degenerate``)."""
-        check = ModelCheck.__new__(ModelCheck)
-        check.cfg = {"degenerate_share": share}
-        check.collected = _Collected()
-        for i, row in enumerate(logits):
-            p = softmax(row)
-            check.collected.top1.append(int(p.argmax()))
-            check.collected.prob.append(float(p.max()))
-            check.collected.logits.append(row)
-            check.collected.nonfinite += int(not np.isfinite(row).all())
-            if reference is not None:
-                q = softmax(reference[i])
-                check.collected.ref_top1.append(int(q.argmax()))
-                check.collected.ref_prob.append(float(q.max()))
-        return check.degenerate()
-
     def degenerate(self) -> DegenerateResult:
-        """Collapse across images: one class for (nearly) all, saturated probabilities, constant logits."""
-        c = self.collected
-        n = len(c.top1)
-        if n < 2:
-            return DegenerateResult("skipped", n, ("fewer than 2 images reached the model",))
-        findings = []
-        share = self.cfg["degenerate_share"]
-        top, count = np.unique(np.asarray(c.top1), return_counts=True)
-        ref_classes = len(set(c.ref_top1)) if c.ref_top1 else None
-        if count.max() / n >= share and (ref_classes is None or ref_classes > 1):
-            cls = int(top[count.argmax()])
-            mean_p = float(np.mean([p for t, p in zip(c.top1, c.prob) if t == cls]))
-            ref = f" (the reference model answers {ref_classes} different classes)" if ref_classes else ""
-            findings.append(f"{count.max()} of {n} images -> class {cls} with mean p={mean_p:.3f}{ref}")
-        saturated = float(np.mean(np.asarray(c.prob) >= 0.999))
-        ref_saturated = float(np.mean(np.asarray(c.ref_prob) >= 0.999)) if c.ref_prob else 0.0
-        if saturated >= share and ref_saturated < share:
-            findings.append(f"probabilities saturated: p >= 0.999 for {100 * saturated:.0f}% of images"
-                            + (f" (reference {100 * ref_saturated:.0f}%)" if c.ref_prob else ""))
-        logits = np.stack(c.logits)
-        spread = float(logits.std(axis=0).max())
-        if spread <= 1e-6 * max(1.0, float(np.abs(logits).max())):
-            findings.append(f"logits identical across images (greatest std across images {spread:.3g})")
-        if c.nonfinite:
-            findings.append(f"NaN/Inf logits for {c.nonfinite} images")
-        hint = ""
-        if findings and c.hints:
-            hint = f"Preprocessing diverged on {len(c.hints)} of {n} images; for example:\n{c.hints[0]}"
-        return DegenerateResult("failed" if findings else "passed", n, tuple(findings), hint)
+        """Collapse across the images run so far."""
+        return degenerate_of(self.collected, self.cfg["degenerate_share"])
+
+
+def collect(logits: np.ndarray, reference: np.ndarray | None = None) -> _Collected:
+    """Per-image summaries of plain logit arrays [N, classes] (for ``parity.assert_not_degenerate``)."""
+    c = _Collected()
+    for i, row in enumerate(logits):
+        p = softmax(row)
+        c.top1.append(int(p.argmax()))
+        c.prob.append(float(p.max()))
+        c.logits.append(row)
+        c.nonfinite += int(not np.isfinite(row).all())
+        if reference is not None:
+            q = softmax(reference[i])
+            c.ref_top1.append(int(q.argmax()))
+            c.ref_prob.append(float(q.max()))
+    return c
+
+
+def degenerate_of(c: _Collected, share: float) -> DegenerateResult:
+    """Collapse across images: one class for (nearly) all, saturated probabilities, constant logits."""
+    n = len(c.top1)
+    if n < 2:
+        return DegenerateResult("skipped", n, ("fewer than 2 images reached the model",))
+    findings = []
+    top, count = np.unique(np.asarray(c.top1), return_counts=True)
+    ref_classes = len(set(c.ref_top1)) if c.ref_top1 else None
+    if count.max() / n >= share and (ref_classes is None or ref_classes > 1):
+        cls = int(top[count.argmax()])
+        mean_p = float(np.mean([p for t, p in zip(c.top1, c.prob) if t == cls]))
+        ref = f" (the reference model answers {ref_classes} different classes)" if ref_classes else ""
+        findings.append(f"{count.max()} of {n} images -> class {cls} with mean p={mean_p:.3f}{ref}")
+    saturated = float(np.mean(np.asarray(c.prob) >= 0.999))
+    ref_saturated = float(np.mean(np.asarray(c.ref_prob) >= 0.999)) if c.ref_prob else 0.0
+    if saturated >= share and ref_saturated < share:
+        findings.append(f"probabilities saturated: p >= 0.999 for {100 * saturated:.0f}% of images"
+                        + (f" (reference {100 * ref_saturated:.0f}%)" if c.ref_prob else ""))
+    logits = np.stack(c.logits)
+    spread = float(logits.std(axis=0).max())
+    if spread <= 1e-6 * max(1.0, float(np.abs(logits).max())):
+        findings.append(f"logits identical across images (greatest std across images {spread:.3g})")
+    if c.nonfinite:
+        findings.append(f"NaN/Inf logits for {c.nonfinite} images")
+    hint = ""
+    if findings and c.hints:
+        hint = f"Preprocessing diverged on {len(c.hints)} of {n} images; for example:\n{c.hints[0]}"
+    return DegenerateResult("failed" if findings else "passed", n, tuple(findings), hint)
 
 
 def _preprocessing_note(stage_results) -> str:

@@ -323,8 +323,7 @@ class TritonCheck:
         except ParityTritonError as exc:
             return ModelResult(image, backend, "failed", problems=(f"Triton refused the request: {exc}",),
                                preprocessing=note, notes=served)
-        runner = self.model_check.reference or self.model_check.deployed
-        ref_logits = runner.infer(ref_input[None].astype(np.float32))[0]
+        ref_logits = self.model_check.reference_logits(image, ref_input)
         answer = np.asarray(answer, dtype=np.float64).reshape(-1)
         if answer.shape != ref_logits.shape:
             return ModelResult(image, backend, "failed", problems=(
