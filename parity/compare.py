@@ -99,19 +99,16 @@ def compare_arrays(actual: np.ndarray, expected: np.ndarray, tolerance: Toleranc
         return StageResult(status="failed", problems=tuple(problems), total=expected.size,
                            dali_channels=_channel_stats(actual, channel_axis) if actual.size else (),
                            ref_channels=_channel_stats(expected, channel_axis) if expected.size else (), **common)
-    # uint8 and float32 differences are exact in float32; keep float64 only when an input has it
-    work = np.float64 if np.float64 in (actual.dtype, expected.dtype) else np.float32
-    a: Any = actual.astype(work, copy=False)
-    e: Any = expected.astype(work, copy=False)
-    diff = np.abs(a - e)
-    if not np.isfinite(diff).all():
-        problems.append(f"DALI output holds {int(np.isnan(a).sum())} NaN and {int(np.isinf(a).sum())} Inf values")
+    diff, work = _abs_diff(actual, expected)
+    if work is not None and not np.isfinite(diff).all():
+        problems.append(f"DALI output holds {int(np.isnan(actual).sum())} NaN and {int(np.isinf(actual).sum())} "
+                        "Inf values")
         diff = np.where(np.isfinite(diff), diff, np.inf)
     # float32 model inputs carry ~1e-7 relative rounding: a difference of exactly atol is within it
     if tolerance.rtol:
-        threshold = (tolerance.atol + tolerance.rtol * np.abs(e)) * (1 + 1e-5)
+        threshold = (tolerance.atol + tolerance.rtol * np.abs(expected.astype(np.float64))) * (1 + 1e-5)
     else:
-        threshold = np.asarray(tolerance.atol * (1 + 1e-5), dtype=work)
+        threshold = np.asarray(tolerance.atol * (1 + 1e-5))
     mismatch = diff > threshold
     inner = _interior(diff.ndim, diff.shape, channel_axis, tolerance.border)
     judged, judged_mismatch = diff[inner], mismatch[inner]
@@ -130,6 +127,9 @@ def compare_arrays(actual: np.ndarray, expected: np.ndarray, tolerance: Toleranc
                  max_abs_index=tuple(int(i) for i in np.unravel_index(flat_abs, diff.shape)) if diff.size else (),
                  mean_abs=float(diff.mean(dtype=np.float64)) if diff.size else 0.0)
     if not ok and diff.size:
+        work = work or np.float32
+        a, e = actual.astype(work, copy=False), expected.astype(work, copy=False)
+        diff = diff.astype(work, copy=False)
         rel = diff / np.maximum(np.abs(e), np.finfo(work).eps)
         flat_rel = int(np.argmax(rel))
         stats.update(max_rel=float(rel.flat[flat_rel]),
@@ -138,6 +138,21 @@ def compare_arrays(actual: np.ndarray, expected: np.ndarray, tolerance: Toleranc
                      dali_channels=_channel_stats(actual, channel_axis), ref_channels=_channel_stats(expected, channel_axis),
                      worst=_worst(diff, np.broadcast_to(threshold, diff.shape), a, e))
     return StageResult(**stats, **common)
+
+
+def _abs_diff(actual: np.ndarray, expected: np.ndarray) -> tuple[np.ndarray, Any]:
+    """``|actual - expected|`` and the float type it was computed in (None: exact, in the shared integer type).
+
+    Equal unsigned integer images subtract in their own type (max - min), so the check that runs for every
+    image and stage allocates no widened copies; uint8 and float32 differences are exact in float32, and
+    float64 is kept only when an input has it.
+    """
+    if actual.dtype == expected.dtype and actual.dtype.kind == "u":
+        diff = np.maximum(actual, expected)
+        diff -= np.minimum(actual, expected)
+        return diff, None
+    work = np.float64 if np.float64 in (actual.dtype, expected.dtype) else np.float32
+    return np.abs(actual.astype(work, copy=False) - expected.astype(work, copy=False)), work
 
 
 def _worst(diff, threshold, a, e) -> tuple:

@@ -26,7 +26,7 @@ _DALI_KEYS = {
     "input_format": ("BGR", INPUT_FORMATS, "what the client feeds: decoded HWC uint8 BGR or RGB, or encoded bytes"),
     "output_layout": ("CHW", LAYOUTS, "layout the deployed model expects from the pipeline"),
     "device": ("auto", DEVICES, "where DALI runs: the GPU when one is present, else the CPU"),
-    "batch_size": (16, int, "images per DALI batch"),
+    "batch_size": (8, int, "images per DALI batch"),
     "num_threads": (2, int, "DALI CPU threads"),
 }
 _REFERENCE_KEYS = {

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -98,10 +100,11 @@ class Harness:
     def run(self, images: list[Path] | None = None, *, keep_views=None) -> Iterator[ImageResult]:
         """Yield one :class:`ImageResult` per image, in order, a DALI batch at a time.
 
-        While one batch is compared, the next is prepared (reference and DALI) in a worker thread: both
-        spend most of their time in native code that releases the GIL, so the comparison rides along.
-        Only the batch in hand and the one being prepared are held in memory; ``keep_views(image_id)``
-        says which images keep their compared tensors (for the HTML report).
+        While one batch is compared, the next is prepared in a worker thread, its images run through the
+        reference by a pool of threads (one per CPU core): decoding, resizing and the comparisons spend
+        most of their time in native code that releases the GIL. Only the batch in hand and the one being
+        prepared are held in memory; ``keep_views(image_id)`` says which images keep their compared
+        tensors (for the HTML report).
         """
         paths = list(images) if images is not None else self.config.images
         ids = dict(zip(self.config.images, self.image_ids))
@@ -110,13 +113,16 @@ class Harness:
         step = self.config.dali["batch_size"]
         chunks = [paths[start:start + step] for start in range(0, len(paths), step)]
         triton = TritonCheck(self.config.triton, self.config.base_dir, self.model) if self.config.triton else None
+        workers = max(1, min(step, len(os.sched_getaffinity(0))))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-prepare") as pool, \
+                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="parity-reference") as references, \
                 (triton or contextlib.nullcontext()):
-            pending = pool.submit(self._prepare, chunks[0]) if chunks else None
+            prepare = functools.partial(self._prepare, references)
+            pending = pool.submit(prepare, chunks[0]) if chunks else None
             for index, chunk in enumerate(chunks):
                 assert pending is not None
                 refs, outs, feeds = pending.result()
-                pending = pool.submit(self._prepare, chunks[index + 1]) if index + 1 < len(chunks) else None
+                pending = pool.submit(prepare, chunks[index + 1]) if index + 1 < len(chunks) else None
                 for path, ref, out, feed in zip(chunk, refs, outs, feeds):
                     image = ids.get(path, path.stem)
                     views: dict | None = {} if keep_views and keep_views(image) else None
@@ -137,8 +143,8 @@ class Harness:
         """The cross-image collapse check over every image run so far (None without a model section)."""
         return self.model.degenerate() if self.model else None
 
-    def _prepare(self, chunk: list[Path]):
-        refs = [self.reference.run(p) for p in chunk]
+    def _prepare(self, references: ThreadPoolExecutor, chunk: list[Path]):
+        refs = list(references.map(self.reference.run, chunk))
         feed = [client_input(r[0].array, r[0].channels, p, self.config.dali["input_format"])
                 for r, p in zip(refs, chunk)]
         return refs, self.dali.run(feed), feed

@@ -6,6 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parity import assert_stage_close, check_preprocessing_parity
+from parity.compare import compare_arrays
+from parity.config import Tolerance
 from parity.diagnose import diagnose_shapes, diagnose_values
 
 from .conftest import MEAN, SEED, STD, save_rgb, write_config, write_pipeline
@@ -82,6 +84,19 @@ def test_assert_stage_close_reads_like_torch_testing():
     assert "Greatest absolute difference: 0.5 at index (1, 2, 3) (up to 0.1 allowed)" in text
     assert "(1, 2, 3)         | 0.5         | 0" in text
     assert assert_stage_close(actual, expected, atol=0.1, max_mismatch=0.02).passed
+
+
+def test_uint8_images_compare_exactly_without_wrapping_around():
+    """uint8 stages are compared in their own type (the fast path); 0 vs 255 is 255 apart, not 1."""
+    expected = np.full((3, 4, 5), 255, np.uint8)
+    actual = expected.copy()
+    actual[0, 1, 2], actual[2, 3, 4] = 0, 250
+    result = compare_arrays(actual, expected, Tolerance(atol=5), image="-", stage="crop", dali_op="-", reference="-")
+    assert (result.mismatched, result.max_abs, result.max_abs_index) == (1, 255.0, (0, 1, 2))
+    assert result.mean_abs == pytest.approx(260 / 60)
+    with pytest.raises(AssertionError, match=r"(?s)Greatest absolute difference: 255 at index \(0, 1, 2\).*"
+                                             r"\(0, 1, 2\) +\| 0 +\| 255"):
+        assert_stage_close(actual, expected, atol=5)
 
 
 def test_landscape_images_show_the_seed_reference_and_dali_disagree_on_geometry(tmp_path):

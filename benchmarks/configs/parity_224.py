@@ -7,5 +7,5 @@ reference = dict(
         dict(type='PackInputs'),
     ],
 )
-dali = dict(pipeline='pipeline_224.py:preprocess_224', input_name='INPUT', batch_size=32)
+dali = dict(pipeline='pipeline_224.py:preprocess_224', input_name='INPUT')
 images = ['../../fixtures/images/*.png']
