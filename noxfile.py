@@ -40,6 +40,7 @@ def benchmarks(session):
     """Harness overhead, throughput at 224x224, streaming memory and the bug-zoo figures."""
     _install(session)
     session.run("python", "benchmarks/bench_harness.py", "benchmarks/configs/parity_224.py", "40")
+    session.run("python", "benchmarks/bench_harness.py", "fixtures/seed/parity_corrected.py", "10")
     session.run("python", "benchmarks/bench_stream.py", "benchmarks/configs/parity_224.py", "10000")
     session.run("python", "benchmarks/zoo_figures.py")
     session.run("python", "benchmarks/bench_triton.py")

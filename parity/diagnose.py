@@ -108,6 +108,9 @@ def _channel_cause(perm: tuple, to_rgb: bool) -> Cause | None:
                                   f"{list(perm)}[c].", {"permutation": perm})
 
 
+_HOW = "Normalize in DALI, e.g. fn.crop_mirror_normalize(mean=..., std=...) with the data_preprocessor's values."
+
+
 def _normalization_cause(fit: AffineFit, mean, std, value_range: float) -> Cause | None:
     """Explain scale/offset as the mean/std DALI effectively applied, given the model's mean/std."""
     a, b = fit.scale, fit.offset
@@ -125,7 +128,7 @@ def _normalization_cause(fit: AffineFit, mean, std, value_range: float) -> Cause
         eff_mean = m - b * eff_std
     numbers = {"effective_mean": eff_mean, "effective_std": eff_std, "mean": m, "std": s}
     model = f"the model expects mean={_vec(m)}, std={_vec(s)} (in the model's channel order)"
-    how = "Normalize in DALI, e.g. fn.crop_mirror_normalize(mean=..., std=...) with the data_preprocessor's values."
+    how = _HOW
     if _close(eff_std, 1.0, 0.05) and np.all(np.abs(eff_mean) < 2.0):
         return Cause("missing_normalization",
                      f"DALI output is the un-normalized image (values 0..255): it fits dali = ref * std + mean "
@@ -340,6 +343,45 @@ def resize_filter_cause(dali_args: dict, ref_step: dict) -> Cause | None:
                                   f"(backend='{backend}', interpolation='{ref_step.get('interpolation', 'bilinear')}'):"
                                   f" set {' and '.join(fixes)} in fn.resize.",
                  {"interp_type": interp, "antialias": antialias, "backend": backend})
+
+
+NORMALIZATION_KINDS = frozenset({"missing_normalization", "scaled_0_1", "mean_std_channel_order",
+                                  "normalized_0_1_input", "double_normalization", "wrong_normalization"})
+
+
+def _exact(values) -> str:
+    return "[" + ", ".join(f"{float(v):.6g}" for v in np.atleast_1d(values)) + "]"
+
+
+def normalization_fix(cause: Cause, normalizers: list, mean, std, model_channels: str) -> Cause:
+    """Point a normalization cause at the DALI argument to change.
+
+    ``normalizers`` are (op, display, source, args, channels) of the operators on the path to the output
+    that normalize (CropMirrorNormalize, Normalize), ``channels`` being the order of the data they see.
+    """
+    if cause.kind not in NORMALIZATION_KINDS or mean is None or std is None:
+        return cause
+    want = f"mean={_exact(mean)}, std={_exact(std)}"
+    if not normalizers:
+        fix = (f"No DALI operator on the path to the output normalizes: add fn.crop_mirror_normalize(dtype=types.FLOAT,"
+               f" {want}) after the last crop ({model_channels} order).")
+    else:
+        op, display, source, args, channels = normalizers[-1]
+        where = source or display
+        order = (f" for {model_channels} data (the data reaching it is {channels}: convert the channels first)"
+                 if channels and channels != model_channels else f" ({model_channels} order)")
+        if op == "CropMirrorNormalize":
+            has_mean, has_std = np.atleast_1d(args.get("mean", 0.0)), np.atleast_1d(args.get("std", 1.0))
+            if has_mean.shape == np.shape(mean) and np.allclose(has_mean, mean, rtol=1e-4) and \
+                    has_std.shape == np.shape(std) and np.allclose(has_std, std, rtol=1e-4):
+                return cause  # that operator is right: the extra arithmetic is elsewhere
+            has = f"mean={_exact(has_mean)}, std={_exact(has_std)}"
+            fix = f"Fix at {where}: it has {has}; set {want}{order}."
+        else:
+            has = f"mean {_exact(args.get('mean', 0.0))} and stddev {_exact(args.get('stddev', 1.0))}"
+            fix = (f"Fix at {where}: it applies one {has} to every channel; replace it with "
+                   f"fn.crop_mirror_normalize(dtype=types.FLOAT, {want}){order}.")
+    return Cause(cause.kind, f"{cause.sentence.replace(' ' + _HOW, '')} {fix}", cause.numbers)
 
 
 def _hw(shape: tuple, layout: str) -> tuple[int, int] | None:

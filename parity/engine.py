@@ -20,7 +20,14 @@ from parity.align import StagePair, align
 from parity.compare import StageResult, compare_arrays
 from parity.config import ParityConfig
 from parity.dali import DaliRunner, open_pipeline
-from parity.diagnose import Diagnosis, attribute_causes, diagnose_shapes, diagnose_values, resize_filter_cause
+from parity.diagnose import (
+    Diagnosis,
+    attribute_causes,
+    diagnose_shapes,
+    diagnose_values,
+    normalization_fix,
+    resize_filter_cause,
+)
 from parity.images import check_image, client_input, image_ids
 from parity.model import DegenerateResult, ModelCheck, ModelResult
 from parity.reference import ReferencePipeline, RefStage, is_geometry_name
@@ -214,7 +221,11 @@ class Harness:
             value_causes = ()  # the values are right; only the layout or dtype is not
         if any(c.kind == "dtype" and "clipped" in c.sentence for c in attributes):
             value_causes = ()  # rounding and clipping to an integer range make any value analysis misleading
-        return dataclasses.replace(result, diagnosis=Diagnosis(tuple(value_causes) + tuple(attributes)))
+        normalizers = [(p.dali.op, p.dali.display, p.dali.source, p.dali.args, p.channels) for p in self.pairs
+                       if p.dali.op in ("CropMirrorNormalize", "Normalize")]
+        fixed = tuple(normalization_fix(c, normalizers, self.reference.mean, self.reference.std, target.channels)
+                      for c in value_causes)
+        return dataclasses.replace(result, diagnosis=Diagnosis(fixed + tuple(attributes)))
 
     def _diagnosed(self, result: StageResult, actual, expected, layout, ref: list[RefStage],
                    pair: StagePair) -> StageResult:

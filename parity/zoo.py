@@ -9,7 +9,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from parity.config import config_from_dict
+from parity.config import ParityConfig, config_from_dict
 from parity.engine import Harness
 
 ZOO = Path(__file__).resolve().parents[1] / "fixtures" / "zoo"
@@ -39,13 +39,17 @@ def manifest():
     return module.CORRECT, module.BROKEN
 
 
-def run_entry(name: str, expected: str | None, images=None) -> ZooOutcome:
-    cfg = config_from_dict(dict(
+def zoo_config(name: str) -> ParityConfig:
+    """The parity config of one zoo pipeline against the seed's HRNet reference and the bundled images."""
+    return config_from_dict(dict(
         reference=dict(config=str(SEED / "hrnet_w30_512x384.py")),
         dali=dict(pipeline=f"pipelines.py:{name}", input_name="INPUT", input_format="BGR", output_layout="CHW"),
         images=[str(ZOO.parent / "images" / "*.png")]), ZOO / "zoo_config.py")
+
+
+def run_entry(name: str, expected: str | None, images=None) -> ZooOutcome:
     outcome = ZooOutcome(name, expected)
-    for result in Harness(cfg).run(images):
+    for result in Harness(zoo_config(name)).run(images):
         failure = result.first_failure
         if failure is not None:
             outcome.failed_images.append(result.image)

@@ -45,6 +45,12 @@ def test_the_proposed_fix_mean_0_stddev_255_still_fails():
         np.testing.assert_allclose(cause.numbers["effective_std"], 255, rtol=0.02)
         np.testing.assert_allclose(cause.numbers["std"], STD)
         np.testing.assert_allclose(cause.numbers["mean"], MEAN)
+        # and it says what to write instead, at the line that is wrong
+        assert ("Fix at proposed_fix_pipeline.py:11: images = fn.normalize(images, mean=0, stddev=255, "
+                "device=\"gpu\"): it applies one mean [0] and stddev [255] to every channel; replace it with "
+                "fn.crop_mirror_normalize(dtype=types.FLOAT, mean=[123.675, 116.28, 103.53], "
+                "std=[58.395, 57.12, 57.375]) for RGB data (the data reaching it is BGR: convert the channels "
+                "first).") in cause.sentence
 
 
 def test_the_corrected_pipeline_passes_every_stage():

@@ -5,7 +5,8 @@ Figures for the whole zoo: `python benchmarks/zoo_figures.py`.
 
 import pytest
 
-from parity.zoo import manifest, run_entry
+from parity.engine import Harness
+from parity.zoo import ZOO, manifest, run_entry, zoo_config
 
 CORRECT, BROKEN = manifest()
 
@@ -30,3 +31,19 @@ def test_the_zoo_covers_the_deployment_bugs_users_report():
     assert len(BROKEN) >= 15 and len(CORRECT) >= 3
     assert {"missing_normalization", "scaled_0_1", "channel_order", "layout", "pad_side", "stretch",
             "grayscale", "mean_std_channel_order", "dtype", "resize_edge"} <= set(BROKEN.values())
+
+
+@pytest.mark.parametrize("name, has, fix", [
+    ("mean_std_in_bgr_order", "it has mean=[103.53, 116.28, 123.675], std=[57.375, 57.12, 58.395]",
+     "set mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375] (RGB order)"),
+    ("imagenet_0_1_constants", "it has mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]",
+     "set mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375] (RGB order)"),
+])
+def test_wrong_normalization_constants_are_pointed_at_the_argument_to_change(name, has, fix):
+    [result] = Harness(zoo_config(name)).run([ZOO.parent / "images" / "astronaut.png"])
+    [cause] = result.first_failure.diagnosis.causes
+    # both pipelines normalize through the zoo's _normalize helper: its crop_mirror_normalize line is named
+    line = next(n for n, text in enumerate((ZOO / "pipelines.py").read_text().splitlines(), 1)
+                if "mean=mean, std=std, **kwargs)" in text)
+    assert f"Fix at pipelines.py:{line}:" in cause.sentence
+    assert has in cause.sentence and fix in cause.sentence, cause.sentence
