@@ -207,31 +207,46 @@ def _grayscale_cause(dali: np.ndarray, ref: np.ndarray, mean=None, std=None) -> 
     return None
 
 
-def _pad_value(x: np.ndarray, axis: int):
-    """The fill of a padded (C,H,W) tensor: the value of its first or last line along ``axis`` if constant."""
+def _edge_fills(x: np.ndarray, axis: int) -> list:
+    """Candidate fills of a padded (C,H,W) tensor: its first and last lines along ``axis`` when constant."""
+    fills = []
     for index in (0, -1):
         line = np.take(x, index, axis=axis)  # (C, L)
         if np.all(np.abs(line - line[:, :1]) <= 1e-6):
-            return line[:, 0]
-    return None
+            fills.append(line[:, 0])
+    return fills
 
 
-def _pad_extent(x: np.ndarray, axis: int) -> tuple[int, int]:
-    """Lines (axis=1 rows, 2 columns) of padding at the start and the end of a (C,H,W) tensor."""
-    value = _pad_value(x, axis)
-    if value is None:
+def _pad_extents(dali: np.ndarray, ref: np.ndarray, axis: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Lines (axis=1 rows, 2 columns) of padding at the start and end of each (C,H,W) tensor.
+
+    A fill both tensors show at an edge is the padding (an image that is flat near one edge is not);
+    otherwise each tensor's own edge fill is taken, as when only one side normalizes.
+    """
+    d_fills, r_fills = _edge_fills(dali, axis), _edge_fills(ref, axis)
+    shared = [f for f in d_fills if any(np.allclose(f, g, atol=1e-6) for g in r_fills)]
+    d_fill = shared[0] if shared else (d_fills[0] if d_fills else None)
+    r_fill = shared[0] if shared else (r_fills[0] if r_fills else None)
+    return _pad_extent(dali, axis, d_fill), _pad_extent(ref, axis, r_fill)
+
+
+def _pad_extent(x: np.ndarray, axis: int, fill) -> tuple[int, int]:
+    if fill is None:
         return 0, 0
     lines = np.moveaxis(x, axis, 0).reshape(x.shape[axis], x.shape[0], -1)
-    is_pad = np.all(np.abs(lines - value.reshape(1, -1, 1)) <= 1e-6, axis=(1, 2))
+    is_pad = np.all(np.abs(lines - fill.reshape(1, -1, 1)) <= 1e-6, axis=(1, 2))
     if is_pad.all():
         return 0, 0
     return int(np.argmin(is_pad)), int(np.argmin(is_pad[::-1]))
 
 
+_CENTRE = "Use crop_pos_x/crop_pos_y=0.5 in fn.crop (or pad like the reference)."
+
+
 def _padding_cause(dali: np.ndarray, ref: np.ndarray) -> Cause | None:
     """Same amount of constant padding on both sides, split differently: pad side or split rounding."""
     for axis, (lead, trail), what in ((1, ("above", "below"), "rows"), (2, ("left", "right"), "columns")):
-        d, r = _pad_extent(dali, axis), _pad_extent(ref, axis)
+        d, r = _pad_extents(dali, ref, axis)
         if sum(r) >= 4 and sum(d) == 0 or sum(d) >= 4 and sum(r) == 0:
             padded, filled = ("the reference", "DALI") if sum(r) else ("DALI", "the reference")
             p = r if sum(r) else d
@@ -246,8 +261,7 @@ def _padding_cause(dali: np.ndarray, ref: np.ndarray) -> Cause | None:
         if min(d) == 0 and min(r) > 0:
             return Cause("pad_side",
                          f"DALI pads only {trail if d[0] == 0 else lead} ({d[0]} {what} {lead}, {d[1]} {trail}); the "
-                         f"reference centres the image ({r[0]} {lead}, {r[1]} {trail}). Use crop_pos_x/crop_pos_y=0.5 "
-                         "in fn.crop (or pad like the reference).", numbers)
+                         f"reference centres the image ({r[0]} {lead}, {r[1]} {trail}). {_CENTRE}", numbers)
         if min(r) == 0 and min(d) > 0:
             return Cause("pad_side",
                          f"DALI centres the image ({d[0]} {what} {lead}, {d[1]} {trail}); the reference pads only "
@@ -343,6 +357,24 @@ def resize_filter_cause(dali_args: dict, ref_step: dict) -> Cause | None:
                                   f"(backend='{backend}', interpolation='{ref_step.get('interpolation', 'bilinear')}'):"
                                   f" set {' and '.join(fixes)} in fn.resize.",
                  {"interp_type": interp, "antialias": antialias, "backend": backend})
+
+
+def crop_anchor_fix(cause: Cause, op: str, args: dict, where: str) -> Cause:
+    """Point a padding-split cause found at a DALI crop at its crop_pos argument: 0.5 centres (as
+    MMPretrain's CenterCrop and torchvision's do), 0 pads after the image, 1 before it."""
+    if cause.kind not in ("pad_side", "offset") or op not in ("Crop", "CropMirrorNormalize"):
+        return cause
+    name = "crop_pos_y" if cause.numbers.get("axis") == "rows" else "crop_pos_x"
+    value = float(args.get(name, 0.5))
+    lead, trail = cause.numbers.get("reference", (1, 1))
+    want, how = (0.0, "to pad after the image") if lead == 0 else (1.0, "to pad before it") if trail == 0 \
+        else (0.5, "(or leave it out) to centre")
+    if value != want:
+        fix = f"Fix at {where}: it has {name}={value:g}; set {name}={want:g} {how} like the reference."
+    else:
+        fix = (f"{where} already has {name}={value:g}: DALI rounds the anchor differently for this size; "
+               "`parity suggest` computes the reference's anchor exactly.")
+    return Cause(cause.kind, f"{cause.sentence.replace(' ' + _CENTRE, '')} {fix}", cause.numbers)
 
 
 NORMALIZATION_KINDS = frozenset({"missing_normalization", "scaled_0_1", "mean_std_channel_order",

@@ -23,6 +23,7 @@ from parity.dali import DaliRunner, open_pipeline
 from parity.diagnose import (
     Diagnosis,
     attribute_causes,
+    crop_anchor_fix,
     diagnose_shapes,
     diagnose_values,
     normalization_fix,
@@ -238,6 +239,8 @@ class Harness:
                 [c.kind for c in causes] == ["interpolation"]:
             # name the argument: the filter or antialiasing that differs from the reference transform's
             causes = [resize_filter_cause(pair.dali.args, steps[pair.ref_index]) or causes[0]]
+        where = pair.dali.source or pair.dali.display
+        causes = [crop_anchor_fix(c, pair.dali.op, pair.dali.args, where) for c in causes]
         return dataclasses.replace(result, diagnosis=Diagnosis(tuple(causes)))
 
     def _diagnose(self, actual, expected, layout, original_shape, original_layout, *, normalized=False,

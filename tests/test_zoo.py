@@ -47,3 +47,18 @@ def test_wrong_normalization_constants_are_pointed_at_the_argument_to_change(nam
                 if "mean=mean, std=std, **kwargs)" in text)
     assert f"Fix at pipelines.py:{line}:" in cause.sentence
     assert has in cause.sentence and fix in cause.sentence, cause.sentence
+
+
+@pytest.mark.parametrize("name, split, fix", [
+    ("pad_bottom_right", (0, 128), "it has crop_pos_y=0; set crop_pos_y=0.5 (or leave it out) to centre like the "
+                                   "reference."),
+    ("crop_offset", (63, 65), "it has crop_pos_y=0.49; set crop_pos_y=0.5 (or leave it out) to centre like the "
+                              "reference."),
+])
+def test_a_misplaced_crop_is_pointed_at_its_crop_pos_even_on_a_flat_image(name, split, fix):
+    """On 'flat' (one colour) the image's own edge looks like padding; only the fill both sides share counts."""
+    for image in ("astronaut", "flat"):
+        [result] = Harness(zoo_config(name)).run([ZOO.parent / "images" / f"{image}.png"])
+        [cause] = result.first_failure.diagnosis.causes
+        assert cause.numbers["dali"] == split and cause.numbers["reference"] == (64, 64)
+        assert "Fix at pipelines.py:16: return fn.crop(" in cause.sentence and fix in cause.sentence, cause.sentence
