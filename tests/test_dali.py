@@ -6,7 +6,7 @@ import pytest
 from parity import ParityDaliError, check_preprocessing_parity, dali_proto, load_config
 from parity.dali import CPU_ONLY_DEVICE_ID, load_function, open_pipeline, rewrite, serialize_function
 
-from .conftest import IMAGES, SEED, write_config, write_pipeline
+from .conftest import IMAGES, MEAN, SEED, STD, write_config, write_pipeline
 
 SEED_FUNCTION = "deployed_pipeline.py:hrnet_w30_cls_preprocess_pipeline"
 
@@ -101,6 +101,29 @@ def test_encoded_input_is_decoded_by_the_pipeline(tmp_path):
     [result] = check_preprocessing_parity(cfg, [IMAGES / "rocket.png"])
     assert [(r.stage, r.status) for r in result.stages] == [
         ("image", "passed"), ("resize", "passed"), ("crop", "passed"), ("model_input", "passed")]
+
+
+
+def test_jpeg_decoding_on_the_cpu_matches_opencv_exactly(tmp_path):
+    """DALI's CPU decoder and the reference's cv2.imdecode are both libjpeg-turbo: zero difference, chroma
+    subsampled or not, so any difference at the decoder stage on a GPU is nvJPEG's."""
+    from PIL import Image
+
+    spec = write_pipeline(tmp_path, """
+        images = fn.decoders.image(fn.external_source(name="INPUT"), device="mixed", output_type=types.RGB)
+        return fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW",
+                                        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
+    """)
+    rgb = Image.open(IMAGES / "astronaut.png").convert("RGB")
+    jpegs = [tmp_path / "astronaut_420.jpg", tmp_path / "astronaut_444.jpg"]
+    rgb.save(jpegs[0], quality=90, subsampling=2)
+    rgb.save(jpegs[1], quality=90, subsampling=0)
+    reference = dict(test_pipeline=[dict(type="LoadImageFromFile"), dict(type="PackInputs")],
+                     data_preprocessor=dict(mean=MEAN, std=STD, to_rgb=True))
+    cfg = write_config(tmp_path, pipeline=spec, input_format="encoded", reference=reference)
+    for result in check_preprocessing_parity(cfg, jpegs):
+        decoded = result.stages[0]
+        assert (decoded.stage, decoded.status, decoded.max_abs) == ("image", "passed", 0.0)
 
 
 @pytest.mark.gpu
