@@ -167,19 +167,27 @@ def diagnose_values(dali: np.ndarray, ref: np.ndarray, *, mean=None, std=None, t
         if cause:
             return Diagnosis((cause,))
     fit = fit_channels(dali, ref)
-    causes: list[Cause] = []
-    if fit.residual <= _GOOD_FIT:
-        value_range = float(np.abs(ref).max())
-        channel = _channel_cause(fit.permutation, to_rgb)
-        norm = _normalization_cause(fit, mean, std, value_range)
-        if channel and norm and norm.kind == "mean_std_channel_order":
-            # mean/std sit in the right positions but the data does not: one mistake, the channel order
-            norm = None
-        causes.extend(c for c in (norm, channel) if c is not None)  # the value error first: it is the larger
-        if causes:
-            return Diagnosis(tuple(causes))
-    causes.extend(_spatial_causes(dali, ref, fit))
-    return Diagnosis(tuple(causes))
+    causes = _value_causes(fit, ref, mean, std, to_rgb)
+    return Diagnosis(causes or tuple(_spatial_causes(dali, ref, fit)))
+
+
+def diagnose_value_transform(dali: np.ndarray, ideal: np.ndarray, *, mean=None, std=None,
+                             to_rgb: bool = False) -> tuple:
+    """Only the per-channel value causes (normalization, channel order) of two tensors with the same
+    geometry by construction, e.g. DALI's model input against the model input that DALI's own last
+    pixel stage should have given: the value mistake, even where the geometry also diverged."""
+    return _value_causes(fit_channels(dali, ideal), ideal, mean, std, to_rgb)
+
+
+def _value_causes(fit: AffineFit, ref, mean, std, to_rgb) -> tuple:
+    if fit.residual > _GOOD_FIT:
+        return ()
+    channel = _channel_cause(fit.permutation, to_rgb)
+    norm = _normalization_cause(fit, mean, std, float(np.abs(ref).max()))
+    if channel and norm and norm.kind == "mean_std_channel_order":
+        # mean/std sit in the right positions but the data does not: one mistake, the channel order
+        norm = None
+    return tuple(c for c in (norm, channel) if c is not None)  # the value error first: it is the larger
 
 
 def _flip_cause(dali: np.ndarray, ref: np.ndarray) -> Cause | None:

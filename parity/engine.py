@@ -21,10 +21,12 @@ from parity.compare import StageResult, compare_arrays
 from parity.config import ParityConfig
 from parity.dali import DaliRunner, open_pipeline
 from parity.diagnose import (
+    Cause,
     Diagnosis,
     attribute_causes,
     crop_anchor_fix,
     diagnose_shapes,
+    diagnose_value_transform,
     diagnose_values,
     normalization_fix,
     resize_filter_cause,
@@ -160,7 +162,51 @@ class Harness:
     def compare(self, image: str, ref: list[RefStage], out: dict[str, np.ndarray], views=None) -> list[StageResult]:
         """Compare every stage pair of one image; ``views``, when a dict, receives the compared tensors."""
         results = [self._compare_pair(image, pair, ref, out, views) for pair in self.pairs]
-        return _mark_first_divergence(results, self.config.path)
+        return _mark_first_divergence(self._with_own_value_causes(results, ref, out), self.config.path)
+
+    def _with_own_value_causes(self, results: list[StageResult], ref: list[RefStage], out) -> list[StageResult]:
+        """When the geometry diverged before the model input, a normalization or channel mistake is hidden
+        behind it in the comparison with the reference; measure it from DALI's own last pixel stage."""
+        index = self.pairs.index(self._final)
+        final = results[index]
+        if final.status != "failed" or not any(r.status == "failed" for r in results[:index]):
+            return results
+        own = self._own_value_causes(ref, out, index)
+        if not own:
+            return results
+        kinds = {c.kind for c in own}
+        rest = tuple(c for c in (final.diagnosis.causes if final.diagnosis else ()) if c.kind not in kinds)
+        results = list(results)
+        results[index] = dataclasses.replace(final, diagnosis=Diagnosis(own + rest))
+        return results
+
+    def _own_value_causes(self, ref: list[RefStage], out, index: int) -> tuple:
+        actual = out[self._final.dali.name]
+        source = next((p for p in reversed(self.pairs[:index]) if p.pixels and p.channels
+                       and out[p.dali.name].ndim == 3), None)
+        if actual.ndim != 3 or source is None:
+            return ()
+        final = _to_layout(actual, _guess_layout(actual, self.dali.layouts.get(self._final.dali.name, "")), "CHW")
+        pixels = out[source.dali.name]
+        pixels = _to_layout(pixels, _guess_layout(pixels, self.dali.layouts.get(source.dali.name, "")), "CHW")
+        if pixels.shape != final.shape:
+            return ()
+        pixels = pixels.astype(np.float64)
+        if ref[-1].channels and source.channels != ref[-1].channels:
+            pixels = pixels[::-1]  # the model's channel order, as the reference's model input has it
+        mean, std = self.reference.mean, self.reference.std
+        ideal = pixels if mean is None or std is None else (pixels - mean[:, None, None]) / std[:, None, None]
+        causes = diagnose_value_transform(final.astype(np.float64), ideal, mean=mean, std=std,
+                                          to_rgb=self.reference.to_rgb)
+        lead = (f"Measured from DALI's own {source.label} output to its model input (same geometry, so the "
+                "divergence before it does not hide this): ")
+        return tuple(normalization_fix(Cause(c.kind, lead + c.sentence, c.numbers), self._normalizers,
+                                       mean, std, ref[-1].channels) for c in causes)
+
+    @functools.cached_property
+    def _normalizers(self) -> list[tuple]:
+        return [(p.dali.op, p.dali.display, p.dali.source, p.dali.args, p.channels) for p in self.pairs
+                if p.dali.op in ("CropMirrorNormalize", "Normalize")]
 
     def _compare_pair(self, image: str, pair: StagePair, ref: list[RefStage], out, views) -> StageResult:
         where = pair.dali.source or f"{pair.dali.display} ({pair.dali.name})"
@@ -222,9 +268,7 @@ class Harness:
             value_causes = ()  # the values are right; only the layout or dtype is not
         if any(c.kind == "dtype" and "clipped" in c.sentence for c in attributes):
             value_causes = ()  # rounding and clipping to an integer range make any value analysis misleading
-        normalizers = [(p.dali.op, p.dali.display, p.dali.source, p.dali.args, p.channels) for p in self.pairs
-                       if p.dali.op in ("CropMirrorNormalize", "Normalize")]
-        fixed = tuple(normalization_fix(c, normalizers, self.reference.mean, self.reference.std, target.channels)
+        fixed = tuple(normalization_fix(c, self._normalizers, self.reference.mean, self.reference.std, target.channels)
                       for c in value_causes)
         return dataclasses.replace(result, diagnosis=Diagnosis(fixed + tuple(attributes)))
 

@@ -5,8 +5,11 @@ Figures for the whole zoo: `python benchmarks/zoo_figures.py`.
 
 import pytest
 
+from parity import check_preprocessing_parity
 from parity.engine import Harness
 from parity.zoo import ZOO, manifest, run_entry, zoo_config
+
+from .conftest import IMAGES, write_config, write_pipeline
 
 CORRECT, BROKEN = manifest()
 
@@ -62,3 +65,37 @@ def test_a_misplaced_crop_is_pointed_at_its_crop_pos_even_on_a_flat_image(name, 
         [cause] = result.first_failure.diagnosis.causes
         assert cause.numbers["dali"] == split and cause.numbers["reference"] == (64, 64)
         assert "Fix at pipelines.py:16: return fn.crop(" in cause.sentence and fix in cause.sentence, cause.sentence
+
+
+COMPOUND = {
+    "off_centre_pad_and_no_normalization": ("""
+        images = fn.resize(fn.external_source(name="INPUT"), size=(512, 384), mode="not_larger")
+        images = fn.crop(images, crop=(512, 384), out_of_bounds_policy="pad", crop_pos_y=0.0)
+        images = fn.color_space_conversion(images, image_type=types.BGR, output_type=types.RGB)
+        return fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW")
+    """, ("missing_normalization", "pad_side")),
+    "stretch_and_mean_std_in_bgr_order": ("""
+        images = fn.resize(fn.external_source(name="INPUT"), size=(512, 384))
+        images = fn.color_space_conversion(images, image_type=types.BGR, output_type=types.RGB)
+        return fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW",
+                                        mean=[103.53, 116.28, 123.675], std=[57.375, 57.12, 58.395])
+    """, ("mean_std_channel_order", "stretch")),
+    "bicubic_and_scaled_0_1": ("""
+        images = fn.resize(fn.external_source(name="INPUT"), size=(512, 384), mode="not_larger",
+                           interp_type=types.INTERP_CUBIC)
+        images = fn.crop(images, crop=(512, 384), out_of_bounds_policy="pad")
+        return fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW", std=[255.0, 255.0, 255.0])
+    """, ("scaled_0_1", "channel_order", "interpolation")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPOUND))
+def test_a_value_mistake_behind_a_geometry_mistake_is_named_too(tmp_path, name):
+    """The geometry diverges first; the model input names the value mistake as well, measured from DALI's own
+    last pixel stage (same geometry), with the geometry cause after it."""
+    body, kinds = COMPOUND[name]
+    cfg = write_config(tmp_path, pipeline=write_pipeline(tmp_path, body, name), input_format="BGR")
+    [result] = check_preprocessing_parity(cfg, [IMAGES / "astronaut.png"])
+    final = result.stages[-1]
+    assert result.first_failure is not final and final.diagnosis.kinds == kinds, final.diagnosis
+    assert "Measured from DALI's own" in final.diagnosis.causes[0].sentence
