@@ -22,12 +22,18 @@ def topk_overlap(ref_logits: np.ndarray, other_logits: np.ndarray, k: int, tie: 
     """Share of the reference's top-k classes found in the other's top-k. Only classes the reference
     ranks clearly above its k-th (by more than ``tie`` logits, about 1% in probability) are counted, so
     a reference that finds many classes equally likely does not make the overlap arbitrary."""
-    kth = np.sort(ref_logits)[::-1][min(k, len(ref_logits)) - 1]
-    certain = np.flatnonzero(ref_logits > kth + tie)
+    certain = clear_topk(ref_logits, k, tie)
     if certain.size == 0:
         return 1.0
     chosen = set(np.argsort(-other_logits)[:k].tolist())
     return float(np.mean([c in chosen for c in certain]))
+
+
+def clear_topk(ref_logits: np.ndarray, k: int, tie: float = 0.01) -> np.ndarray:
+    """The classes the reference ranks above its k-th by more than ``tie`` logits: the ones a top-k
+    overlap can fairly demand."""
+    kth = np.sort(ref_logits)[::-1][min(k, len(ref_logits)) - 1]
+    return np.flatnonzero(ref_logits > kth + tie)
 
 
 def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
@@ -49,6 +55,8 @@ class ModelResult:
     dali_top1: int = -1
     dali_prob: float = 0.0
     topk_overlap: float = 0.0
+    topk: int = 5
+    topk_counted: int = 0  # how many of the reference's top-k classes are clearly ranked (the overlap's base)
     kl: float = 0.0
     max_abs_logit: float = 0.0
     conversion_max_abs: float | None = None  # deployed vs reference model, both on the reference input
@@ -77,7 +85,10 @@ class ModelResult:
         if self.dali_top1 >= 0:  # there is an answer to compare (not a refused request)
             lines.append(f"Top-1: deployed {self.dali_top1} (p={self.dali_prob:.3f}), reference {self.ref_top1} "
                          f"(p={self.ref_prob:.3f})")
-            lines.append(f"Top-k overlap: {100 * self.topk_overlap:.0f}%; KL(reference || deployed): "
+            overlap = (f"{100 * self.topk_overlap:.0f}% of the {self.topk_counted} class"
+                       f"{'es' if self.topk_counted != 1 else ''} the reference ranks clearly in its top {self.topk}"
+                       if self.topk_counted else f"not judged (the reference's top {self.topk} are tied)")
+            lines.append(f"Top-{self.topk} overlap: {overlap}; KL(reference || deployed): "
                          f"{self.kl:.4g}; greatest logit difference: {self.max_abs_logit:.4g}")
         lines.extend(f"Note: {n}" for n in self.notes)
         if self.conversion_max_abs is not None:
@@ -198,6 +209,7 @@ class ModelCheck:
             problems.append("Deployed logits hold NaN/Inf")
         return ModelResult(image, backend, "failed" if problems else "passed", ref_top1=c.ref_top1[-1],
                            ref_prob=c.ref_prob[-1], dali_top1=c.top1[-1], dali_prob=c.prob[-1], topk_overlap=overlap,
+                           topk=k, topk_counted=len(clear_topk(ref_logits, k)),
                            kl=kl, max_abs_logit=float(np.abs(dali_logits - ref_logits).max()),
                            conversion_max_abs=conversion, problems=tuple(problems), preprocessing=preprocessing_note)
 

@@ -286,6 +286,7 @@ class TritonCheck:
         self.server: EmbeddedServer | None = None
         self.client: TritonClient | None = None
         self.mode = "embedded" if cfg["repository"] else "remote"
+        self._previous: tuple[str, np.ndarray] | None = None  # (image, reference probabilities) of the last request
 
     def __enter__(self) -> TritonCheck:
         url = self.cfg["url"]
@@ -308,8 +309,22 @@ class TritonCheck:
         if self.server is not None:
             self.server.stop()
 
+    def _stale(self, p_out: np.ndarray) -> list[str]:
+        """The answer belongs to the previous request: a model in the ensemble returns stale outputs (a
+        DALI model reading the previous batch, a response cache keyed wrongly)."""
+        from parity.model import kl_divergence
+
+        assert self._previous is not None
+        image, p_prev = self._previous
+        kl = kl_divergence(p_prev, p_out)
+        if int(p_out.argmax()) != int(p_prev.argmax()) or kl > self.cfg["kl"]:
+            return []
+        return [f"Stale answer: Triton's output is the reference's answer for the previous request (image "
+                f"{image!r}: top-1 {int(p_prev.argmax())}, KL {kl:.2g}), not for this one: a model in the ensemble "
+                "returns the previous request's output"]
+
     def check(self, image: str, client_input: np.ndarray, ref_input: np.ndarray, stages):
-        from parity.model import ModelResult, _preprocessing_note, kl_divergence, softmax, topk_overlap
+        from parity.model import ModelResult, _preprocessing_note, clear_topk, kl_divergence, softmax, topk_overlap
 
         assert self.client is not None
         backend = f"triton ({self.mode})"
@@ -342,7 +357,11 @@ class TritonCheck:
             problems.append(f"Top-1 differs: Triton {int(p_out.argmax())}, reference {int(p_ref.argmax())}")
         if kl > self.cfg["kl"]:
             problems.append(f"KL divergence {kl:.4g} > {self.cfg['kl']} allowed (triton.kl)")
+        if problems and self._previous is not None:
+            problems.extend(self._stale(p_out))
+        self._previous = (image, p_ref)
         return ModelResult(image, backend, "failed" if problems else "passed", ref_top1=int(p_ref.argmax()),
                            ref_prob=float(p_ref.max()), dali_top1=int(p_out.argmax()), dali_prob=float(p_out.max()),
-                           topk_overlap=overlap, kl=kl, max_abs_logit=float(np.abs(logits - ref_logits).max()),
+                           topk_overlap=overlap, topk=k, topk_counted=len(clear_topk(ref_logits, k)), kl=kl,
+                           max_abs_logit=float(np.abs(logits - ref_logits).max()),
                            problems=tuple(problems), preprocessing=note, notes=served)

@@ -17,7 +17,7 @@ from parity.backends import (
     split_io,
 )
 from parity.engine import Harness
-from parity.model import topk_overlap
+from parity.model import ModelResult, clear_topk, topk_overlap
 
 from .conftest import IMAGES, ROOT, SEED, write_config
 
@@ -82,6 +82,13 @@ def test_topk_overlap_counts_near_ties():
     assert topk_overlap(ref, np.array([9.0, 4.0, -0.001, 0.001, -5.0]), k=3) == 1.0  # either tie is fine
     assert topk_overlap(ref, np.array([0.0, -5.0, 0.0, 0.0, 9.0]), k=3) == 0.5  # class 1 is missing
     assert topk_overlap(np.zeros(5), np.arange(5.0), k=3) == 1.0  # nothing certain to miss
+    # the message says what the share is of, so "top-1 differs" next to 100% overlap reads right
+    assert list(clear_topk(ref, k=3)) == [0, 1]
+    line = ModelResult("img", "onnxruntime", "failed", ref_top1=0, dali_top1=1, topk_overlap=1.0, topk=3,
+                       topk_counted=2).message().splitlines()[3]
+    assert line.startswith("Top-3 overlap: 100% of the 2 classes the reference ranks clearly in its top 3;")
+    tied = ModelResult("img", "onnxruntime", "passed", ref_top1=0, dali_top1=0, topk_overlap=1.0, topk=3)
+    assert "Top-3 overlap: not judged (the reference's top 3 are tied)" in tied.message()
 
 
 def test_model_config_errors_are_named(tmp_path):

@@ -144,3 +144,57 @@ def test_remote_mode_talks_to_a_running_server(tmp_path):
         results = assert_triton_parity(cfg, [IMAGES / "coffee.png", IMAGES / "noise.png"])
     assert [r.triton.backend for r in results] == ["triton (remote)"] * 2
     assert [r.triton.dali_top1 for r in results] == [ANSWERS["coffee"], ANSWERS["noise"]]
+
+
+STALE_MODEL = '''
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    """A deliberately broken step: answers each request with the previous request's tensor."""
+
+    def initialize(self, args):
+        self.previous = None
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            current = pb_utils.get_input_tensor_by_name(request, "IN").as_numpy().copy()
+            answer = current if self.previous is None else self.previous
+            self.previous = current
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", answer)]))
+        return responses
+'''
+
+
+def test_an_ensemble_that_answers_with_the_previous_requests_output_is_called_stale(tmp_path):
+    """PAINS 7: a DALI ensemble returning the previous batch's outputs. Here a real Python-backend step
+    at the end of the seed's corrected ensemble holds each answer back by one request."""
+    repo = tmp_path / "repo"
+    shutil.copytree(REPOS / "corrected_repository", repo, symlinks=True)
+    (repo / "stale" / "1").mkdir(parents=True)
+    (repo / "stale" / "1" / "model.py").write_text(STALE_MODEL)
+    (repo / "stale" / "config.pbtxt").write_text(
+        'name: "stale"\nbackend: "python"\nmax_batch_size: 8\n'
+        'input [ { name: "IN" data_type: TYPE_FP32 dims: [ 1000 ] } ]\n'
+        'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 1000 ] } ]\n')
+    ensemble = (repo / "ensemble" / "config.pbtxt").read_text().replace(
+        'output_map { key: "logits" value: "OUTPUT" }',
+        'output_map { key: "logits" value: "logits" }\n    },\n    {\n      model_name: "stale"\n'
+        '      model_version: -1\n      input_map { key: "IN" value: "logits" }\n'
+        '      output_map { key: "OUT" value: "OUTPUT" }')
+    (repo / "ensemble" / "config.pbtxt").write_text(ensemble)
+    cfg = write_config(tmp_path, pipeline=str(SEED / "corrected_pipeline.py") + ":hrnet_w30_cls_preprocess_pipeline",
+                       input_name="INPUT_PREPROCESS", output_layout="CHW",
+                       extra=f"model = dict(config='mmpretrain::resnet/resnet18_8xb32_in1k.py', "
+                             f"checkpoint={str(ROOT / 'fixtures/model/build/known_answer.pth')!r}, "
+                             f"onnx={str(ROOT / 'fixtures/model/build/known_answer.onnx')!r})\n"
+                             f"triton = dict(repository={str(repo)!r}, model='ensemble', input='INPUT', "
+                             "output='OUTPUT')\n")
+    images = [IMAGES / f"{name}.png" for name in ("astronaut", "checker", "chelsea")]
+    first, second, third = (r.triton for r in check_preprocessing_parity(cfg, images))
+    assert first.status == "passed"  # the first request has nothing older to return
+    assert second.status == third.status == "failed"
+    assert "Stale answer: Triton's output is the reference's answer for the previous request (image 'astronaut'" \
+        in second.message()
+    assert "(image 'checker'" in third.message() and f"top-1 {ANSWERS['checker']}" in third.message()
