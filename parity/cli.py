@@ -91,8 +91,9 @@ def _progress(total: int, *, quiet: bool):
 
     def line(image):
         failure = image.first_failure
+        causes = f" ({', '.join(image.cause_kinds)})" if image.cause_kinds else ""
         status, detail = ("PASSED", "all stages match") if failure is None else (
-            "FAILED", f"first divergence at {failure.stage}")
+            "FAILED", f"first divergence at {failure.stage}{causes}")
         print(f"{status} | {image.image} | {detail}", flush=True)
 
     yield line

@@ -67,6 +67,12 @@ class ImageResult:
     def first_failure(self) -> StageResult | None:
         return next((r for r in self.stages if r.status == "failed"), None)
 
+    @property
+    def cause_kinds(self) -> tuple[str, ...]:
+        """Every cause named along the failing stages, first divergence first (two mistakes, two kinds)."""
+        kinds = [k for r in self.stages if r.status == "failed" and r.diagnosis for k in r.diagnosis.kinds]
+        return tuple(dict.fromkeys(kinds))
+
 
 def _to_layout(array: np.ndarray, src: str, dst: str) -> np.ndarray:
     if array.ndim != 3 or src == dst or not src or not dst:

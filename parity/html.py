@@ -73,7 +73,7 @@ class HtmlReport:
         first = result.first_failure
         status = "failed" if failed else "passed"
         anchor = f"img-{len(self.rows)}"
-        cause = ", ".join(first.diagnosis.kinds) if first is not None and first.diagnosis else ""
+        cause = ", ".join(result.cause_kinds)
         answers = "".join(f"<td class={r.status}>{html.escape(_answer(r))}</td>" if r is not None else "<td>-</td>"
                           for r in (result.model, result.triton))
         self.rows.append(f"<tr><td><a href='#{anchor}'>{html.escape(result.image)}</a></td>"

@@ -21,7 +21,7 @@ def test_gate_fails_the_deployed_pipeline_with_the_cause(tmp_path, capsys):
     junit = tmp_path / "parity.xml"
     assert main(["check", str(SEED / "parity_deployed.py"), "--junit-xml", str(junit)]) == 1
     out = capsys.readouterr().out
-    assert "FAILED | astronaut | first divergence at model_input" in out
+    assert "FAILED | astronaut | first divergence at model_input (missing_normalization, channel_order, layout)" in out
     assert "model_input       0       8        0" in out and "missing_normalization (8)" in out
     failures = ET.parse(junit).getroot().findall("testcase/failure")
     assert len(failures) == 8 + 8 + 1 and "un-normalized" in failures[0].text

@@ -99,3 +99,5 @@ def test_a_value_mistake_behind_a_geometry_mistake_is_named_too(tmp_path, name):
     final = result.stages[-1]
     assert result.first_failure is not final and final.diagnosis.kinds == kinds, final.diagnosis
     assert "Measured from DALI's own" in final.diagnosis.causes[0].sentence
+    # the image's summary (CLI line, report row) names both mistakes, the first divergence's first
+    assert result.cause_kinds[0] == result.first_failure.diagnosis.kinds[0] and set(kinds) <= set(result.cause_kinds)
