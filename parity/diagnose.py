@@ -393,18 +393,19 @@ def _exact(values) -> str:
     return "[" + ", ".join(f"{float(v):.6g}" for v in np.atleast_1d(values)) + "]"
 
 
-def normalization_fix(cause: Cause, normalizers: list, mean, std, model_channels: str) -> Cause:
+def normalization_fix(cause: Cause, normalizers: list, mean, std, model_channels: str, after: str = "") -> Cause:
     """Point a normalization cause at the DALI argument to change.
 
     ``normalizers`` are (op, display, source, args, channels) of the operators on the path to the output
-    that normalize (CropMirrorNormalize, Normalize), ``channels`` being the order of the data they see.
+    that normalize (CropMirrorNormalize, Normalize), ``channels`` being the order of the data they see;
+    without one, ``after`` is where to add it (the last geometry operator's source line).
     """
     if cause.kind not in NORMALIZATION_KINDS or mean is None or std is None:
         return cause
     want = f"mean={_exact(mean)}, std={_exact(std)}"
     if not normalizers:
         fix = (f"No DALI operator on the path to the output normalizes: add fn.crop_mirror_normalize(dtype=types.FLOAT,"
-               f" {want}) after the last crop ({model_channels} order).")
+               f" {want}) ({model_channels} order) after {after or 'the last crop'}.")
     else:
         op, display, source, args, channels = normalizers[-1]
         where = source or display

@@ -206,8 +206,14 @@ class Harness:
                                           to_rgb=self.reference.to_rgb)
         lead = (f"Measured from DALI's own {source.label} output to its model input (same geometry, so the "
                 "divergence before it does not hide this): ")
-        return tuple(normalization_fix(Cause(c.kind, lead + c.sentence, c.numbers), self._normalizers,
-                                       mean, std, ref[-1].channels) for c in causes)
+        return tuple(self._normalization_fix(Cause(c.kind, lead + c.sentence, c.numbers), ref[-1].channels)
+                     for c in causes)
+
+    def _normalization_fix(self, cause: Cause, model_channels: str) -> Cause:
+        geometry = [p.dali for p in self.pairs if p.dali.changes_shape and not p.final]
+        after = (geometry[-1].source or geometry[-1].display) if geometry else ""
+        return normalization_fix(cause, self._normalizers, self.reference.mean, self.reference.std, model_channels,
+                                 after)
 
     @functools.cached_property
     def _normalizers(self) -> list[tuple]:
@@ -274,8 +280,7 @@ class Harness:
             value_causes = ()  # the values are right; only the layout or dtype is not
         if any(c.kind == "dtype" and "clipped" in c.sentence for c in attributes):
             value_causes = ()  # rounding and clipping to an integer range make any value analysis misleading
-        fixed = tuple(normalization_fix(c, self._normalizers, self.reference.mean, self.reference.std, target.channels)
-                      for c in value_causes)
+        fixed = tuple(self._normalization_fix(c, target.channels) for c in value_causes)
         return dataclasses.replace(result, diagnosis=Diagnosis(fixed + tuple(attributes)))
 
     def _diagnosed(self, result: StageResult, actual, expected, layout, ref: list[RefStage],
@@ -309,6 +314,14 @@ class Harness:
         return f"{names[index]} (stage {index + 1} of {len(names)}: {' -> '.join(names)})"
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the user can type it from here: relative to the working directory when under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _mark_first_divergence(results: list[StageResult], config_path: Path) -> list[StageResult]:
     failed = [i for i, r in enumerate(results) if r.status == "failed"]
     if not failed:
@@ -319,7 +332,7 @@ def _mark_first_divergence(results: list[StageResult], config_path: Path) -> lis
     head = results[first]
     out[first] = dataclasses.replace(head, first_divergence=(
         f"First divergence: this stage ({head.stage}); earlier stages matched: {', '.join(matched) or 'none'}.\n"
-        f"Fix: `parity suggest {config_path.name}` writes the DALI pipeline that reproduces this reference "
+        f"Fix: `parity suggest {_shown(config_path)}` writes the DALI pipeline that reproduces this reference "
         "(test_pipeline + data_preprocessor) and reports the parity it measured."))
     for i in failed[1:]:
         out[i] = dataclasses.replace(results[i], first_divergence=(

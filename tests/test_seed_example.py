@@ -1,5 +1,8 @@
 """The story that created parity: HRNet-W30 deployed behind a DALI pipeline that never normalized."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -33,6 +36,10 @@ def test_deployed_pipeline_fails_only_at_the_model_input_and_names_missing_norma
         assert "un-normalized" in message and "BGR vs RGB" in message
         assert "Layout mismatch: DALI emits HWC" in message
         assert "earlier stages matched: input, resize, crop" in message
+        # where to add the missing operator, and a fix command that runs from here
+        assert "(RGB order) after deployed_pipeline.py:9: images = fn.crop(" in cause.sentence
+        typed = re.search(r"Fix: `parity suggest (\S+)`", message).group(1)
+        assert (Path.cwd() / typed).resolve() == (SEED / "parity_deployed.py").resolve()
 
 
 def test_the_proposed_fix_mean_0_stddev_255_still_fails():
