@@ -42,6 +42,8 @@ def _to_display(array: np.ndarray, layout: str, channels: str | None, pixels: bo
         note = f"scaled for display from {lo:.3g}..{hi:.3g}"
     if hwc.shape[-1] == 1:
         hwc = np.repeat(hwc, 3, axis=-1)
+    elif channels in ("BGR", "RGB"):  # why a BGR stage and the RGB one after it look alike
+        note = f"{channels} data{' drawn as RGB' if channels == 'BGR' else ''}, {note}"
     return np.clip(np.round(hwc), 0, 255).astype(np.uint8), note
 
 

@@ -32,6 +32,7 @@ def test_report_shows_every_stage_side_by_side_with_heatmaps_and_the_cause(seed_
     assert page.count("<td>missing_normalization, channel_order, layout</td>") == 8  # the cause, per image
     assert "Degenerate-output check <span class=failed>FAILED" in page
     assert "DALI output is the un-normalized image (values 0..255)" in page
+    assert "BGR data drawn as RGB, values as pixels" in page  # the captions say how colours were drawn
     # the DALI model input really is the un-normalized BGR image: its picture is the reference's with R and B swapped
     ref = np.asarray(Image.open(seed_report / "astronaut-model_input-ref.png")).astype(int)
     dali = np.asarray(Image.open(seed_report / "astronaut-model_input-dali.png")).astype(int)
