@@ -128,16 +128,15 @@ def _normalization_cause(fit: AffineFit, mean, std, value_range: float) -> Cause
         eff_mean = m - b * eff_std
     numbers = {"effective_mean": eff_mean, "effective_std": eff_std, "mean": m, "std": s}
     model = f"the model expects mean={_vec(m)}, std={_vec(s)} (in the model's channel order)"
-    how = _HOW
     if _close(eff_std, 1.0, 0.05) and np.all(np.abs(eff_mean) < 2.0):
         return Cause("missing_normalization",
                      f"DALI output is the un-normalized image (values 0..255): it fits dali = ref * std + mean "
                      f"with std={_vec(a)}, mean={_vec(b)}, so no mean was subtracted and no std divided; "
-                     f"{model}. {how}", numbers)
+                     f"{model}. {_HOW}", numbers)
     if _close(eff_std, 255.0, 0.05) and np.all(np.abs(eff_mean) < 2.0):
         return Cause("scaled_0_1",
                      f"DALI scales pixels to 0..1 (effective mean={_vec(eff_mean)}, std={_vec(eff_std)}), "
-                     f"which is not the model's normalization: {model}. {how}", numbers)
+                     f"which is not the model's normalization: {model}. {_HOW}", numbers)
     if _close_mean(eff_mean, m[::-1]) and _close(eff_std, s[::-1]) and not _close(m, m[::-1]):
         return Cause("mean_std_channel_order",
                      f"DALI normalizes with the model's mean/std in reverse channel order (effective "
