@@ -341,9 +341,12 @@ _REF_INTERP = {"nearest": "INTERP_NN", "bilinear": "INTERP_LINEAR", "bicubic": "
                "lanczos": "INTERP_LANCZOS3", "area": "INTERP_LINEAR"}
 
 
-def resize_filter_cause(dali_args: dict, ref_step: dict) -> Cause | None:
-    """Name the resize argument that differs: the filter, or antialiasing (Pillow widens its filter when
-    shrinking, OpenCV does not; DALI antialiases by default)."""
+def resize_filter_cause(dali_args: dict, ref_step: dict, in_hw: tuple | None = None,
+                        out_hw: tuple | None = None) -> Cause | None:
+    """Name the resize argument that differs: the filter, antialiasing (Pillow widens its filter when
+    shrinking, OpenCV does not; DALI antialiases by default), or sub-pixel scaling (a size DALI computes,
+    e.g. resize_shorter, is fractional: DALI keeps that exact scale, MMCV/Pillow stretch each axis onto
+    the rounded size)."""
     if not ref_step.get("type", "").endswith(("Resize", "ResizeEdge")):
         return None
     backend = ref_step.get("backend", "cv2")
@@ -358,9 +361,17 @@ def resize_filter_cause(dali_args: dict, ref_step: dict) -> Cause | None:
         fixes.append(f"antialias={want_aa} (DALI {'antialiases' if antialias else 'does not antialias'}"
                      f"{' by default' if 'antialias' not in dali_args else ''}; the reference's {backend} backend "
                      f"{'does' if want_aa else 'does not'})")
+    computed = any(k in dali_args for k in ("resize_shorter", "resize_longer", "max_size")) or \
+        dali_args.get("mode") in ("not_larger", "not_smaller") or 0 in list(dali_args.get("size", [1]))
+    if computed and dali_args.get("subpixel_scale", True) and in_hw and out_hw:
+        scale_h, scale_w = out_hw[0] / in_hw[0], out_hw[1] / in_hw[1]
+        if abs(scale_h - scale_w) > 1e-4 * max(scale_h, scale_w):
+            fixes.append(f"subpixel_scale=False (DALI keeps one exact scale for the fractional size it computes; "
+                         f"the reference maps {in_hw[0]}x{in_hw[1]} onto {out_hw[0]}x{out_hw[1]}, scales "
+                         f"{scale_h:.5g} and {scale_w:.5g})")
     if not fixes:
         return None
-    return Cause("resize_filter", f"The resize filter differs from the reference's {ref_step['type']}"
+    return Cause("resize_filter", f"The resize differs from the reference's {ref_step['type']}"
                                   f"(backend='{backend}', interpolation='{ref_step.get('interpolation', 'bilinear')}'):"
                                   f" set {' and '.join(fixes)} in fn.resize.",
                  {"interp_type": interp, "antialias": antialias, "backend": backend})
@@ -369,8 +380,17 @@ def resize_filter_cause(dali_args: dict, ref_step: dict) -> Cause | None:
 def crop_anchor_fix(cause: Cause, op: str, args: dict, where: str) -> Cause:
     """Point a padding-split cause found at a DALI crop at its crop_pos argument: 0.5 centres (as
     MMPretrain's CenterCrop and torchvision's do), 0 pads after the image, 1 before it."""
-    if cause.kind not in ("pad_side", "offset") or op not in ("Crop", "CropMirrorNormalize"):
+    if cause.kind not in ("pad_side", "offset") or op not in ("Crop", "CropMirrorNormalize") or \
+            (op == "CropMirrorNormalize" and "crop" not in args):
         return cause
+    if "dy" in cause.numbers:  # a shifted window (no padding): the anchor is rounded differently
+        off = [f"{abs(n)} {what}" for n, what in ((cause.numbers["dy"], "row"), (cause.numbers["dx"], "column")) if n]
+        names = [f"{k}={float(args.get(k, 0.5)):g}" for k, n in (("crop_pos_y", cause.numbers["dy"]),
+                                                                  ("crop_pos_x", cause.numbers["dx"])) if n]
+        fix = (f"Fix at {where}: its crop window is {' and '.join(off)} off the reference's: DALI turns "
+               f"{', '.join(names)} into a pixel anchor with other rounding for this size; `parity suggest` "
+               "computes the reference's anchor per image.")
+        return Cause(cause.kind, f"{cause.sentence} {fix}", cause.numbers)
     name = "crop_pos_y" if cause.numbers.get("axis") == "rows" else "crop_pos_x"
     value = float(args.get(name, 0.5))
     lead, trail = cause.numbers.get("reference", (1, 1))

@@ -280,7 +280,9 @@ class Harness:
             value_causes = ()  # the values are right; only the layout or dtype is not
         if any(c.kind == "dtype" and "clipped" in c.sentence for c in attributes):
             value_causes = ()  # rounding and clipping to an integer range make any value analysis misleading
-        fixed = tuple(self._normalization_fix(c, target.channels) for c in value_causes)
+        final = self._final.dali
+        fixed = tuple(crop_anchor_fix(self._normalization_fix(c, target.channels), final.op, final.args,
+                                      final.source or final.display) for c in value_causes)
         return dataclasses.replace(result, diagnosis=Diagnosis(fixed + tuple(attributes)))
 
     def _diagnosed(self, result: StageResult, actual, expected, layout, ref: list[RefStage],
@@ -292,8 +294,10 @@ class Harness:
         steps = self.reference.pipeline_cfg
         if pair.dali.op == "Resize" and pair.ref_index is not None and pair.ref_index < len(steps) and \
                 [c.kind for c in causes] == ["interpolation"]:
-            # name the argument: the filter or antialiasing that differs from the reference transform's
-            causes = [resize_filter_cause(pair.dali.args, steps[pair.ref_index]) or causes[0]]
+            # name the argument: the filter, antialiasing or sub-pixel scaling that differs from the reference's
+            out_hw = actual.shape[:2] if layout == "HWC" else actual.shape[1:]
+            causes = [resize_filter_cause(pair.dali.args, steps[pair.ref_index], ref[pair.ref_index - 1].array.shape[:2],
+                                          out_hw) or causes[0]]
         where = pair.dali.source or pair.dali.display
         causes = [crop_anchor_fix(c, pair.dali.op, pair.dali.args, where) for c in causes]
         return dataclasses.replace(result, diagnosis=Diagnosis(tuple(causes)))

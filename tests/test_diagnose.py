@@ -10,7 +10,7 @@ from parity.compare import compare_arrays
 from parity.config import Tolerance
 from parity.diagnose import diagnose_shapes, diagnose_values
 
-from .conftest import MEAN, SEED, STD, save_rgb, write_config, write_pipeline
+from .conftest import IMAGES, MEAN, SEED, STD, save_rgb, write_config, write_pipeline
 
 M, S = np.array(MEAN)[:, None, None], np.array(STD)[:, None, None]
 
@@ -202,3 +202,32 @@ def test_a_one_pixel_size_difference_is_called_rounding():
     diagnosis = diagnose_shapes((256, 385, 3), (256, 384, 3), "HWC", ref_layout="HWC", input_hw=(300, 451))
     assert diagnosis.kinds == ("size_rounding",)
     assert "ResizeEdge truncates" in str(diagnosis)
+
+
+IMAGENET_DALI = """
+    images = fn.decoders.image(fn.external_source(name="INPUT"), device="mixed", output_type=types.RGB)
+    images = fn.resize(images, resize_shorter=256, interp_type=types.INTERP_LINEAR, antialias=False{extra})
+    return fn.crop_mirror_normalize(images, crop=(224, 224), dtype=types.FLOAT, output_layout="CHW",
+                                    mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
+"""
+
+
+def test_the_usual_imagenet_dali_pipeline_is_told_which_arguments_to_change(tmp_path):
+    """ResNet-50's shipped reference (ResizeEdge 256 with cv2, CenterCrop 224) against the DALI pipeline
+    most people write: the fractional size resize_shorter computes is scaled differently (subpixel_scale),
+    and crop_mirror_normalize's centred window rounds its anchor differently on some sizes."""
+    reference = dict(config="mmpretrain::resnet/resnet50_8xb32_in1k.py")
+    landscape = [IMAGES / "coffee.png", IMAGES / "rocket.png"]
+    spec = write_pipeline(tmp_path, IMAGENET_DALI.format(extra=""), "usual")
+    cfg = write_config(tmp_path, pipeline=spec, input_format="encoded", reference=reference)
+    for result in check_preprocessing_parity(cfg, landscape):
+        resize = result.first_failure
+        assert resize.stage == "resize" and resize.diagnosis.kinds == ("resize_filter",)
+        assert "set subpixel_scale=False (DALI keeps one exact scale" in resize.diagnosis.causes[0].sentence
+    spec = write_pipeline(tmp_path, IMAGENET_DALI.format(extra=", subpixel_scale=False"), "fixed")
+    cfg = write_config(tmp_path, pipeline=spec, input_format="encoded", reference=reference)
+    for result in check_preprocessing_parity(cfg, landscape):
+        assert [r.status for r in result.stages] == ["passed", "passed", "failed"]  # the resize is fixed
+        [cause] = result.stages[-1].diagnosis.causes
+        assert cause.kind == "offset" and cause.numbers["dy"] and "Fix at fixed.py:" in cause.sentence
+        assert "crop window is 1 row off the reference's" in cause.sentence and "parity suggest" in cause.sentence
