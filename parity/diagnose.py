@@ -174,12 +174,13 @@ def diagnose_value_transform(dali: np.ndarray, ideal: np.ndarray, *, mean=None, 
                              to_rgb: bool = False) -> tuple:
     """Only the per-channel value causes (normalization, channel order) of two tensors with the same
     geometry by construction, e.g. DALI's model input against the model input that DALI's own last
-    pixel stage should have given: the value mistake, even where the geometry also diverged."""
-    return _value_causes(fit_channels(dali, ideal), ideal, mean, std, to_rgb)
+    pixel stage should have given: the value mistake, even where the geometry also diverged. Both come
+    from DALI, so only an exact fit (float rounding) counts."""
+    return _value_causes(fit_channels(dali, ideal), ideal, mean, std, to_rgb, good_fit=1e-3)
 
 
-def _value_causes(fit: AffineFit, ref, mean, std, to_rgb) -> tuple:
-    if fit.residual > _GOOD_FIT:
+def _value_causes(fit: AffineFit, ref, mean, std, to_rgb, good_fit: float = _GOOD_FIT) -> tuple:
+    if fit.residual > good_fit:
         return ()
     channel = _channel_cause(fit.permutation, to_rgb)
     norm = _normalization_cause(fit, mean, std, float(np.abs(ref).max()))

@@ -21,6 +21,7 @@ from parity.compare import StageResult, compare_arrays
 from parity.config import ParityConfig
 from parity.dali import DaliRunner, open_pipeline
 from parity.diagnose import (
+    NORMALIZATION_KINDS,
     Cause,
     Diagnosis,
     attribute_causes,
@@ -28,6 +29,7 @@ from parity.diagnose import (
     diagnose_shapes,
     diagnose_value_transform,
     diagnose_values,
+    fit_channels,
     normalization_fix,
     resize_filter_cause,
 )
@@ -171,11 +173,12 @@ class Harness:
         return _mark_first_divergence(self._with_own_value_causes(results, ref, out), self.config.path)
 
     def _with_own_value_causes(self, results: list[StageResult], ref: list[RefStage], out) -> list[StageResult]:
-        """When the geometry diverged before the model input, a normalization or channel mistake is hidden
-        behind it in the comparison with the reference; measure it from DALI's own last pixel stage."""
+        """When the geometry diverged (before or at the model input), a normalization or channel mistake is
+        hidden behind it in the comparison with the reference; measure it from DALI's own last pixel stage."""
         index = self.pairs.index(self._final)
         final = results[index]
-        if final.status != "failed" or not any(r.status == "failed" for r in results[:index]):
+        named = set(final.diagnosis.kinds) if final.diagnosis else set()
+        if final.status != "failed" or named & (NORMALIZATION_KINDS | {"channel_order", "value_scale"}):
             return results
         own = self._own_value_causes(ref, out, index)
         if not own:
@@ -195,15 +198,19 @@ class Harness:
         final = _to_layout(actual, _guess_layout(actual, self.dali.layouts.get(self._final.dali.name, "")), "CHW")
         pixels = out[source.dali.name]
         pixels = _to_layout(pixels, _guess_layout(pixels, self.dali.layouts.get(source.dali.name, "")), "CHW")
-        if pixels.shape != final.shape:
-            return ()
-        pixels = pixels.astype(np.float64)
-        if ref[-1].channels and source.channels != ref[-1].channels:
-            pixels = pixels[::-1]  # the model's channel order, as the reference's model input has it
         mean, std = self.reference.mean, self.reference.std
-        ideal = pixels if mean is None or std is None else (pixels - mean[:, None, None]) / std[:, None, None]
-        causes = diagnose_value_transform(final.astype(np.float64), ideal, mean=mean, std=std,
-                                          to_rgb=self.reference.to_rgb)
+        ideals = []
+        op, args = self._final.dali.op, self._final.dali.args
+        for window in _mirrored(_crop_windows(pixels, final.shape, op, args), op, args):
+            window = window.astype(np.float64)
+            if ref[-1].channels and source.channels != ref[-1].channels:
+                window = window[::-1]  # the model's channel order, as the reference's model input has it
+            ideals.append(window if mean is None or std is None else (window - mean[:, None, None]) / std[:, None, None])
+        if not ideals:
+            return ()
+        final = final.astype(np.float64)
+        ideal = min(ideals, key=lambda candidate: fit_channels(final, candidate).residual)
+        causes = diagnose_value_transform(final, ideal, mean=mean, std=std, to_rgb=self.reference.to_rgb)
         lead = (f"Measured from DALI's own {source.label} output to its model input (same geometry, so the "
                 "divergence before it does not hide this): ")
         return tuple(self._normalization_fix(Cause(c.kind, lead + c.sentence, c.numbers), ref[-1].channels)
@@ -316,6 +323,25 @@ class Harness:
     def _describe(self, index: int) -> str:
         names = self.reference.stage_names
         return f"{names[index]} (stage {index + 1} of {len(names)}: {' -> '.join(names)})"
+
+
+def _crop_windows(pixels: np.ndarray, shape: tuple, op: str, args: dict) -> list[np.ndarray]:
+    """The (C,H,W) windows of ``pixels`` that a final operator of output ``shape`` may have read: the
+    whole tensor, or for a cropping crop_mirror_normalize its window with the anchor rounded either way."""
+    if pixels.shape == shape:
+        return [pixels]
+    if op != "CropMirrorNormalize" or "crop" not in args or pixels.shape[0] != shape[0] or \
+            pixels.shape[1] < shape[1] or pixels.shape[2] < shape[2]:
+        return []
+    anchors = [sorted({int(np.floor(v)), int(np.ceil(v))}) for v in (
+        (pixels.shape[1] - shape[1]) * float(args.get("crop_pos_y", 0.5)),
+        (pixels.shape[2] - shape[2]) * float(args.get("crop_pos_x", 0.5)))]
+    return [pixels[:, y:y + shape[1], x:x + shape[2]] for y in anchors[0] for x in anchors[1]]
+
+
+def _mirrored(windows: list[np.ndarray], op: str, args: dict) -> list[np.ndarray]:
+    """crop_mirror_normalize(mirror=1) flips what it reads horizontally."""
+    return [w[:, :, ::-1] for w in windows] if op == "CropMirrorNormalize" and args.get("mirror") else windows
 
 
 def _shown(path: Path) -> str:

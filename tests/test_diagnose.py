@@ -231,3 +231,19 @@ def test_the_usual_imagenet_dali_pipeline_is_told_which_arguments_to_change(tmp_
         [cause] = result.stages[-1].diagnosis.causes
         assert cause.kind == "offset" and cause.numbers["dy"] and "Fix at fixed.py:" in cause.sentence
         assert "crop window is 1 row off the reference's" in cause.sentence and "parity suggest" in cause.sentence
+
+
+def test_normalization_constants_for_0_1_input_are_named_behind_a_resize_and_crop_difference(tmp_path):
+    """Two mistakes in the usual pipeline: the resize differs (a geometry divergence) and the ImageNet
+    constants are the 0..1 ones. The model input names both, the value mistake measured from DALI's own
+    resize output through crop_mirror_normalize's window."""
+    body = IMAGENET_DALI.format(extra="").replace("mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]",
+                                                  "mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]")
+    cfg = write_config(tmp_path, pipeline=write_pipeline(tmp_path, body, "both"), input_format="encoded",
+                       reference=dict(config="mmpretrain::resnet/resnet50_8xb32_in1k.py"))
+    for result in check_preprocessing_parity(cfg, [IMAGES / "coffee.png", IMAGES / "rocket.png"]):
+        assert result.first_failure.stage == "resize"
+        assert result.cause_kinds[:2] == ("resize_filter", "normalized_0_1_input")
+        own = result.stages[-1].diagnosis.causes[0]
+        assert own.sentence.startswith("Measured from DALI's own resize output to its model input")
+        assert "set mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]" in own.sentence
