@@ -45,6 +45,11 @@ class DaliStage:
     inputs: tuple = ()
 
     @property
+    def where(self) -> str:
+        """How messages point at this operator: its source line, else its name in the graph."""
+        return self.source or f"{self.display} ({self.name})"
+
+    @property
     def is_input(self) -> bool:
         return self.op in ("ExternalSource", "_ExternalSource") or "decoders__" in self.op
 

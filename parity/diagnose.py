@@ -170,13 +170,17 @@ def diagnose_values(dali: np.ndarray, ref: np.ndarray, *, mean=None, std=None, t
     return Diagnosis(causes or tuple(_spatial_causes(dali, ref, fit)))
 
 
-def diagnose_value_transform(dali: np.ndarray, ideal: np.ndarray, *, mean=None, std=None,
+def diagnose_value_transform(dali: np.ndarray, ideals: list[np.ndarray], *, mean=None, std=None,
                              to_rgb: bool = False) -> tuple:
-    """Only the per-channel value causes (normalization, channel order) of two tensors with the same
-    geometry by construction, e.g. DALI's model input against the model input that DALI's own last
-    pixel stage should have given: the value mistake, even where the geometry also diverged. Both come
-    from DALI, so only an exact fit (float rounding) counts."""
-    return _value_causes(fit_channels(dali, ideal), ideal, mean, std, to_rgb, good_fit=1e-3)
+    """Only the per-channel value causes (normalization, channel order) of tensors with the same geometry
+    by construction, e.g. DALI's model input against the model input that DALI's own last pixel stage
+    should have given (one candidate per window it may have read; the best fit is taken): the value
+    mistake, even where the geometry also diverged. Both come from DALI, so only an exact fit (float
+    rounding) counts."""
+    if not ideals:
+        return ()
+    fit, ideal = min(((fit_channels(dali, i), i) for i in ideals), key=lambda pair: pair[0].residual)
+    return _value_causes(fit, ideal, mean, std, to_rgb, good_fit=1e-3)
 
 
 def _value_causes(fit: AffineFit, ref, mean, std, to_rgb, good_fit: float = _GOOD_FIT) -> tuple:
@@ -416,7 +420,7 @@ def _exact(values) -> str:
 def normalization_fix(cause: Cause, normalizers: list, mean, std, model_channels: str, after: str = "") -> Cause:
     """Point a normalization cause at the DALI argument to change.
 
-    ``normalizers`` are (op, display, source, args, channels) of the operators on the path to the output
+    ``normalizers`` are (op, where, args, channels) of the operators on the path to the output
     that normalize (CropMirrorNormalize, Normalize), ``channels`` being the order of the data they see;
     without one, ``after`` is where to add it (the last geometry operator's source line).
     """
@@ -427,8 +431,7 @@ def normalization_fix(cause: Cause, normalizers: list, mean, std, model_channels
         fix = (f"No DALI operator on the path to the output normalizes: add fn.crop_mirror_normalize(dtype=types.FLOAT,"
                f" {want}) ({model_channels} order) after {after or 'the last crop'}.")
     else:
-        op, display, source, args, channels = normalizers[-1]
-        where = source or display
+        op, where, args, channels = normalizers[-1]
         order = (f" for {model_channels} data (the data reaching it is {channels}: convert the channels first)"
                  if channels and channels != model_channels else f" ({model_channels} order)")
         if op == "CropMirrorNormalize":
@@ -445,7 +448,8 @@ def normalization_fix(cause: Cause, normalizers: list, mean, std, model_channels
     return Cause(cause.kind, f"{cause.sentence.replace(' ' + _HOW, '')} {fix}", cause.numbers)
 
 
-def _hw(shape: tuple, layout: str) -> tuple[int, int] | None:
+def spatial_size(shape: tuple, layout: str) -> tuple[int, int] | None:
+    """(height, width) of a 3-d tensor in ``layout`` (guessed from the channel count when unknown)."""
     if len(shape) != 3:
         return None
     layout = layout if layout in ("HWC", "CHW") else ("HWC" if shape[-1] in (1, 3, 4) else "CHW")
@@ -465,7 +469,7 @@ def diagnose_shapes(dali_shape: tuple, ref_shape: tuple, dali_layout: str, *, re
             return Diagnosis((Cause("layout", f"Layout differs: DALI {d} ({dali_layout}) is the reference {r} "
                                               "transposed (HWC vs CHW). Set output_layout in "
                                               "fn.crop_mirror_normalize or add fn.transpose."),))
-    dhw, rhw = _hw(d, dali_layout), _hw(r, ref_layout)
+    dhw, rhw = spatial_size(d, dali_layout), spatial_size(r, ref_layout)
     if dhw and rhw:
         dc = d[-1] if (dali_layout or "HWC") == "HWC" else d[0]
         rc = r[-1] if (ref_layout or "HWC") == "HWC" else r[0]

@@ -29,9 +29,9 @@ from parity.diagnose import (
     diagnose_shapes,
     diagnose_value_transform,
     diagnose_values,
-    fit_channels,
     normalization_fix,
     resize_filter_cause,
+    spatial_size,
 )
 from parity.images import check_image, client_input, image_ids
 from parity.model import DegenerateResult, ModelCheck, ModelResult
@@ -109,7 +109,8 @@ class Harness:
         if config.model:
             self.model = ModelCheck(config.model, model_cfg=config.model_cfg, source=config.reference_source,
                                     base_dir=config.base_dir)
-        self._final = next(p for p in self.pairs if p.final)
+        self._final_index = next(i for i, p in enumerate(self.pairs) if p.final)
+        self._final = self.pairs[self._final_index]
 
     @property
     def stage_labels(self) -> list[str]:
@@ -153,9 +154,15 @@ class Harness:
         if self.model is None:
             return None
         actual = out[self._final.dali.name]
-        layout = _guess_layout(actual, self.dali.layouts.get(self._final.dali.name, ""))
-        dali_input = _to_layout(actual, layout, "CHW").astype(np.float32) if actual.ndim == 3 else None
+        dali_input = self._chw(self._final.dali.name, actual) if actual.ndim == 3 else None
         return self.model.check(image, ref[-1].array, dali_input, stages)
+
+    def _layout(self, name: str, array: np.ndarray) -> str:
+        return _guess_layout(array, self.dali.layouts.get(name, ""))
+
+    def _chw(self, name: str, array: np.ndarray) -> np.ndarray:
+        """A DALI output as a (C,H,W) view."""
+        return _to_layout(array, self._layout(name, array), "CHW")
 
     def degenerate(self) -> DegenerateResult | None:
         """The cross-image collapse check over every image run so far (None without a model section)."""
@@ -175,12 +182,12 @@ class Harness:
     def _with_own_value_causes(self, results: list[StageResult], ref: list[RefStage], out) -> list[StageResult]:
         """When the geometry diverged (before or at the model input), a normalization or channel mistake is
         hidden behind it in the comparison with the reference; measure it from DALI's own last pixel stage."""
-        index = self.pairs.index(self._final)
+        index = self._final_index
         final = results[index]
         named = set(final.diagnosis.kinds) if final.diagnosis else set()
         if final.status != "failed" or named & (NORMALIZATION_KINDS | {"channel_order", "value_scale"}):
             return results
-        own = self._own_value_causes(ref, out, index)
+        own = self._own_value_causes(ref, out)
         if not own:
             return results
         kinds = {c.kind for c in own}
@@ -189,15 +196,14 @@ class Harness:
         results[index] = dataclasses.replace(final, diagnosis=Diagnosis(own + rest))
         return results
 
-    def _own_value_causes(self, ref: list[RefStage], out, index: int) -> tuple:
+    def _own_value_causes(self, ref: list[RefStage], out) -> tuple:
         actual = out[self._final.dali.name]
-        source = next((p for p in reversed(self.pairs[:index]) if p.pixels and p.channels
+        source = next((p for p in reversed(self.pairs[:self._final_index]) if p.pixels and p.channels
                        and out[p.dali.name].ndim == 3), None)
         if actual.ndim != 3 or source is None:
             return ()
-        final = _to_layout(actual, _guess_layout(actual, self.dali.layouts.get(self._final.dali.name, "")), "CHW")
-        pixels = out[source.dali.name]
-        pixels = _to_layout(pixels, _guess_layout(pixels, self.dali.layouts.get(source.dali.name, "")), "CHW")
+        final = self._chw(self._final.dali.name, actual)
+        pixels = self._chw(source.dali.name, out[source.dali.name])
         mean, std = self.reference.mean, self.reference.std
         ideals = []
         op, args = self._final.dali.op, self._final.dali.args
@@ -206,35 +212,34 @@ class Harness:
             if ref[-1].channels and source.channels != ref[-1].channels:
                 window = window[::-1]  # the model's channel order, as the reference's model input has it
             ideals.append(window if mean is None or std is None else (window - mean[:, None, None]) / std[:, None, None])
-        if not ideals:
-            return ()
-        final = final.astype(np.float64)
-        ideal = min(ideals, key=lambda candidate: fit_channels(final, candidate).residual)
-        causes = diagnose_value_transform(final, ideal, mean=mean, std=std, to_rgb=self.reference.to_rgb)
+        causes = diagnose_value_transform(final.astype(np.float64), ideals, mean=mean, std=std,
+                                          to_rgb=self.reference.to_rgb)
         lead = (f"Measured from DALI's own {source.label} output to its model input (same geometry, so the "
                 "divergence before it does not hide this): ")
         return tuple(self._normalization_fix(Cause(c.kind, lead + c.sentence, c.numbers), ref[-1].channels)
                      for c in causes)
 
     def _normalization_fix(self, cause: Cause, model_channels: str) -> Cause:
-        geometry = [p.dali for p in self.pairs if p.dali.changes_shape and not p.final]
-        after = (geometry[-1].source or geometry[-1].display) if geometry else ""
-        return normalization_fix(cause, self._normalizers, self.reference.mean, self.reference.std, model_channels,
-                                 after)
+        normalizers, after = self._normalizers
+        return normalization_fix(cause, normalizers, self.reference.mean, self.reference.std, model_channels, after)
 
     @functools.cached_property
-    def _normalizers(self) -> list[tuple]:
-        return [(p.dali.op, p.dali.display, p.dali.source, p.dali.args, p.channels) for p in self.pairs
-                if p.dali.op in ("CropMirrorNormalize", "Normalize")]
+    def _normalizers(self) -> tuple[list[tuple], str]:
+        """(op, where, args, channels) of the normalizing operators on the data path, and where a missing
+        one would go (after the last geometry operator)."""
+        normalizers = [(p.dali.op, p.dali.where, p.dali.args, p.channels) for p in self.pairs
+                       if p.dali.op in ("CropMirrorNormalize", "Normalize")]
+        geometry = [p.dali for p in self.pairs if p.dali.changes_shape and not p.final]
+        return normalizers, geometry[-1].where if geometry else ""
 
     def _compare_pair(self, image: str, pair: StagePair, ref: list[RefStage], out, views) -> StageResult:
-        where = pair.dali.source or f"{pair.dali.display} ({pair.dali.name})"
+        where = pair.dali.where
         if pair.ref_index is None:
             return StageResult(image=image, stage=pair.label, dali_op=where, reference="-", status="skipped",
                                skip_reason=pair.reason)
         target = ref[pair.ref_index]
         actual = out[pair.dali.name]
-        layout = _guess_layout(actual, self.dali.layouts.get(pair.dali.name, ""))
+        layout = self._layout(pair.dali.name, actual)
         common: dict[str, Any] = dict(image=image, stage=pair.label, dali_op=where,
                                       reference=self._describe(pair.ref_index))
         if pair.final:
@@ -288,8 +293,8 @@ class Harness:
         if any(c.kind == "dtype" and "clipped" in c.sentence for c in attributes):
             value_causes = ()  # rounding and clipping to an integer range make any value analysis misleading
         final = self._final.dali
-        fixed = tuple(crop_anchor_fix(self._normalization_fix(c, target.channels), final.op, final.args,
-                                      final.source or final.display) for c in value_causes)
+        fixed = tuple(crop_anchor_fix(self._normalization_fix(c, target.channels), final.op, final.args, final.where)
+                      for c in value_causes)
         return dataclasses.replace(result, diagnosis=Diagnosis(fixed + tuple(attributes)))
 
     def _diagnosed(self, result: StageResult, actual, expected, layout, ref: list[RefStage],
@@ -302,11 +307,9 @@ class Harness:
         if pair.dali.op == "Resize" and pair.ref_index is not None and pair.ref_index < len(steps) and \
                 [c.kind for c in causes] == ["interpolation"]:
             # name the argument: the filter, antialiasing or sub-pixel scaling that differs from the reference's
-            out_hw = actual.shape[:2] if layout == "HWC" else actual.shape[1:]
             causes = [resize_filter_cause(pair.dali.args, steps[pair.ref_index], ref[pair.ref_index - 1].array.shape[:2],
-                                          out_hw) or causes[0]]
-        where = pair.dali.source or pair.dali.display
-        causes = [crop_anchor_fix(c, pair.dali.op, pair.dali.args, where) for c in causes]
+                                          spatial_size(actual.shape, layout)) or causes[0]]
+        causes = [crop_anchor_fix(c, pair.dali.op, pair.dali.args, pair.dali.where) for c in causes]
         return dataclasses.replace(result, diagnosis=Diagnosis(tuple(causes)))
 
     def _diagnose(self, actual, expected, layout, original_shape, original_layout, *, normalized=False,

@@ -36,6 +36,25 @@ def clear_topk(ref_logits: np.ndarray, k: int, tie: float = 0.01) -> np.ndarray:
     return np.flatnonzero(ref_logits > kth + tie)
 
 
+def answer_fields(ref_logits: np.ndarray, logits: np.ndarray, probabilities: np.ndarray, k: int) -> dict:
+    """The numbers a :class:`ModelResult` reports for one answer against the reference's logits."""
+    p_ref = softmax(ref_logits)
+    return dict(ref_top1=int(p_ref.argmax()), ref_prob=float(p_ref.max()), dali_top1=int(probabilities.argmax()),
+                dali_prob=float(probabilities.max()), topk_overlap=topk_overlap(ref_logits, logits, k), topk=k,
+                topk_counted=len(clear_topk(ref_logits, k)), kl=kl_divergence(p_ref, probabilities),
+                max_abs_logit=float(np.abs(logits - ref_logits).max()))
+
+
+def answer_problems(fields: dict, who: str, kl: float, kl_key: str) -> list[str]:
+    """Top-1 and KL verdicts of one answer (``fields`` from :func:`answer_fields`)."""
+    problems = []
+    if fields["dali_top1"] != fields["ref_top1"]:
+        problems.append(f"Top-1 differs: {who} {fields['dali_top1']}, reference {fields['ref_top1']}")
+    if fields["kl"] > kl:
+        problems.append(f"KL divergence {fields['kl']:.4g} > {kl} allowed ({kl_key})")
+    return problems
+
+
 def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
     """KL(p || q) in nats, guarded against zeros."""
     eps = 1e-12
@@ -166,7 +185,7 @@ class ModelCheck:
         return OnnxRuntimeRunner((base_dir / cfg["onnx"]).resolve())
 
     def check(self, image: str, ref_input: np.ndarray, dali_input: np.ndarray | None, preprocessing) -> ModelResult:
-        """``dali_input`` is DALI's output as CHW float32 (None when it cannot feed the model)."""
+        """``dali_input`` is DALI's output as CHW, any dtype (None when it cannot feed the model)."""
         backend = self.deployed.name
         if dali_input is None or dali_input.shape != ref_input.shape:
             return ModelResult(image, backend, "failed", problems=(
@@ -188,30 +207,21 @@ class ModelCheck:
                                            "reference config): only the degenerate-output check runs")
         ref_logits = self.reference_logits(image, ref_input)
         conversion = float(np.abs(self.deployed.infer(ref_input[None].astype(np.float32))[0] - ref_logits).max())
-        p_ref = softmax(ref_logits)
-        c.ref_top1.append(int(p_ref.argmax()))
-        c.ref_prob.append(float(p_ref.max()))
-        k = self.cfg["topk"]
-        overlap = topk_overlap(ref_logits, dali_logits, k)
-        kl = kl_divergence(p_ref, p_dali)
-        problems = []
-        if c.top1[-1] != c.ref_top1[-1]:
-            problems.append(f"Top-1 differs: deployed {c.top1[-1]}, reference {c.ref_top1[-1]}")
-        if kl > self.cfg["kl"]:
-            problems.append(f"KL divergence {kl:.4g} > {self.cfg['kl']} allowed (model.kl)")
-        if overlap < self.cfg["topk_overlap"]:
-            problems.append(f"Top-{k} overlap {100 * overlap:.0f}% < {100 * self.cfg['topk_overlap']:.0f}% allowed")
+        fields = answer_fields(ref_logits, dali_logits, p_dali, self.cfg["topk"])
+        c.ref_top1.append(fields["ref_top1"])
+        c.ref_prob.append(fields["ref_prob"])
+        problems = answer_problems(fields, "deployed", self.cfg["kl"], "model.kl")
+        if fields["topk_overlap"] < self.cfg["topk_overlap"]:
+            problems.append(f"Top-{fields['topk']} overlap {100 * fields['topk_overlap']:.0f}% < "
+                            f"{100 * self.cfg['topk_overlap']:.0f}% allowed")
         scale = max(1.0, float(np.abs(ref_logits).max()))
         if conversion > self.cfg["conversion_atol"] * scale:
             problems.append(f"Conversion error: the deployed model differs from the reference model by {conversion:.4g}"
                             f" in logits on the same input (> {self.cfg['conversion_atol']} x {scale:.3g} allowed)")
         if not np.isfinite(dali_logits).all():
             problems.append("Deployed logits hold NaN/Inf")
-        return ModelResult(image, backend, "failed" if problems else "passed", ref_top1=c.ref_top1[-1],
-                           ref_prob=c.ref_prob[-1], dali_top1=c.top1[-1], dali_prob=c.prob[-1], topk_overlap=overlap,
-                           topk=k, topk_counted=len(clear_topk(ref_logits, k)),
-                           kl=kl, max_abs_logit=float(np.abs(dali_logits - ref_logits).max()),
-                           conversion_max_abs=conversion, problems=tuple(problems), preprocessing=preprocessing_note)
+        return ModelResult(image, backend, "failed" if problems else "passed", **fields, conversion_max_abs=conversion,
+                           problems=tuple(problems), preprocessing=preprocessing_note)
 
     def degenerate(self) -> DegenerateResult:
         """Collapse across the images run so far."""

@@ -324,7 +324,7 @@ class TritonCheck:
                 "returns the previous request's output"]
 
     def check(self, image: str, client_input: np.ndarray, ref_input: np.ndarray, stages):
-        from parity.model import ModelResult, _preprocessing_note, clear_topk, kl_divergence, softmax, topk_overlap
+        from parity.model import ModelResult, _preprocessing_note, answer_fields, answer_problems, softmax
 
         assert self.client is not None
         backend = f"triton ({self.mode})"
@@ -344,24 +344,14 @@ class TritonCheck:
             return ModelResult(image, backend, "failed", problems=(
                 f"Triton's {self.cfg['output']!r} has {answer.size} values, the reference {ref_logits.size}",),
                 preprocessing=note)
-        p_ref = softmax(ref_logits)
         if self.cfg["output_kind"] == "probabilities":
             p_out, logits = answer, np.log(np.clip(answer, 1e-12, None))
         else:
             p_out, logits = softmax(answer), answer
-        kl = kl_divergence(p_ref, p_out)
-        k = self.model_check.cfg["topk"]
-        overlap = topk_overlap(ref_logits, logits, k)
-        problems = []
-        if int(p_out.argmax()) != int(p_ref.argmax()):
-            problems.append(f"Top-1 differs: Triton {int(p_out.argmax())}, reference {int(p_ref.argmax())}")
-        if kl > self.cfg["kl"]:
-            problems.append(f"KL divergence {kl:.4g} > {self.cfg['kl']} allowed (triton.kl)")
+        fields = answer_fields(ref_logits, logits, p_out, self.model_check.cfg["topk"])
+        problems = answer_problems(fields, "Triton", self.cfg["kl"], "triton.kl")
         if problems and self._previous is not None:
             problems.extend(self._stale(p_out))
-        self._previous = (image, p_ref)
-        return ModelResult(image, backend, "failed" if problems else "passed", ref_top1=int(p_ref.argmax()),
-                           ref_prob=float(p_ref.max()), dali_top1=int(p_out.argmax()), dali_prob=float(p_out.max()),
-                           topk_overlap=overlap, topk=k, topk_counted=len(clear_topk(ref_logits, k)), kl=kl,
-                           max_abs_logit=float(np.abs(logits - ref_logits).max()),
+        self._previous = (image, softmax(ref_logits))
+        return ModelResult(image, backend, "failed" if problems else "passed", **fields,
                            problems=tuple(problems), preprocessing=note, notes=served)
