@@ -1,22 +1,36 @@
-"""parity: prove that deployed DALI preprocessing computes what the MMPretrain reference computes."""
+"""parity: prove that deployed DALI preprocessing computes what the MMPretrain reference computes.
 
-from parity.api import (
-    assert_logits_close,
-    assert_not_degenerate,
-    assert_preprocessing_parity,
-    assert_stage_close,
-    assert_triton_parity,
-    check_preprocessing_parity,
-)
-from parity.compare import StageResult
-from parity.config import ParityConfig, Tolerance, load_config
-from parity.diagnose import Cause, Diagnosis
-from parity.engine import Harness, ImageResult
-from parity.errors import ParityConfigError, ParityDaliError, ParityImageError, ParityReferenceError, ParityUsageError
+Names are imported on first use, so that loading the pytest plugin (or ``import parity``) costs nothing
+until a check runs.
+"""
 
-__all__ = [
-    "Cause", "Diagnosis", "Harness", "ImageResult", "ParityConfig", "ParityConfigError", "ParityDaliError",
-    "ParityImageError", "ParityReferenceError", "ParityUsageError", "StageResult", "Tolerance",
-    "assert_logits_close", "assert_not_degenerate", "assert_preprocessing_parity", "assert_stage_close",
-    "assert_triton_parity", "check_preprocessing_parity", "load_config",
-]
+from importlib import import_module, metadata
+
+try:
+    __version__ = metadata.version("parity")
+except metadata.PackageNotFoundError:  # a source checkout that was never installed
+    __version__ = "0+unknown"
+
+_EXPORTS = {
+    "assert_logits_close": "parity.api", "assert_not_degenerate": "parity.api",
+    "assert_preprocessing_parity": "parity.api", "assert_stage_close": "parity.api",
+    "assert_triton_parity": "parity.api", "check_preprocessing_parity": "parity.api",
+    "StageResult": "parity.compare", "ParityConfig": "parity.config", "Tolerance": "parity.config",
+    "load_config": "parity.config", "Cause": "parity.diagnose", "Diagnosis": "parity.diagnose",
+    "Harness": "parity.engine", "ImageResult": "parity.engine", "ParityConfigError": "parity.errors",
+    "ParityDaliError": "parity.errors", "ParityImageError": "parity.errors", "ParityReferenceError": "parity.errors",
+    "ParityUsageError": "parity.errors", "ParitySnapshotError": "parity.snapshot", "write_snapshot": "parity.snapshot",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'parity' has no attribute {name!r}")
+    value = getattr(import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

@@ -35,7 +35,10 @@ class TorchClassifier(Runner):
     name = "reference (torch)"
 
     def __init__(self, model_cfg: dict, checkpoint: Path | None, source: str):
-        import torch
+        from parity.extras import require
+
+        torch = require("torch", "reference", "the reference network (model.config)")
+        require("mmpretrain", "reference", "the reference network (model.config)")
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -72,7 +75,9 @@ class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
     def __init__(self, path: Path, threads: int = 2):
-        import onnxruntime as ort
+        from parity.extras import require
+
+        ort = require("onnxruntime", "onnx", "model.onnx on ONNX Runtime")
 
         if not path.is_file():
             raise ParityModelError(f"model.onnx: file not found: {path}")

@@ -1,10 +1,12 @@
 """``parity check cfg.py``: the pre-deploy gate. Exit 0 when every stage matches, 1 on a parity
-failure, 2 on a usage or configuration error; ``--junit-xml`` writes a report CI systems read."""
+failure, 2 on a usage or configuration error; ``--junit-xml`` and ``--json`` write result files CI systems
+read (on a usage error too). ``parity snapshot`` records the reference for a check in another environment."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -14,15 +16,27 @@ EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
+    from parity import __version__
+
     parser = argparse.ArgumentParser(prog="parity", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"parity {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="Compare the DALI pipeline with the MMPretrain reference")
     check.add_argument("config", type=Path, help="Parity config file")
+    check.add_argument("--reference", type=Path, metavar="DIR",
+                       help="Compare against this snapshot (from `parity snapshot`) instead of running MMPretrain")
     check.add_argument("--junit-xml", type=Path, metavar="FILE", help="Write JUnit XML results to FILE")
+    check.add_argument("--json", type=Path, metavar="FILE", help="Write every result as JSON to FILE (docs/json.md)")
     check.add_argument("--report", type=Path, metavar="DIR", help="Write the HTML report into DIR")
     check.add_argument("--report-images", type=int, default=50, metavar="N",
                        help="Draw pictures for at most N images, failures first (default 50)")
     check.add_argument("-q", "--quiet", action="store_true", help="Print only the summary table")
+    snapshot = sub.add_parser("snapshot", help="Record the MMPretrain reference (every stage, and the reference "
+                                               "network's logits) for `parity check --reference`")
+    snapshot.add_argument("config", type=Path, help="Parity config file")
+    snapshot.add_argument("--out", type=Path, metavar="DIR",
+                          help="Snapshot folder to write (default: the config's reference.snapshot)")
+    snapshot.add_argument("-q", "--quiet", action="store_true", help="Print only the last line")
     suggest = sub.add_parser("suggest", help="Write the DALI pipeline matching an MMPretrain config, and verify it")
     suggest.add_argument("config", type=Path, help="Parity config (its reference) or an MMPretrain config")
     suggest.add_argument("--out", type=Path, default=Path("parity-suggested"), metavar="DIR",
@@ -48,21 +62,25 @@ class _ModelCase:
         return self.result.message()
 
 
-def _junit(results, path: Path, seconds: float, degenerate=None) -> None:
+def _junit(results, path: Path, seconds: float, degenerate=None, error: str | None = None) -> None:
+    """JUnit XML: one case per (image, stage) check; a usage error is one errored case that names it."""
     flat = [r for image in results for r in image.stages]
     flat += [_ModelCase(r, stage="triton" if r.backend.startswith("triton") else "model")
              for image in results for r in (image.model, image.triton) if r is not None]
     if degenerate is not None:
         flat.append(_ModelCase(degenerate, image="model", stage="degenerate"))
-    suite = ET.Element("testsuite", name="parity", tests=str(len(flat)), time=f"{seconds:.3f}",
+    suite = ET.Element("testsuite", name="parity", tests=str(len(flat) + bool(error)), time=f"{seconds:.3f}",
                        failures=str(sum(r.status == "failed" for r in flat)),
-                       skipped=str(sum(r.status == "skipped" for r in flat)), errors="0")
+                       skipped=str(sum(r.status == "skipped" for r in flat)), errors=str(int(bool(error))))
     for r in flat:
         case = ET.SubElement(suite, "testcase", classname=f"parity.{r.image}", name=r.stage)
         if r.status == "failed":
             ET.SubElement(case, "failure", message=r.summary).text = r.message()
         elif r.status == "skipped":
             ET.SubElement(case, "skipped", message=r.skip_reason)
+    if error:
+        case = ET.SubElement(suite, "testcase", classname="parity", name="usage")
+        ET.SubElement(case, "error", message=error.split("\n")[0]).text = error
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
@@ -73,7 +91,7 @@ def _progress(total: int, *, quiet: bool):
     if quiet:
         yield lambda image: None
         return
-    if sys.stderr.isatty():
+    if sys.stderr.isatty() and importlib.util.find_spec("rich") is not None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         with Progress(TextColumn("parity"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failing"),
@@ -101,38 +119,60 @@ def _progress(total: int, *, quiet: bool):
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "suggest":
-        from parity.errors import ParityUsageError
-
-        try:
-            return _suggest(args)
-        except ParityUsageError as exc:
-            print(f"parity: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    from parity.config import load_config
-    from parity.engine import Harness
     from parity.errors import ParityUsageError
-    from parity.report import summary_lines
 
-    start = time.perf_counter()
+    run = {"check": _check, "snapshot": _snapshot, "suggest": _suggest}[args.command]
     try:
-        harness = Harness(load_config(args.config))
-        report = None
-        if args.report:
-            from parity.html import HtmlReport
-
-            report = HtmlReport(args.report, title=f"parity: {args.config.name}", max_images=args.report_images)
-        results = []
-        with _progress(len(harness.config.images), quiet=args.quiet) as advance:
-            for image in harness.run(keep_views=report.wants_views if report else None):
-                results.append(image)
-                if report:
-                    report.add(image)
-                    image.views.clear()  # pictures are written; keep only the numbers
-                advance(image)
+        return run(args)
     except ParityUsageError as exc:
         print(f"parity: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _check(args) -> int:
+    """The gate; result files are written whatever happens, a usage error included."""
+    from parity.errors import ParityUsageError
+
+    start = time.perf_counter()
+    state: dict = {"results": [], "degenerate": None, "reference": None}
+    try:
+        code = _run_check(args, state)
+        error = None
+    except ParityUsageError as exc:
+        code, error = EXIT_USAGE, f"parity: error: {exc}"
+        print(error, file=sys.stderr)
+    seconds = time.perf_counter() - start
+    if args.junit_xml:
+        _junit(state["results"], args.junit_xml, seconds, state["degenerate"], error)
+    if args.json:
+        from parity.jsonresult import write_json
+
+        write_json(args.json, config=str(args.config), reference=state["reference"], results=state["results"],
+                   degenerate=state["degenerate"], seconds=seconds, exit_code=code, error=error)
+    return code
+
+
+def _run_check(args, state: dict) -> int:
+    from parity.config import load_config
+    from parity.engine import Harness
+    from parity.report import summary_lines
+
+    start = time.perf_counter()
+    harness = Harness(load_config(args.config, snapshot=args.reference))
+    state["reference"] = harness.reference.source
+    report = None
+    if args.report:
+        from parity.html import HtmlReport
+
+        report = HtmlReport(args.report, title=f"parity: {args.config.name}", max_images=args.report_images)
+    results = state["results"]
+    with _progress(len(harness.config.images), quiet=args.quiet) as advance:
+        for image in harness.run(keep_views=report.wants_views if report else None):
+            results.append(image)
+            if report:
+                report.add(image)
+                image.views.clear()  # pictures are written; keep only the numbers
+            advance(image)
     seconds = time.perf_counter() - start
     failed = [image for image in results if not image.passed]
     if failed and not args.quiet:
@@ -140,39 +180,50 @@ def main(argv=None) -> int:
         for image in failed:
             if image.first_failure is not None:
                 print(image.first_failure.message(), end="\n\n")
-    degenerate = harness.degenerate()
+    degenerate = state["degenerate"] = harness.degenerate()
     flat: list = [r for image in results for r in image.stages]
     flat += [r for image in results for r in (image.model, image.triton) if r is not None]
     for line in summary_lines(flat + ([degenerate] if degenerate is not None else [])):
         print(line)
     if degenerate is not None and degenerate.status == "failed" and not args.quiet:
         print(degenerate.message(), end="\n\n")
-    print(f"{len(results) - len(failed)} of {len(results)} images match ({seconds:.1f} s)")
-    if args.junit_xml:
-        _junit(results, args.junit_xml, seconds, degenerate)
+    print(f"{len(results) - len(failed)} of {len(results)} images match ({seconds:.1f} s; reference: "
+          f"{harness.reference.source})")
     if report:
         print(f"HTML report: {report.write(seconds, degenerate)}")
     return EXIT_MISMATCH if failed or (degenerate is not None and not degenerate) else EXIT_OK
 
 
+def _snapshot(args) -> int:
+    """Record the reference; the folder is complete or absent."""
+    from parity.config import load_config
+    from parity.errors import ParityUsageError
+    from parity.snapshot import write_snapshot
+
+    cfg = load_config(args.config, live=True)
+    out = args.out or (cfg.base_dir / cfg.reference["snapshot"] if cfg.reference["snapshot"] else None)
+    if out is None:
+        raise ParityUsageError(f"{cfg.path}: no reference.snapshot in the config: give --out DIR")
+    done = write_snapshot(cfg, out, progress=None if args.quiet else lambda image: print(f"recorded | {image}",
+                                                                                        flush=True))
+    print(f"wrote {done.folder}: {done.images} images, {done.bytes / 2**20:.1f} MiB "
+          f"({done.bytes / max(done.images, 1) / 1024:.0f} KiB per image) in {done.seconds:.1f} s")
+    return EXIT_OK
+
+
 def _suggest(args) -> int:
     """Generate, write, verify; the verdict printed is the one measured."""
-    import mmengine
-
-    from parity.config import config_from_dict, load_config
-    from parity.errors import ParityConfigError
+    from parity.config import SAMPLE_IMAGES, config_from_dict, load_config
     from parity.suggest import random_images, suggest, verify
 
+    spec = str(args.config)
     path = args.config.resolve()
-    try:
-        raw = mmengine.Config.fromfile(str(path)).to_dict()
-    except Exception as exc:
-        raise ParityConfigError(f"{path}: cannot be read as an mmengine config: {exc}") from None
-    if "reference" in raw:  # a parity config: its reference, images and client format
+    if "::" not in spec and _is_parity_config(path):  # its reference, images and client format
         cfg = load_config(path)
-    else:  # an MMPretrain config: verified on the bundled images
-        cfg = config_from_dict({"reference": {"config": str(path)}, "dali": {"pipeline": "unused.py:f"},
-                                "images": [str(Path(__file__).resolve().parents[1] / "fixtures/images")]}, path)
+    else:  # an MMPretrain config, a file or 'mmpretrain::path/in/package.py': verified on the sample images
+        cfg = config_from_dict({"reference": {"config": spec if "::" in spec else str(path)},
+                                "dali": {"pipeline": "unused.py:f"}, "images": [str(SAMPLE_IMAGES)]},
+                               Path.cwd() / "parity-suggest")
     images = [str(p) for p in cfg.images]
     input_format = args.input_format or cfg.dali["input_format"]
     input_name = cfg.dali["input_name"] or "INPUT"
@@ -210,6 +261,19 @@ def _suggest(args) -> int:
         print("INCOMPLETE: some transforms are not reproduced (above); the measurement covers what was generated")
     print(claims[result.verdict])
     return EXIT_OK if result.verdict != "MISMATCH" and suggestion.complete else EXIT_MISMATCH
+
+
+def _is_parity_config(path: Path) -> bool:
+    """Whether ``path`` is a parity config (it has a ``reference`` section) rather than an MMPretrain config."""
+    from parity.configfile import read_config_file
+    from parity.errors import ParityConfigError
+
+    if not path.is_file():
+        raise ParityConfigError(f"config not found: {path}")
+    try:
+        return "reference" in read_config_file(path)
+    except ParityConfigError:
+        return False  # not plain Python settings: an MMPretrain config for mmengine to read
 
 
 def _write_triton(out: Path, suggestion, input_format: str) -> None:

@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from parity.errors import ParityConfigError
 
+SAMPLE_IMAGES = Path(__file__).resolve().parent / "samples"  # photos and synthetic images shipped with parity
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 INPUT_FORMATS = ("BGR", "RGB", "encoded")
 DEVICES = ("auto", "cpu", "gpu")
@@ -33,6 +34,7 @@ _REFERENCE_KEYS = {
     "config": (None, str, "MMPretrain config file, or 'mmpretrain::path/in/package.py'"),
     "test_pipeline": (None, list, "overrides the config's test_pipeline"),
     "data_preprocessor": (None, dict, "overrides the config's (model.)data_preprocessor"),
+    "snapshot": (None, str, "folder written by `parity snapshot`: the recorded reference, used instead of MMPretrain"),
 }
 _TOLERANCE_KEYS = {
     "atol": (float, "absolute difference above which an element counts as mismatched"),
@@ -105,6 +107,8 @@ class ParityConfig:
     model: dict | None = None  # the `model` section, validated; None when absent
     triton: dict | None = None  # the `triton` section, validated; None when absent
     model_cfg: dict | None = None  # the MMPretrain network definition (config's `model`)
+    reference: dict = field(default_factory=dict)  # the `reference` section as written (validated)
+    snapshot: Path | None = None  # the recorded reference to compare against, instead of running MMPretrain
 
     @property
     def base_dir(self) -> Path:
@@ -157,26 +161,25 @@ def _check_value(path, name, value, expected):
         _fail(path, f"{name}={value!r} (type={type(value).__name__}): expected {expected.__name__}")
 
 
-def load_config(path) -> ParityConfig:
-    """Read and validate a parity config file (mmengine ``Config.fromfile``, so ``_base_`` works)."""
-    from mmengine import Config
+def load_config(path, *, snapshot=None, live: bool = False) -> ParityConfig:
+    """Read and validate a parity config file (mmengine-style Python, ``_base_`` files merged).
+
+    ``snapshot`` (a folder written by ``parity snapshot``) replaces the live MMPretrain reference, as
+    ``reference.snapshot`` in the file does; no training package is imported then. ``live`` runs the
+    MMPretrain reference even where the file names a snapshot (what ``parity snapshot`` records).
+    """
+    from parity.configfile import read_config_file
 
     path = Path(path).resolve()
-    if not path.is_file():
-        raise ParityConfigError(f"parity config not found: {path}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # mmengine's pkg_resources deprecation notice
-            raw = Config.fromfile(str(path)).to_dict()
-    except Exception as exc:
-        raise ParityConfigError(f"{path}: cannot be read as an mmengine config: {type(exc).__name__}: {exc}") from None
-    return config_from_dict(raw, path)
+    return config_from_dict(read_config_file(path), path, snapshot=snapshot, live=live)
 
 
-def config_from_dict(raw: dict, path) -> ParityConfig:
+def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False) -> ParityConfig:
     """Validate a config given as a dict; relative paths resolve against ``path``'s folder."""
     path = Path(path).resolve()
     raw = {k: v for k, v in raw.items() if not k.startswith("_")}
+    if snapshot is not None and isinstance(raw.get("reference"), dict):
+        raw["reference"] = {**raw["reference"], "snapshot": str(Path(snapshot).resolve())}
     _check_keys(path, "", raw, _TOP_KEYS)
     for key in ("reference", "dali", "images"):
         if key not in raw:
@@ -190,15 +193,29 @@ def config_from_dict(raw: dict, path) -> ParityConfig:
             _fail(path, f"dali.{key}={dali[key]}: expected a positive integer")
 
     reference = _section(path, raw, "reference", _REFERENCE_KEYS)
-    source, test_pipeline, data_preprocessor, model_cfg = _reference(path, reference)
-    model = None
-    if "model" in raw:
-        model = _section(path, raw, "model", _MODEL_KEYS)
-        if model["config"]:
+    model = _section(path, raw, "model", _MODEL_KEYS) if "model" in raw else None
+    snapshot = (path.parent / reference["snapshot"]).resolve() if reference["snapshot"] and not live else None
+    if snapshot is not None:
+        from parity.snapshot import recorded_reference
+
+        source, test_pipeline, data_preprocessor, recorded_logits = recorded_reference(snapshot, path, reference, model)
+        model_cfg = None
+    else:
+        if not reference["config"] and not reference["test_pipeline"]:
+            _fail(path, "reference: give config='model_config.py' (or 'mmpretrain::path.py'), an inline "
+                        "test_pipeline, or snapshot='folder/' written by `parity snapshot`")
+        source, test_pipeline, data_preprocessor, model_cfg = _reference(path, reference)
+    if model is not None:
+        if model["config"] and snapshot is None:
             model_cfg = _load_model_config(path, model["config"]).get("model")
         if not model["onnx"] and not model["tensorrt"]:
             _fail(path, "model: give onnx='model.onnx' (and/or tensorrt='model.plan') for the deployed model")
-        if model["reference_model"] and not model_cfg:
+        if snapshot is not None:
+            if model["reference_model"] and not recorded_logits:
+                _fail(path, f"reference.snapshot={str(snapshot)!r} holds no reference logits (it was written from a "
+                            "config without a `model` section): run `parity snapshot` again with the model section, "
+                            "or set model.reference_model=False for the degenerate-output check alone")
+        elif model["reference_model"] and not model_cfg:
             _fail(path, "model: no `model` in the reference config to build the reference network; set "
                         "model.config, or model.reference_model=False for the degenerate-output check alone")
 
@@ -228,7 +245,7 @@ def config_from_dict(raw: dict, path) -> ParityConfig:
     images = resolve_images(path, raw["images"])
     return ParityConfig(path=path, reference_source=source, test_pipeline=test_pipeline,
                         data_preprocessor=data_preprocessor, dali=dali, images=images, tolerances=tolerances,
-                        model=model, model_cfg=model_cfg, triton=triton)
+                        model=model, model_cfg=model_cfg, triton=triton, reference=reference, snapshot=snapshot)
 
 
 def _section(path, raw, name, spec) -> dict:
@@ -268,7 +285,10 @@ def _reference(path: Path, reference: dict):
 
 def _load_model_config(path: Path, spec: str, key: str = "model.config") -> dict:
     """An MMPretrain config as a dict: a file relative to the parity config, or 'package::path'."""
-    from mmengine import Config
+    from parity.extras import require
+
+    Config = require("mmengine", "reference", f"{path}: {key}={spec!r} (an MMPretrain config)",
+                     "; or compare against a recorded reference: parity check CFG --reference SNAPSHOT_DIR").Config
 
     target = _package_config(path, spec) if "::" in spec else str((path.parent / spec).resolve())
     if not Path(target).is_file():

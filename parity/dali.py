@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from parity import dali_proto
 from parity.errors import ParityDaliError
 
 CPU_ONLY_DEVICE_ID = -99999  # DALI's marker for "no GPU": deserialize() does not override the stored id
@@ -117,6 +116,8 @@ def rewrite(serialized: bytes, *, to_cpu: bool) -> tuple[bytes, list[DaliStage],
     Returns the new serialized pipeline, the stages in graph order, and the original output names
     (which stay first among the outputs, so the pipeline's own result is output 0).
     """
+    from parity import dali_proto
+
     pipe = dali_proto.PipelineDef()
     try:
         pipe.ParseFromString(serialized)
@@ -298,6 +299,10 @@ def _silence_dali_warnings() -> None:
 def open_pipeline(*, pipeline: str | None, serialized: str | None, base_dir: Path, input_name: str | None,
                   device: str, batch_size: int, num_threads: int) -> DaliRunner:
     """Entry point: one of ``pipeline`` ('file.py:function') or ``serialized`` (a model.dali path)."""
+    from parity.extras import require
+
+    require("nvidia.dali", "dali", "running the DALI pipeline")
+    require("google.protobuf", "dali", "reading the serialized DALI pipeline")
     _silence_dali_warnings()
     if device == "auto":
         device = "gpu" if gpu_available() else "cpu"

@@ -36,6 +36,7 @@ from parity.diagnose import (
 from parity.images import check_image, client_input, image_ids
 from parity.model import DegenerateResult, ModelCheck, ModelResult
 from parity.reference import ReferencePipeline, RefStage, is_geometry_name
+from parity.snapshot import Snapshot
 from parity.triton import TritonCheck
 
 
@@ -93,8 +94,12 @@ class Harness:
 
     def __init__(self, config: ParityConfig):
         self.config = config
-        self.reference = ReferencePipeline(config.test_pipeline, config.data_preprocessor,
-                                           source=config.reference_source)
+        self.reference: ReferencePipeline | Snapshot
+        if config.snapshot is not None:
+            self.reference = Snapshot(config.snapshot, config.images, config.base_dir)
+        else:
+            self.reference = ReferencePipeline(config.test_pipeline, config.data_preprocessor,
+                                               source=config.reference_source)
         dali = config.dali
         self.dali: DaliRunner = open_pipeline(
             pipeline=dali["pipeline"], serialized=dali["serialized"], base_dir=config.base_dir,
@@ -108,7 +113,7 @@ class Harness:
         self.model: ModelCheck | None = None
         if config.model:
             self.model = ModelCheck(config.model, model_cfg=config.model_cfg, source=config.reference_source,
-                                    base_dir=config.base_dir)
+                                    base_dir=config.base_dir, recorded=config.snapshot is not None)
         self._final_index = next(i for i, p in enumerate(self.pairs) if p.final)
         self._final = self.pairs[self._final_index]
 
@@ -146,7 +151,7 @@ class Harness:
                     image = ids.get(path, path.stem)
                     views: dict | None = {} if keep_views and keep_views(image) else None
                     stages = self.compare(image, ref, out, views)
-                    served = triton.check(image, feed, ref[-1].array, stages) if triton else None
+                    served = triton.check(image, feed, ref[-1], stages) if triton else None
                     yield ImageResult(image, path, stages, views or {}, self._run_model(image, ref, out, stages),
                                       served)
 
@@ -155,7 +160,7 @@ class Harness:
             return None
         actual = out[self._final.dali.name]
         dali_input = self._chw(self._final.dali.name, actual) if actual.ndim == 3 else None
-        return self.model.check(image, ref[-1].array, dali_input, stages)
+        return self.model.check(image, ref[-1], dali_input, stages)
 
     def _layout(self, name: str, array: np.ndarray) -> str:
         return _guess_layout(array, self.dali.layouts.get(name, ""))

@@ -51,6 +51,9 @@ class HtmlReport:
     """Collects results as they stream and writes ``index.html`` plus pictures into ``folder``."""
 
     def __init__(self, folder, *, title: str, max_images: int = 50):
+        from parity.extras import require
+
+        require("matplotlib", "report", "the HTML report")
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.title = title

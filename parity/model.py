@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from parity.backends import OnnxRuntimeRunner, ParityModelError, Runner, TensorRTRunner, TorchClassifier
+from parity.reference import RefStage
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -152,22 +153,26 @@ class _Collected:
 class ModelCheck:
     """Runs the reference classifier and the deployed backends; keeps only per-image summaries."""
 
-    def __init__(self, cfg: dict, *, model_cfg: dict | None, source: str, base_dir):
+    def __init__(self, cfg: dict, *, model_cfg: dict | None, source: str, base_dir, recorded: bool = False):
         self.cfg = cfg
         self.reference: Runner | None = None
-        if cfg["reference_model"] and model_cfg:
+        # recorded: the reference's logits arrive with its model input (a snapshot), no network is built
+        self.has_reference = bool(cfg["reference_model"] and (model_cfg or recorded))
+        if cfg["reference_model"] and model_cfg and not recorded:
             checkpoint = (base_dir / cfg["checkpoint"]).resolve() if cfg["checkpoint"] else None
             self.reference = TorchClassifier(model_cfg, checkpoint, source)
         self.deployed: Runner = self._deployed(cfg, base_dir)
         self.collected = _Collected()
         self._last_reference: tuple[str, np.ndarray] | None = None
 
-    def reference_logits(self, image: str, ref_input: np.ndarray) -> np.ndarray:
-        """The reference network's logits (the deployed model's without one) for an image; the model and
-        Triton stages of the same image share one inference."""
+    def reference_logits(self, image: str, ref: RefStage) -> np.ndarray:
+        """The reference network's logits (recorded, else inferred; the deployed model's without a reference
+        network) for an image's model input; the model and Triton stages of the same image share one."""
+        if self.has_reference and ref.logits is not None:
+            return ref.logits
         if self._last_reference is None or self._last_reference[0] != image:
             runner = self.reference or self.deployed
-            self._last_reference = (image, runner.infer(ref_input[None].astype(np.float32))[0])
+            self._last_reference = (image, runner.infer(ref.array[None].astype(np.float32))[0])
         return self._last_reference[1]
 
     @staticmethod
@@ -184,8 +189,10 @@ class ModelCheck:
             raise ParityModelError("model.onnx is required for the onnxruntime backend")
         return OnnxRuntimeRunner((base_dir / cfg["onnx"]).resolve())
 
-    def check(self, image: str, ref_input: np.ndarray, dali_input: np.ndarray | None, preprocessing) -> ModelResult:
-        """``dali_input`` is DALI's output as CHW, any dtype (None when it cannot feed the model)."""
+    def check(self, image: str, ref: RefStage, dali_input: np.ndarray | None, preprocessing) -> ModelResult:
+        """``ref`` is the reference's model input; ``dali_input`` is DALI's output as CHW, any dtype (None when
+        it cannot feed the model)."""
+        ref_input = ref.array
         backend = self.deployed.name
         if dali_input is None or dali_input.shape != ref_input.shape:
             return ModelResult(image, backend, "failed", problems=(
@@ -201,11 +208,11 @@ class ModelCheck:
         preprocessing_note = _preprocessing_note(preprocessing)
         if preprocessing_note:
             c.hints.append(preprocessing_note)
-        if self.reference is None:
+        if not self.has_reference:
             return ModelResult(image, backend, "skipped", dali_top1=c.top1[-1], dali_prob=c.prob[-1],
                                skip_reason="no reference model (model.reference_model=False or no model in the "
                                            "reference config): only the degenerate-output check runs")
-        ref_logits = self.reference_logits(image, ref_input)
+        ref_logits = self.reference_logits(image, ref)
         conversion = float(np.abs(self.deployed.infer(ref_input[None].astype(np.float32))[0] - ref_logits).max())
         fields = answer_fields(ref_logits, dali_logits, p_dali, self.cfg["topk"])
         c.ref_top1.append(fields["ref_top1"])

@@ -18,6 +18,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("parity", "preprocessing parity (MMPretrain reference vs DALI)")
     group.addoption("--parity-config", dest="parity_config", metavar="CFG", default=None,
                     help="Parity config file: add one test per image and stage comparing DALI with MMPretrain")
+    group.addoption("--parity-reference", dest="parity_reference", metavar="DIR", default=None,
+                    help="Compare against this reference snapshot (from `parity snapshot`) instead of running MMPretrain")
     group.addoption("--parity-report", dest="parity_report", metavar="DIR", default=None,
                     help="Write an HTML report (stages side by side, difference heatmaps) into DIR")
     parser.addini("parity_config", "Parity config file used when --parity-config is not given", default="")
@@ -34,7 +36,9 @@ def pytest_configure(config):
     from parity.errors import ParityUsageError
 
     try:
-        harness = Harness(load_config(Path(config.invocation_params.dir, path)))
+        snapshot = config.getoption("parity_reference")
+        harness = Harness(load_config(Path(config.invocation_params.dir, path),
+                                      snapshot=Path(config.invocation_params.dir, snapshot) if snapshot else None))
     except ParityUsageError as exc:
         raise pytest.UsageError(f"parity: {exc}") from None
     report_dir = config.getoption("parity_report") or config.getini("parity_report")

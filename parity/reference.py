@@ -28,6 +28,7 @@ class RefStage:
     layout: str  # 'HWC' or 'CHW'
     channels: str  # 'BGR' or 'RGB'
     pixels: bool  # True while values are image intensities; False once normalized
+    logits: np.ndarray | None = None  # the reference network's answer to this model input, when recorded
 
 
 def is_geometry_name(name: str) -> bool:
@@ -36,6 +37,10 @@ def is_geometry_name(name: str) -> bool:
 
 
 def _import_mmpretrain():
+    from parity.extras import require
+
+    for module in ("torch", "mmengine", "mmcv", "mmpretrain"):
+        require(module, "reference", "the live MMPretrain reference (reference.config)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import mmpretrain.datasets  # noqa: F401  (registers the transforms)

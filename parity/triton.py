@@ -289,6 +289,9 @@ class TritonCheck:
         self._previous: tuple[str, np.ndarray] | None = None  # (image, reference probabilities) of the last request
 
     def __enter__(self) -> TritonCheck:
+        from parity.extras import require
+
+        require("tritonclient.grpc", "triton", "the Triton stage (the config's `triton` section)")
         url = self.cfg["url"]
         try:
             if self.mode == "embedded":
@@ -323,7 +326,8 @@ class TritonCheck:
                 f"{image!r}: top-1 {int(p_prev.argmax())}, KL {kl:.2g}), not for this one: a model in the ensemble "
                 "returns the previous request's output"]
 
-    def check(self, image: str, client_input: np.ndarray, ref_input: np.ndarray, stages):
+    def check(self, image: str, client_input: np.ndarray, ref, stages):
+        """``ref`` is the reference's model input stage (:class:`~parity.reference.RefStage`)."""
         from parity.model import ModelResult, _preprocessing_note, answer_fields, answer_problems, softmax
 
         assert self.client is not None
@@ -338,7 +342,7 @@ class TritonCheck:
         except ParityTritonError as exc:
             return ModelResult(image, backend, "failed", problems=(f"Triton refused the request: {exc}",),
                                preprocessing=note, notes=served)
-        ref_logits = self.model_check.reference_logits(image, ref_input)
+        ref_logits = self.model_check.reference_logits(image, ref)
         answer = np.asarray(answer, dtype=np.float64).reshape(-1)
         if answer.shape != ref_logits.shape:
             return ModelResult(image, backend, "failed", problems=(

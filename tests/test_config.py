@@ -61,7 +61,7 @@ def test_missing_files_are_reported_with_their_path(tmp_path):
 
 def test_a_config_with_a_syntax_error_says_so(tmp_path):
     (tmp_path / "parity_cfg.py").write_text("reference = dict(\n")
-    with pytest.raises(ParityConfigError, match="cannot be read as an mmengine config"):
+    with pytest.raises(ParityConfigError, match="cannot be read as a parity config: SyntaxError"):
         load_config(tmp_path / "parity_cfg.py")
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from parity import check_preprocessing_parity
 from parity.engine import Harness
-from parity.zoo import ZOO, manifest, run_entry, zoo_config
+from tests.zoo import ZOO, manifest, run_entry, zoo_config
 
 from .conftest import IMAGES, write_config, write_pipeline
 

@@ -1,6 +1,6 @@
 """Run the bug zoo and count: broken pipelines detected, causes named correctly, false alarms.
 
-Used by tests/test_zoo.py and benchmarks/zoo_figures.py, so the figures printed are the ones tested.
+Used by tests/test_zoo.py and benchmarks/zoo_figures.py (test support, not part of the installed package), so the figures printed are the ones tested.
 """
 
 from __future__ import annotations

@@ -1,0 +1,66 @@
+"""``parity check --json FILE``: the run as one JSON document for machines (schema ``parity-result``,
+documented in docs/json.md). Each record is spelled out field by field, so the schema changes only when
+its version does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+FORMAT, SCHEMA = "parity-result", 1
+
+
+def _plain(value):
+    """numpy scalars and arrays as JSON values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return repr(value)
+
+
+def stage_record(r) -> dict:
+    tol = r.tolerance
+    return dict(
+        stage=r.stage, status=r.status, dali_op=r.dali_op, reference=r.reference, problems=list(r.problems),
+        notes=list(r.notes),
+        statistics=dict(mismatched=r.mismatched, total=r.total, mismatch_fraction=r.mismatch_fraction,
+                        max_abs=r.max_abs, mean_abs=r.mean_abs, p99_abs=r.p99_abs, max_rel=r.max_rel),
+        tolerance=None if tol is None else dict(atol=tol.atol, rtol=tol.rtol, max_mismatch=tol.max_mismatch,
+                                                mean_atol=tol.mean_atol, border=tol.border, unit=tol.unit),
+        causes=[dict(kind=c.kind, sentence=c.sentence, numbers=c.numbers) for c in (r.diagnosis.causes
+                                                                                    if r.diagnosis else ())],
+        first_divergence=r.first_divergence, skip_reason=r.skip_reason)
+
+
+def answer_record(r) -> dict:
+    """A model or Triton answer (:class:`~parity.model.ModelResult`)."""
+    return dict(backend=r.backend, status=r.status, reference_top1=r.ref_top1, reference_prob=r.ref_prob,
+                top1=r.dali_top1, prob=r.dali_prob, topk=r.topk, topk_overlap=r.topk_overlap,
+                topk_counted=r.topk_counted, kl=r.kl, max_abs_logit=r.max_abs_logit,
+                conversion_max_abs=r.conversion_max_abs, problems=list(r.problems), notes=list(r.notes),
+                preprocessing=r.preprocessing, skip_reason=r.skip_reason)
+
+
+def image_record(image) -> dict:
+    return dict(id=image.image, path=str(image.path), passed=image.passed,
+                stages=[stage_record(r) for r in image.stages],
+                model=None if image.model is None else answer_record(image.model),
+                triton=None if image.triton is None else answer_record(image.triton))
+
+
+def write_json(path: Path, *, config: str, reference: str | None, results, degenerate, seconds: float,
+               exit_code: int, error: str | None = None) -> None:
+    from parity import __version__
+
+    verdict = {0: "passed", 1: "failed"}.get(exit_code, "error")
+    document = dict(
+        format=FORMAT, schema=SCHEMA, parity=__version__, config=config, reference=reference, verdict=verdict,
+        exit_code=exit_code, error=error, seconds=round(seconds, 3),
+        images=[image_record(image) for image in results],
+        degenerate=None if degenerate is None else dict(status=degenerate.status, images=degenerate.images,
+                                                        findings=list(degenerate.findings), hint=degenerate.hint))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1, default=_plain) + "\n")
