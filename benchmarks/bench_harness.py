@@ -48,7 +48,7 @@ def main():
             assert harness.model is not None
             final = next(p.dali.name for p in harness.pairs if p.final)
             for image, (ref, out) in enumerate(zip(refs, outputs)):
-                harness.model.reference_logits(str(image), ref[-1].array)
+                harness.model.reference_logits(str(image), ref[-1])
                 dali = out[final] if harness.dali.layouts[final] == "CHW" else out[final].transpose(2, 0, 1)
                 harness.model.deployed.infer(dali[None].astype(np.float32))
 

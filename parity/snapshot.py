@@ -8,7 +8,7 @@ A snapshot is a folder::
                           mean/std/to_rgb; each stage's name, layout, channel order and value space; the
                           tolerances; package versions; one entry per image (id, path, sha256, bytes, size)
     images/<sha256>.npz   every stage of one image exactly (uint8 stays uint8, the model input float32) and,
-                          when a model was configured, the reference network's logits; zip-compressed
+                          when a model was configured, the reference network's logits (:func:`save_arrays`)
 
 It plays the reference's part in :class:`parity.engine.Harness` (:class:`Snapshot` has the attributes of
 :class:`parity.reference.ReferencePipeline`), so verdicts, causes and reports are the live run's.
@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -186,7 +188,7 @@ def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None 
                 arrays["logits"] = classifier.infer(run[-1].array[None].astype(np.float32))[0]
             # named by content: the same image twice is one file (written whole, then renamed into place)
             partial = work / "images" / f"{sha}.{threading.get_ident()}.partial.npz"
-            np.savez_compressed(partial, **arrays)
+            save_arrays(partial, arrays)
             os.replace(partial, work / "images" / f"{sha}.npz")
             height, width = run[0].array.shape[:2]
             return dict(id=image, path=os.path.relpath(path, config.base_dir), sha256=sha, bytes=path.stat().st_size,
@@ -215,6 +217,70 @@ def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None 
         shutil.rmtree(work, ignore_errors=True)
         raise
     return SnapshotWritten(out, len(items), size, time.perf_counter() - start)
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """An .npz (np.load reads it), compressed by encoding rather than by deflate, and exact:
+
+    - an array equal to an earlier one (MMPretrain's NumpyToPIL/PILToNumpy steps copy their input) is
+      stored once and named in ``_encoding``;
+    - a float (C, H, W) array with at most 256 distinct values per channel (the model input normalized
+      from 8-bit pixels, a colour stage in float) is stored as a uint8 index into a per-channel table: 4x.
+
+    Members are not deflated: deflate (level 1) saved a further 35% but made reading a snapshot slower
+    than running MMPretrain's own steps again (docs/benchmarks.md); CI artifact uploads compress anyway.
+    """
+    encoding, seen = [], {}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in arrays.items():
+            array = np.ascontiguousarray(array)
+            key = (array.dtype.str, array.shape, hashlib.sha1(array.view(np.uint8)).digest())
+            if key in seen:
+                encoding.append(f"{name}:same:{seen[key]}")
+                continue
+            seen[key] = name
+            palette = _palette(array)
+            if palette is None:
+                _write_member(archive, name, array)
+            else:
+                encoding.append(f"{name}:palette:")
+                _write_member(archive, f"{name}.index", palette[0])
+                _write_member(archive, f"{name}.table", palette[1])
+        _write_member(archive, "_encoding", np.array(encoding, dtype=str))
+
+
+def _palette(array: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(uint8 index, per-channel table) that give back ``array`` exactly, or None."""
+    if array.dtype.kind != "f" or array.ndim != 3:
+        return None
+    tables, indices = [], []
+    for channel in array:
+        values, index = np.unique(channel, return_inverse=True)
+        if len(values) > 256:
+            return None
+        tables.append(np.resize(values, 256))
+        indices.append(index.reshape(channel.shape).astype(np.uint8))
+    return np.stack(indices), np.stack(tables)
+
+
+def _write_member(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue())
+
+
+def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    """What :func:`save_arrays` wrote, every array in its original dtype and shape."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    for entry in arrays.pop("_encoding").tolist():
+        name, kind, other = entry.split(":", 2)
+        if kind == "same":
+            arrays[name] = arrays[other]
+        else:
+            index, table = arrays.pop(f"{name}.index"), arrays.pop(f"{name}.table")
+            arrays[name] = np.stack([t[i] for t, i in zip(table, index)])
+    return arrays
 
 
 def _reference_network(config):
@@ -300,10 +366,10 @@ class Snapshot:
         """Every recorded stage of one image; the model input carries the recorded logits."""
         file = self._files.get(path) or self._match(read_manifest(self.folder), [path], self._base_dir)[path]
         try:
-            with np.load(file, allow_pickle=False) as data:
-                arrays = [data[f"stage{i}"] for i in range(len(self.stages))]
-                logits = data["logits"] if self.logits else None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            data = load_arrays(file)
+            arrays = [data[f"stage{i}"] for i in range(len(self.stages))]
+            logits = data["logits"] if self.logits else None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise ParitySnapshotError(f"{file}: truncated or corrupt snapshot file ({type(exc).__name__}: {exc}); "
                                       "run `parity snapshot` again") from None
         last = len(arrays) - 1
