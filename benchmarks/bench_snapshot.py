@@ -75,6 +75,7 @@ def main():
             config = load_config(path)
             config = dataclasses.replace(config, images=images, model=config.model if with_model else None)
             folder = Path(tmp) / f"ref-{len(name)}"
+            write_snapshot(dataclasses.replace(config, images=images[:4]), folder)  # warm-up: imports, model
             written = write_snapshot(config, folder)
             live = timed_check(Harness(config), images)
             snapshot = timed_check(Harness(dataclasses.replace(config, snapshot=folder)), images)

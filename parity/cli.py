@@ -108,10 +108,18 @@ def _progress(total: int, *, quiet: bool):
         return
 
     def line(image):
+        """One line per image that reflects all of its checks: stages, model and Triton."""
         failure = image.first_failure
-        causes = f" ({', '.join(image.cause_kinds)})" if image.cause_kinds else ""
-        status, detail = ("PASSED", "all stages match") if failure is None else (
-            "FAILED", f"first divergence at {failure.stage}{causes}")
+        answers = [r for r in (image.model, image.triton) if r is not None and r.status == "failed"]
+        if image.passed:
+            status, detail = "PASSED", "all checks match"
+        elif failure is not None:
+            causes = f" ({', '.join(image.cause_kinds)})" if image.cause_kinds else ""
+            status, detail = "FAILED", f"first divergence at {failure.stage}{causes}"
+        else:
+            status, detail = "FAILED", "stages match; " + "; ".join(
+                f"{'triton' if r.backend.startswith('triton') else 'model'}: {r.problems[0] if r.problems else 'failed'}"
+                for r in answers)
         print(f"{status} | {image.image} | {detail}", flush=True)
 
     yield line

@@ -32,3 +32,27 @@ def test_gate_usage_errors_exit_2_with_one_line(tmp_path, capsys):
     assert main(["check", str(tmp_path / "missing.py")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("parity: error: parity config not found:") and err.count("\n") == 1
+
+
+def test_an_image_whose_stages_match_but_whose_model_fails_is_not_called_passed(tmp_path, capsys):
+    import onnx
+    from onnx import numpy_helper
+
+    build = SEED.parent / "model" / "build"
+    model = onnx.load(str(build / "known_answer.onnx"))
+    for init in model.graph.initializer:
+        if tuple(init.dims) == (1000, 512):  # the classifier head, 5% off: a conversion error
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.05, init.name))
+    onnx.save(model, str(tmp_path / "drifted.onnx"))
+    config = tmp_path / "parity_cfg.py"
+    config.write_text(
+        f"reference = dict(config={str(SEED / 'hrnet_w30_512x384.py')!r})\n"
+        f"dali = dict(pipeline={str(SEED / 'corrected_pipeline.py')!r} + ':hrnet_w30_cls_preprocess_pipeline', "
+        "input_name='INPUT_PREPROCESS')\n"
+        f"images = [{str(SEED.parent / 'images' / 'astronaut.png')!r}]\n"
+        f"model = dict(config='mmpretrain::resnet/resnet18_8xb32_in1k.py', "
+        f"checkpoint={str(build / 'known_answer.pth')!r}, onnx={str(tmp_path / 'drifted.onnx')!r})\n")
+    assert main(["check", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED | astronaut | stages match; model: Conversion error" in out
+    assert "PASSED | astronaut" not in out and "0 of 1 images match" in out
