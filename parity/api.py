@@ -47,6 +47,9 @@ def assert_preprocessing_parity(config, images=None) -> list[ImageResult]:
     """
     __tracebackhide__ = True
     results = check_preprocessing_parity(config, images)
+    errors = [r for r in results if r.error]
+    check_argument(not errors, "{} of {} images could not be checked: {}", len(errors), len(results),
+                   "; ".join(f"{r.image}: {r.error}" for r in errors))
     failed = [r for r in results if not r.passed]
     if failed:
         head = (f"Preprocessing parity failed for {len(failed)} of {len(results)} images "

@@ -62,16 +62,22 @@ class _ModelCase:
         return self.result.message()
 
 
-def _junit(results, path: Path, seconds: float, degenerate=None, error: str | None = None) -> None:
-    """JUnit XML: one case per (image, stage) check; a usage error is one errored case that names it."""
+def _junit(results, path: Path, seconds: float, degenerate=None, error: str | None = None,
+           labels: tuple = ()) -> None:
+    """JUnit XML: one case per (image, stage) check; an image that could not be checked is an errored case
+    per check (``labels``), and a usage error one errored case that names it."""
     flat = [r for image in results for r in image.stages]
     flat += [_ModelCase(r, stage="triton" if r.backend.startswith("triton") else "model")
              for image in results for r in (image.model, image.triton) if r is not None]
     if degenerate is not None:
         flat.append(_ModelCase(degenerate, image="model", stage="degenerate"))
-    suite = ET.Element("testsuite", name="parity", tests=str(len(flat) + bool(error)), time=f"{seconds:.3f}",
-                       failures=str(sum(r.status == "failed" for r in flat)),
-                       skipped=str(sum(r.status == "skipped" for r in flat)), errors=str(int(bool(error))))
+    errored = [(image, label) for image in results if image.error for label in labels]
+    suite = ET.Element("testsuite", name="parity", tests=str(len(flat) + len(errored) + bool(error)),
+                       time=f"{seconds:.3f}", failures=str(sum(r.status == "failed" for r in flat)),
+                       skipped=str(sum(r.status == "skipped" for r in flat)), errors=str(len(errored) + bool(error)))
+    for image, label in errored:
+        case = ET.SubElement(suite, "testcase", classname=f"parity.{image.image}", name=label)
+        ET.SubElement(case, "error", message=image.error.split("\n")[0]).text = image.error
     for r in flat:
         case = ET.SubElement(suite, "testcase", classname=f"parity.{r.image}", name=r.stage)
         if r.status == "failed":
@@ -111,7 +117,9 @@ def _progress(total: int, *, quiet: bool):
         """One line per image that reflects all of its checks: stages, model and Triton."""
         failure = image.first_failure
         answers = [r for r in (image.model, image.triton) if r is not None and r.status == "failed"]
-        if image.passed:
+        if image.error:
+            status, detail = "ERROR", image.error
+        elif image.passed:
             status, detail = "PASSED", "all checks match"
         elif failure is not None:
             causes = f" ({', '.join(image.cause_kinds)})" if image.cause_kinds else ""
@@ -142,7 +150,7 @@ def _check(args) -> int:
     from parity.errors import ParityUsageError
 
     start = time.perf_counter()
-    state: dict = {"results": [], "degenerate": None, "reference": None}
+    state: dict = {"results": [], "degenerate": None, "reference": None, "labels": ()}
     try:
         code = _run_check(args, state)
         error = None
@@ -151,7 +159,7 @@ def _check(args) -> int:
         print(error, file=sys.stderr)
     seconds = time.perf_counter() - start
     if args.junit_xml:
-        _junit(state["results"], args.junit_xml, seconds, state["degenerate"], error)
+        _junit(state["results"], args.junit_xml, seconds, state["degenerate"], error, state["labels"])
     if args.json:
         from parity.jsonresult import write_json
 
@@ -168,6 +176,7 @@ def _run_check(args, state: dict) -> int:
     start = time.perf_counter()
     harness = Harness(load_config(args.config, snapshot=args.reference))
     state["reference"] = harness.reference.source
+    state["labels"] = tuple(harness.stage_labels + ["model"] * bool(harness.model) + ["triton"] * bool(harness.config.triton))
     report = None
     if args.report:
         from parity.html import HtmlReport
@@ -183,11 +192,14 @@ def _run_check(args, state: dict) -> int:
             advance(image)
     seconds = time.perf_counter() - start
     failed = [image for image in results if not image.passed]
+    errors = [image for image in results if image.error]
     if failed and not args.quiet:
         print()
         for image in failed:
             if image.first_failure is not None:
                 print(image.first_failure.message(), end="\n\n")
+    for image in errors:
+        print(f"parity: error: {image.image}: {image.error}", file=sys.stderr)
     degenerate = state["degenerate"] = harness.degenerate()
     flat: list = [r for image in results for r in image.stages]
     flat += [r for image in results for r in (image.model, image.triton) if r is not None]
@@ -195,10 +207,13 @@ def _run_check(args, state: dict) -> int:
         print(line)
     if degenerate is not None and degenerate.status == "failed" and not args.quiet:
         print(degenerate.message(), end="\n\n")
-    print(f"{len(results) - len(failed)} of {len(results)} images match ({seconds:.1f} s; reference: "
-          f"{harness.reference.source})")
+    print(f"{len(results) - len(failed)} of {len(results)} images match"
+          + (f", {len(errors)} could not be checked" if errors else "")
+          + f" ({seconds:.1f} s; reference: {harness.reference.source})")
     if report:
         print(f"HTML report: {report.write(seconds, degenerate)}")
+    if errors:
+        return EXIT_USAGE
     return EXIT_MISMATCH if failed or (degenerate is not None and not degenerate) else EXIT_OK
 
 

@@ -335,20 +335,36 @@ def resolve_images(path: Path, spec) -> list[Path]:
     found: list[Path] = []
     for entry in spec:
         target = path.parent / entry
-        if any(ch in entry for ch in "*?["):
-            matches = sorted(Path(p) for p in glob.glob(str(target), recursive=True))
-            matches = [m for m in matches if m.suffix.lower() in IMAGE_SUFFIXES]
+        if any(ch in entry for ch in "*?[") or target.is_dir():
+            listed = glob.glob(str(target), recursive=True) if not target.is_dir() else target.iterdir()
+            matches = [m for m in sorted(Path(p) for p in listed) if _listed_image(m)]
             if not matches:
-                _fail(path, f"images: {entry!r} matches no image file ({', '.join(IMAGE_SUFFIXES)})")
-            found.extend(matches)
-        elif target.is_dir():
-            matches = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not matches:
-                _fail(path, f"images: folder {entry!r} holds no image file ({', '.join(IMAGE_SUFFIXES)})")
+                what = f"folder {entry!r} holds" if target.is_dir() else f"{entry!r} matches"
+                _fail(path, f"images: {what} no image file")
             found.extend(matches)
         elif target.is_file():
             found.append(target)
         else:
-            _fail(path, f"images: {entry!r} not found (looked for {target.resolve()})")
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    return unique
+            _fail(path, f"images: {entry!r} not found (looked for {target.absolute()})")
+    return list(dict.fromkeys(_resolved(path, p) for p in found))
+
+
+def _listed_image(path: Path) -> bool:
+    """What a folder or glob contributes: every file with an image suffix (a broken one is then refused by
+    name, never skipped), a symlink that resolves nowhere (refused likewise), and any other file whose
+    content is an image (``.jfif``, an extensionless JPEG). Sub-folders and other files are not images."""
+    from parity.images import is_image_file
+
+    if path.is_symlink() and not path.exists():
+        return True
+    if path.is_dir():
+        return False
+    return path.suffix.lower() in IMAGE_SUFFIXES or is_image_file(path)
+
+
+def _resolved(config: Path, image: Path) -> Path:
+    try:
+        return image.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        _fail(config, f"images: {image} cannot be read: {getattr(exc, 'strerror', None) or exc} (a broken or "
+                      "looping symbolic link?)")

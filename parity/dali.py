@@ -182,14 +182,20 @@ def load_function(spec: str, base_dir: Path):
         sys.modules[mod_name] = module
         try:
             module_spec.loader.exec_module(module)
+        except SystemExit as exc:  # sys.exit() or argparse at import time: never a silent exit 0
+            raise ParityDaliError(f"dali.pipeline={spec!r}: importing {path} called sys.exit({exc.code!r}) (argparse "
+                                  "or a script body at import time?): guard it with if __name__ == '__main__':") from None
         except Exception as exc:
             raise ParityDaliError(f"dali.pipeline={spec!r}: importing {path} failed: "
                                   f"{type(exc).__name__}: {exc}") from exc
     else:
         try:
             module = importlib.import_module(module_part)
-        except ImportError as exc:
-            raise ParityDaliError(f"dali.pipeline={spec!r}: cannot import {module_part!r}: {exc}") from exc
+        except SystemExit as exc:
+            raise ParityDaliError(f"dali.pipeline={spec!r}: importing {module_part!r} called sys.exit({exc.code!r})") from None
+        except Exception as exc:
+            raise ParityDaliError(f"dali.pipeline={spec!r}: cannot import {module_part!r}: {type(exc).__name__}: "
+                                  f"{exc}") from exc
     func = getattr(module, func_name, None)
     if func is None:
         raise ParityDaliError(f"dali.pipeline={spec!r}: {module_part} has no function {func_name!r}")
@@ -205,6 +211,8 @@ def serialize_function(func, spec: str, *, batch_size: int, num_threads: int) ->
                               "@nvidia.dali.pipeline_def")
     try:
         pipe = func(device_id=None, batch_size=batch_size, num_threads=num_threads)
+    except SystemExit as exc:
+        raise ParityDaliError(f"dali.pipeline={spec!r}: defining the pipeline called sys.exit({exc.code!r})") from None
     except Exception as exc:
         raise ParityDaliError(f"dali.pipeline={spec!r}: defining the pipeline failed: "
                               f"{type(exc).__name__}: {exc}") from exc
@@ -218,10 +226,19 @@ def serialize_function(func, spec: str, *, batch_size: int, num_threads: int) ->
                               f"{_first_line(exc)}") from exc
 
 
+_DALI_ERROR = re.compile(r"Error in (?P<device>\w+) operator `(?P<op>[^`]+)`.*?traceback:\s*"
+                         r"(?:File \"(?P<file>[^\"]+)\", line (?P<line>\d+), in \S+\s+(?P<code>[^\n]*))?"
+                         r".*?encountered:\s*(?P<reason>.+?)(?:\nC\+\+ context:|\nCurrent pipeline|\Z)", re.S)
+
+
 def _first_line(exc: Exception) -> str:
+    """DALI's error without its C++ context: the operator, the user's line and the reason it gives."""
     text = str(exc).strip()
-    # DALI errors carry a C++ stack trace after the message; the first paragraph is the useful part
-    return text.split("\n\n")[0].split("\nStacktrace")[0]
+    found = _DALI_ERROR.search(text)
+    if found is None:  # other errors carry a C++ stack trace after the message: keep the first paragraph
+        return text.split("\n\n")[0].split("\nStacktrace")[0]
+    where = f" at {Path(found['file']).name}:{found['line']}: {found['code'].strip()}" if found["file"] else ""
+    return f"{found['op']} ({found['device']}){where}: {' '.join(found['reason'].split())}"
 
 
 class DaliRunner:
@@ -231,7 +248,12 @@ class DaliRunner:
                  batch_size: int, num_threads: int):
         self.source = source
         self.device = device
-        data, self.stages, self.outputs = rewrite(serialized, to_cpu=(device == "cpu"))
+        try:
+            data, self.stages, self.outputs = rewrite(serialized, to_cpu=(device == "cpu"))
+        except ParityDaliError as exc:
+            raise ParityDaliError(f"{source}: {exc}") from None
+        if not self.outputs:
+            raise ParityDaliError(f"{source}: the serialized pipeline has no outputs (empty or truncated file?)")
         externals = [s for s in self.stages if s.op in ("ExternalSource", "_ExternalSource")]
         names = [s.name for s in externals]
         if input_name is None and len(names) == 1:
@@ -245,7 +267,8 @@ class DaliRunner:
             raise ParityDaliError(f"{source}: the pipeline has several external sources {names}; parity feeds "
                                   "one image input")
         self.batch_size = batch_size
-        self._pipe = self._build(data, num_threads)
+        self._rebuild = functools.partial(self._build, data, num_threads)
+        self._pipe = self._rebuild()
 
     def _build(self, data: bytes, num_threads: int):
         from nvidia.dali import Pipeline
@@ -266,6 +289,25 @@ class DaliRunner:
         results = []
         for start in range(0, len(inputs), self.batch_size):
             results.extend(self._run_batch(inputs[start:start + self.batch_size]))
+        return results
+
+    def run_each(self, inputs: list[np.ndarray], names: list[str]) -> list[dict[str, np.ndarray] | ParityDaliError]:
+        """As :meth:`run`, but a batch DALI fails on is run again one image at a time (on a rebuilt pipeline:
+        DALI invalidates one after an error), so the error names its image and the other images go on."""
+        results: list = []
+        for start in range(0, len(inputs), self.batch_size):
+            batch = inputs[start:start + self.batch_size]
+            try:
+                results.extend(self._run_batch(batch))
+                continue
+            except ParityDaliError:
+                self._pipe = self._rebuild()
+            for array, name in zip(batch, names[start:start + self.batch_size]):
+                try:
+                    results.extend(self._run_batch([array]))
+                except ParityDaliError as exc:
+                    self._pipe = self._rebuild()
+                    results.append(ParityDaliError(f"{exc} (image {name})"))
         return results
 
     def _run_batch(self, batch: list[np.ndarray]) -> list[dict[str, np.ndarray]]:

@@ -61,10 +61,11 @@ class ImageResult:
     views: dict = field(default_factory=dict)
     model: ModelResult | None = None
     triton: ModelResult | None = None
+    error: str = ""  # why this image could not be checked (its reference or DALI run failed); no stages then
 
     @property
     def passed(self) -> bool:
-        return all(self.stages) and all(r is None or bool(r) for r in (self.model, self.triton))
+        return not self.error and all(self.stages) and all(r is None or bool(r) for r in (self.model, self.triton))
 
     @property
     def first_failure(self) -> StageResult | None:
@@ -149,6 +150,9 @@ class Harness:
                 pending = pool.submit(prepare, chunks[index + 1]) if index + 1 < len(chunks) else None
                 for path, ref, out, feed in zip(chunk, refs, outs, feeds):
                     image = ids.get(path, path.stem)
+                    if isinstance(ref, Exception) or isinstance(out, Exception):
+                        yield ImageResult(image, path, [], error=str(ref if isinstance(ref, Exception) else out))
+                        continue
                     views: dict | None = {} if keep_views and keep_views(image) else None
                     stages = self.compare(image, ref, out, views)
                     served = triton.check(image, feed, ref[-1], stages) if triton else None
@@ -174,10 +178,14 @@ class Harness:
         return self.model.degenerate() if self.model else None
 
     def _prepare(self, references: ThreadPoolExecutor, chunk: list[Path]):
-        refs = list(references.map(self.reference.run, chunk))
-        feed = [client_input(r[0].array, r[0].channels, p, self.config.dali["input_format"])
-                for r, p in zip(refs, chunk)]
-        return refs, self.dali.run(feed), feed
+        """(reference stages, DALI outputs, client input) per image of a chunk; an image whose reference or
+        DALI run fails gets its exception in place of its results, and the others go on."""
+        refs = list(references.map(_or_error(self.reference.run), chunk))
+        feed = [None if isinstance(r, Exception) else
+                client_input(r[0].array, r[0].channels, p, self.config.dali["input_format"]) for r, p in zip(refs, chunk)]
+        outs = iter(self.dali.run_each([f for f in feed if f is not None], [str(p) for p, f in zip(chunk, feed)
+                                                                            if f is not None]))
+        return refs, [None if f is None else next(outs) for f in feed], feed
 
     def compare(self, image: str, ref: list[RefStage], out: dict[str, np.ndarray], views=None) -> list[StageResult]:
         """Compare every stage pair of one image; ``views``, when a dict, receives the compared tensors."""
@@ -331,6 +339,18 @@ class Harness:
     def _describe(self, index: int) -> str:
         names = self.reference.stage_names
         return f"{names[index]} (stage {index + 1} of {len(names)}: {' -> '.join(names)})"
+
+
+def _or_error(run):
+    """``run`` returning a user-facing error (an image MMPretrain cannot process) instead of raising it."""
+    from parity.errors import ParityUsageError
+
+    def wrapped(path):
+        try:
+            return run(path)
+        except ParityUsageError as exc:
+            return exc
+    return wrapped
 
 
 def _crop_windows(pixels: np.ndarray, shape: tuple, op: str, args: dict) -> list[np.ndarray]:

@@ -20,7 +20,7 @@ _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d1d1f;background:#fafafa}
 h1{font-size:22px}h2{font-size:17px;margin-top:32px;border-top:1px solid #ddd;padding-top:16px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-.passed{color:#16794a;font-weight:600}.failed{color:#c62828;font-weight:600}.skipped{color:#777}
+.passed{color:#16794a;font-weight:600}.failed,.error{color:#c62828;font-weight:600}.skipped{color:#777}
 .row{display:flex;gap:14px;flex-wrap:wrap;align-items:flex-start;margin:6px 0 14px}
 figure{margin:0}figure img{max-width:300px;max-height:300px;border:1px solid #bbb;image-rendering:pixelated}
 figcaption{font-size:12px;color:#555;max-width:300px}figure.wide img{max-width:960px;max-height:none}pre{background:#fff;border:1px solid #ddd;padding:8px;
@@ -76,9 +76,9 @@ class HtmlReport:
             self.counts[r.status] += 1
             self.stage_counts.setdefault(r.stage, Counter())[r.status] += 1
         first = result.first_failure
-        status = "failed" if failed else "passed"
+        status = "error" if result.error else "failed" if failed else "passed"
         anchor = f"img-{len(self.rows)}"
-        cause = ", ".join(result.cause_kinds)
+        cause = result.error or ", ".join(result.cause_kinds)
         answers = "".join(f"<td class={r.status}>{html.escape(_answer(r))}</td>" if r is not None else "<td>-</td>"
                           for r in (result.model, result.triton))
         self.rows.append(f"<tr><td><a href='#{anchor}'>{html.escape(result.image)}</a></td>"

@@ -17,7 +17,11 @@ def check_image(path: Path) -> None:
     """Raise :class:`ParityImageError` unless ``path`` is a readable 8-bit RGB image."""
     from PIL import Image, UnidentifiedImageError
 
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:  # a symlink loop, a name too long
+        raise ParityImageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not found:
         raise ParityImageError(f"{path}: image not found")
     try:
         with Image.open(path) as img:
@@ -38,12 +42,16 @@ def check_image(path: Path) -> None:
 
 
 def image_ids(paths: list[Path]) -> list[str]:
-    """Short, unique ids for test names: the file stem, or the path below the common folder on clashes."""
+    """Short, unique ids for test names: the file stem; on clashes the path below the common folder, and
+    with its suffix where that still clashes (``same.jpg`` and ``same.png`` in one folder)."""
     stems = [p.stem for p in paths]
     if len(set(stems)) == len(stems):
         return stems
     root = Path(*_common_parts(paths))
-    return [str(p.relative_to(root).with_suffix("")) for p in paths]
+    ids = [str(p.relative_to(root).with_suffix("")) for p in paths]
+    if len(set(ids)) == len(ids):
+        return ids
+    return [str(p.relative_to(root)) for p in paths]
 
 
 def _common_parts(paths):
@@ -54,6 +62,18 @@ def _common_parts(paths):
             break
         common.append(group[0])
     return common or ["/"]
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether Pillow recognizes the file's content as an image (what a folder entry lists, whatever the
+    suffix: ``.jfif``, extensionless JPEGs); reads the header only."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            return True
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
 
 
 def client_input(decoded: np.ndarray, channels: str, path: Path, input_format: str) -> np.ndarray:

@@ -45,7 +45,7 @@ def answer_record(r) -> dict:
 
 
 def image_record(image) -> dict:
-    return dict(id=image.image, path=str(image.path), passed=image.passed,
+    return dict(id=image.image, path=str(image.path), passed=image.passed, error=image.error or None,
                 stages=[stage_record(r) for r in image.stages],
                 model=None if image.model is None else answer_record(image.model),
                 triton=None if image.triton is None else answer_record(image.triton))

@@ -92,19 +92,26 @@ class ParityItem(pytest.Item):
         self.image = image
         self.stage = stage
 
-    def runtest(self):
+    def setup(self):
+        """The result is computed here, so that what keeps an item from being judged (a bad image, a DALI run
+        failure, a Triton server that does not start) is reported as a pytest error, never as a mismatch."""
         from parity.errors import ParityUsageError
 
         plugin = self.config.stash[parity_key]
         earlier = plugin._error
         try:
-            result = plugin.result(self.image, self.stage)
-        except ParityUsageError as exc:  # e.g. the Triton server did not start: one sentence, no traceback
+            self.result = plugin.result(self.image, self.stage)
+        except ParityUsageError as exc:  # one sentence, no traceback
             pytest.fail(f"parity: {exc}", pytrace=False)
         except Exception as exc:
             if earlier is None:
                 raise  # the first item shows the full traceback
             pytest.fail(f"parity: the run failed on an earlier item: {type(exc).__name__}: {exc}", pytrace=False)
+        if isinstance(self.result, str):  # this image could not be checked
+            pytest.fail(f"parity: {self.result}", pytrace=False)
+
+    def runtest(self):
+        result = self.result
         if result.status == "skipped":
             pytest.skip(f"{self.stage}: {result.skip_reason}")
         if result.status == "failed":
@@ -150,7 +157,10 @@ class ParityPlugin:
 
             report = HtmlReport(self.report_dir, title=f"parity: {self.harness.config.path.name}")
         start = time.perf_counter()
+        labels = self.harness.stage_labels + ["model", "triton"]
         for image_result in self.harness.run(keep_views=report.wants_views if report else None):
+            if image_result.error:
+                results.update({(image_result.image, label): image_result.error for label in labels})
             for r in image_result.stages:
                 results[(r.image, r.stage)] = r
             if image_result.model is not None:
@@ -187,7 +197,7 @@ class ParityPlugin:
         from parity.report import summary_lines
 
         terminalreporter.write_sep("-", "parity report summary")
-        for line in summary_lines(list(self._results.values())):
+        for line in summary_lines([r for r in self._results.values() if not isinstance(r, str)]):
             terminalreporter.write_line(line)
         if self.report_path:
             terminalreporter.write_line(f"HTML report: {self.report_path}")

@@ -6,7 +6,7 @@ import pytest
 from parity import ParityDaliError, check_preprocessing_parity, dali_proto, load_config
 from parity.dali import CPU_ONLY_DEVICE_ID, load_function, open_pipeline, rewrite, serialize_function
 
-from .conftest import IMAGES, MEAN, SEED, STD, write_config, write_pipeline
+from .conftest import IMAGES, MEAN, SEED, STD, save_rgb, write_config, write_pipeline
 
 SEED_FUNCTION = "deployed_pipeline.py:hrnet_w30_cls_preprocess_pipeline"
 
@@ -60,16 +60,25 @@ def test_gpu_only_operators_are_named_with_their_source_line(tmp_path):
                       batch_size=2, num_threads=1)
 
 
-@pytest.mark.parametrize("body, expected", [
-    ("return fn.resize(fn.external_source(name='INPUT'), size=(10, 10), no_such_arg=1)",
-     "defining the pipeline failed: .*no_such_arg"),
-    ("return fn.crop(fn.external_source(name='INPUT'), crop=(8, 8), crop_pos_x=3.0)",
-     "running the DALI pipeline failed"),
-])
-def test_pipelines_that_do_not_build_or_run_give_one_clear_error(tmp_path, body, expected):
+def test_a_pipeline_that_does_not_build_gives_one_clear_error(tmp_path):
+    body = "return fn.resize(fn.external_source(name='INPUT'), size=(10, 10), no_such_arg=1)"
     cfg = write_config(tmp_path, pipeline=write_pipeline(tmp_path, body))
-    with pytest.raises(ParityDaliError, match=expected):
+    with pytest.raises(ParityDaliError, match="defining the pipeline failed: .*no_such_arg"):
         check_preprocessing_parity(cfg, [IMAGES / "noise.png"])
+
+
+def test_a_run_failure_is_that_images_error_with_dalis_reason_and_the_users_line(tmp_path):
+    """DALI fails on the tiny image only: it is named with the operator, the line and DALI's reason after
+    its traceback; the other image of the same batch is still judged."""
+    body = "return fn.crop(fn.external_source(name='INPUT'), crop=(300, 300))"
+    cfg = write_config(tmp_path, pipeline=write_pipeline(tmp_path, body))
+    tiny = save_rgb(tmp_path / "tiny.png", np.full((20, 30, 3), 90))
+    astronaut, small = check_preprocessing_parity(cfg, [IMAGES / "astronaut.png", tiny])
+    assert not astronaut.error and astronaut.stages
+    assert "running the DALI pipeline failed" in small.error
+    assert "nvidia.dali.fn.crop (CPU) at pipe.py:6: return fn.crop(" in small.error
+    assert "Slice can't be placed out of bounds" in small.error and f"(image {tiny})" in small.error
+    assert "C++ context" not in small.error and not small.passed
 
 
 def test_wrong_names_and_undecorated_functions_are_explained(tmp_path):
