@@ -1,6 +1,7 @@
 """``parity check cfg.py``: the pre-deploy gate. Exit 0 when every stage matches, 1 on a parity
-failure, 2 on a usage or configuration error; ``--junit-xml`` and ``--json`` write result files CI systems
-read (on a usage error too). ``parity snapshot`` records the reference for a check in another environment."""
+failure, 2 on a usage or configuration error, 3 on a bug in parity itself (130 when interrupted, 128+N
+when stopped by signal N); ``--junit-xml`` and ``--json`` write result files CI systems read (on a usage
+error too). ``parity snapshot`` records the reference for a check in another environment."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="parity", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"parity {__version__}")
+    parser.add_argument("--debug", action="store_true", help="Show the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="Compare the DALI pipeline with the MMPretrain reference")
     check.add_argument("config", type=Path, help="Parity config file")
@@ -43,8 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="Folder for the pipeline, its parity config and Triton files (default parity-suggested)")
     suggest.add_argument("--input-format", choices=("BGR", "RGB", "encoded"), default=None,
                          help="What the client sends (default: the parity config's, else BGR)")
-    suggest.add_argument("--random-images", type=int, default=12, metavar="N",
-                         help="Also verify on N generated images of odd, tiny, large and extreme sizes (default 12)")
+    suggest.add_argument("--random-images", type=int, default=0, metavar="N",
+                         help="Also verify on N generated images of random sizes (default 0; the verdict always "
+                              "covers the samples, extreme sizes and large downscales)")
     suggest.add_argument("--triton", action="store_true", help="Also write model.dali and a dali-backend config.pbtxt")
     return parser
 
@@ -136,35 +139,58 @@ def _progress(total: int, *, quiet: bool):
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from parity.errors import ParityUsageError
+    from parity.interrupt import Terminated, signals_unwind
 
     run = {"check": _check, "snapshot": _snapshot, "suggest": _suggest}[args.command]
     try:
-        return run(args)
+        with signals_unwind():
+            return run(args)
     except ParityUsageError as exc:
         print(f"parity: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated as exc:
+        print(f"parity: stopped by {exc}; the server and temporary files were cleaned up", file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        print("parity: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"parity: internal error (a bug in parity, please report it): {type(exc).__name__}: {exc}"
+              + ("" if args.debug else " (run with --debug for the traceback)"), file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def _check(args) -> int:
     """The gate; result files are written whatever happens, a usage error included."""
     from parity.errors import ParityUsageError
+    from parity.interrupt import Terminated
 
     start = time.perf_counter()
     state: dict = {"results": [], "degenerate": None, "reference": None, "labels": ()}
+    code, error = EXIT_INTERNAL, None
     try:
         code = _run_check(args, state)
-        error = None
     except ParityUsageError as exc:
         code, error = EXIT_USAGE, f"parity: error: {exc}"
         print(error, file=sys.stderr)
-    seconds = time.perf_counter() - start
-    if args.junit_xml:
-        _junit(state["results"], args.junit_xml, seconds, state["degenerate"], error, state["labels"])
-    if args.json:
-        from parity.jsonresult import write_json
+    except BaseException as exc:  # interrupted, or a bug in parity: recorded, then handled by main()
+        code = 128 + exc.signum if isinstance(exc, Terminated) else (
+            EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_INTERNAL)
+        error = f"parity: {type(exc).__name__}: {exc}"
+        raise
+    finally:
+        seconds = time.perf_counter() - start
+        if args.junit_xml:
+            _junit(state["results"], args.junit_xml, seconds, state["degenerate"], error, state["labels"])
+        if args.json:
+            from parity.jsonresult import write_json
 
-        write_json(args.json, config=str(args.config), reference=state["reference"], results=state["results"],
-                   degenerate=state["degenerate"], seconds=seconds, exit_code=code, error=error)
+            write_json(args.json, config=str(args.config), reference=state["reference"], results=state["results"],
+                       degenerate=state["degenerate"], seconds=seconds, exit_code=code, error=error)
     return code
 
 
@@ -235,9 +261,10 @@ def _snapshot(args) -> int:
 
 
 def _suggest(args) -> int:
-    """Generate, write, verify; the verdict printed is the one measured."""
+    """Generate, write, verify; the verdict printed is the one measured (parity.suggest_verdict)."""
     from parity.config import SAMPLE_IMAGES, config_from_dict, load_config
-    from parity.suggest import random_images, suggest, verify
+    from parity.suggest import suggest
+    from parity.suggest_verdict import MIN_SIDE, Verdict, verdict_images, verify
 
     spec = str(args.config)
     path = args.config.resolve()
@@ -247,7 +274,6 @@ def _suggest(args) -> int:
         cfg = config_from_dict({"reference": {"config": spec if "::" in spec else str(path)},
                                 "dali": {"pipeline": "unused.py:f"}, "images": [str(SAMPLE_IMAGES)]},
                                Path.cwd() / "parity-suggest")
-    images = [str(p) for p in cfg.images]
     input_format = args.input_format or cfg.dali["input_format"]
     input_name = cfg.dali["input_name"] or "INPUT"
     reference = {"test_pipeline": cfg.test_pipeline, "data_preprocessor": cfg.data_preprocessor}
@@ -260,30 +286,37 @@ def _suggest(args) -> int:
         print(f"NOT REPRODUCED | {line}")
     for line in suggestion.notes:
         print(f"NOTE | {line}")
-    if args.random_images:
-        (out / "random_images").mkdir(exist_ok=True)
-        images += [str(p) for p in random_images(out / "random_images", args.random_images)]
-    parity_cfg: dict = {"reference": reference, "images": images,
-                  "dali": {"pipeline": "pipeline.py:preprocess", "input_name": input_name,
-                           "input_format": input_format}}
+    groups, below = verdict_images(out / "verdict_images", SAMPLE_IMAGES, args.random_images)
+    given = [p for p in cfg.images if p not in groups["bundled"]]
+    groups = {"given": given, **groups}
+    parity_cfg: dict = {"reference": reference, "images": [str(p) for paths in groups.values() for p in paths],
+                        "dali": {"pipeline": "pipeline.py:preprocess", "input_name": input_name,
+                                 "input_format": input_format}}
     (out / "parity_suggested.py").write_text("".join(f"{k} = {v!r}\n" for k, v in parity_cfg.items()))
     print(f"wrote {out / 'parity_suggested.py'} (run `parity check` on it any time)")
     if args.triton:
         _write_triton(out, suggestion, input_format)
-    result = verify(load_config(out / "parity_suggested.py"))
-    print(f"\nmeasured on {result.images} images ({len(images) - args.random_images} given, "
-          f"{args.random_images} generated):")
+    result = verify(load_config(out / "parity_suggested.py"), groups, below)
+    print(f"\nmeasured on {result.overall.images} images:")
     for line in result.stage_lines:
         print(f"  {line}")
-    claims = {"EXACT": f"EXACT: within {result.pixel_max:.3g} uint8 level(s) before normalization on every image",
-              "APPROXIMATE": f"APPROXIMATE: passes the tolerances, but differs by up to {result.pixel_max:.3g} "
-                             f"uint8 levels before normalization (model input max {result.model_input_max:.3g})",
-              "MISMATCH": f"MISMATCH on {len(result.failed_images)} images ({', '.join(result.failed_images[:5])}): "
-                          "this pipeline is not claimed to match; see `parity check`"}
+    for m in [*result.groups, result.below_minimum]:
+        print(f"  {m.name:<14} {m.images:3d} images: {m.verdict.name}, max {m.pixel_max:.3g} levels before "
+              f"normalization (worst mean {m.pixel_mean:.3g})" + (f", failing {', '.join(m.failed[:5])}" if m.failed
+                                                                  else ""))
+    print(f"  (below_minimum: short side under {MIN_SIDE} px, reported apart, not in the verdict)")
+    overall = result.overall
+    claims = {Verdict.EXACT: f"EXACT: within {overall.pixel_max:.3g} uint8 level(s) before normalization on every "
+                             "image",
+              Verdict.APPROXIMATE: f"APPROXIMATE: passes the tolerances, but differs by up to {overall.pixel_max:.3g} "
+                                   f"uint8 levels before normalization (model input max "
+                                   f"{overall.model_input_max:.3g})",
+              Verdict.MISMATCH: f"MISMATCH on {len(overall.failed)} images ({', '.join(overall.failed[:5])}): "
+                                "this pipeline is not claimed to match; see `parity check`"}
     if suggestion.unsupported:
         print("INCOMPLETE: some transforms are not reproduced (above); the measurement covers what was generated")
     print(claims[result.verdict])
-    return EXIT_OK if result.verdict != "MISMATCH" and suggestion.complete else EXIT_MISMATCH
+    return EXIT_OK if result.verdict != Verdict.MISMATCH and suggestion.complete else EXIT_MISMATCH
 
 
 def _is_parity_config(path: Path) -> bool:

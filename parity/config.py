@@ -114,6 +114,16 @@ class ParityConfig:
     def base_dir(self) -> Path:
         return self.path.parent
 
+    def check_tolerance_labels(self, labels: list[str]) -> None:
+        """Refuse a tolerance entry that names no stage of the pipeline (a typo would silently not apply)."""
+        allowed = ["pixels", "model_input", *labels]
+        for stage in self.tolerances:
+            if stage not in allowed:
+                close = difflib.get_close_matches(stage, allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                _fail(self.path, f"tolerances.{stage}: no stage of this pipeline is called {stage!r}{hint}; "
+                                 f"expected one of {allowed}")
+
     def tolerance_for(self, stage: str, *, normalized_by: float | None = None) -> Tolerance:
         """Tolerance of a stage label: its own entry, else 'model_input'/'pixels', else defaults.
 

@@ -110,6 +110,7 @@ class Harness:
         self.pairs: list[StagePair] = align(self.dali.stages, self.dali.outputs[0], names,
                                             [is_geometry_name(n) for n in names],
                                             dali["input_format"])
+        config.check_tolerance_labels(self.stage_labels)
         self.image_ids = image_ids(config.images)
         self.model: ModelCheck | None = None
         if config.model:

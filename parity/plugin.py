@@ -45,6 +45,7 @@ def pytest_configure(config):
     plugin = ParityPlugin(harness, Path(config.invocation_params.dir, report_dir) if report_dir else None)
     config.stash[parity_key] = plugin
     config.pluginmanager.register(plugin, "parity-session")
+    plugin.signals.__enter__()
     # The config file is collected as the parent of the parity items. Alone, `pytest --parity-config
     # cfg.py` runs only those; with explicit paths it runs them as well.
     cfg_path = str(harness.config.path)
@@ -57,6 +58,7 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     plugin = config.stash.get(parity_key, None)
     if plugin is not None:
+        plugin.signals.__exit__(None, None, None)
         config.pluginmanager.unregister(plugin)
         del config.stash[parity_key]
 
@@ -130,6 +132,9 @@ class ParityPlugin:
     """Per-session state: the loaded harness and, once run, every result."""
 
     def __init__(self, harness, report_dir: Path | None = None):
+        from parity.interrupt import signals_unwind
+
+        self.signals = signals_unwind()  # entered for the session: SIGTERM/SIGHUP unwind like Ctrl-C
         self.harness = harness
         self.report_dir = report_dir
         self.report_path: Path | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -50,10 +51,12 @@ def read_repository(repo: Path) -> dict:
     if not repo.is_dir():
         raise ParityTritonError(f"triton.repository: folder not found: {repo}")
     models = {}
-    for folder in sorted(p for p in repo.iterdir() if p.is_dir()):
-        if (folder / "config.pbtxt").is_file():
-            config = read_config(folder / "config.pbtxt")
-            models[config.name or folder.name] = (folder, config)
+    for folder in sorted(p for p in repo.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not (folder / "config.pbtxt").is_file():
+            raise ParityTritonError(f"{folder}: model folder without config.pbtxt; the embedded server needs each "
+                                    "model's config to know its backend (Triton's auto-complete is not used)")
+        config = read_config(folder / "config.pbtxt")
+        models[config.name or folder.name] = (folder, config)
     if not models:
         raise ParityTritonError(f"{repo}: no model folder with a config.pbtxt")
     return models
@@ -74,7 +77,7 @@ def prepare_embedded(repo: Path, target: Path, onnx: dict | None = None) -> list
 
     substituted = []
     read_repository(repo)  # the user's repository, checked before anything is copied
-    shutil.copytree(repo, target, symlinks=False, dirs_exist_ok=True)
+    shutil.copytree(repo, target, symlinks=False, dirs_exist_ok=True, copy_function=_link_or_copy)
     for name, (folder, config) in read_repository(target).items():
         kind = _kind(config)
         if kind not in _STAND_INS:
@@ -103,6 +106,23 @@ def prepare_embedded(repo: Path, target: Path, onnx: dict | None = None) -> list
     return substituted
 
 
+def _link_or_copy(source: str, target: str) -> str:
+    """Large files (weights, engines) are linked, not copied: the copy of a repository costs no disk. Small
+    ones are copied, so that rewriting a config never touches the user's file."""
+    if os.path.getsize(source) > 1 << 20:
+        os.symlink(os.path.realpath(source), target)
+        return target
+    return shutil.copy2(source, target)
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before exec: SIGTERM it when parity dies, even of SIGKILL (PR_SET_PDEATHSIG)."""
+    _LIBC.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: nothing but the call itself runs between fork and exec
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -126,12 +146,16 @@ class EmbeddedServer:
 
     def __init__(self, repository: Path, *, timeout_s: float = 60.0, onnx: dict | None = None):
         self.timeout_s = timeout_s
-        self.workdir = Path(tempfile.mkdtemp(prefix="parity-triton-"))
-        self.repository = self.workdir / "models"
-        self.substituted = prepare_embedded(repository, self.repository, onnx)
-        self.log_path = self.workdir / "tritonserver.log"
         self.process: subprocess.Popen | None = None
         self.grpc_port = self.http_port = 0
+        self.workdir = Path(tempfile.mkdtemp(prefix="parity-triton-"))
+        self.repository = self.workdir / "models"
+        self.log_path = self.workdir / "tritonserver.log"
+        try:
+            self.substituted = prepare_embedded(repository, self.repository, onnx)
+        except BaseException:
+            self.stop()
+            raise
 
     def _backend_dir(self, root: Path) -> Path:
         backends = self.workdir / "backends" / "python"
@@ -146,6 +170,14 @@ class EmbeddedServer:
         return backends.parent
 
     def start(self) -> EmbeddedServer:
+        """Start the server and wait until it is ready; on any failure nothing is left (process, folder)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> EmbeddedServer:
         root = _pytriton_root()
         backend_dir = self._backend_dir(root)
         self.http_port, self.grpc_port, metrics = _free_port(), _free_port(), _free_port()
@@ -154,20 +186,19 @@ class EmbeddedServer:
         env["LD_LIBRARY_PATH"] = f"{libs}:{env.get('LD_LIBRARY_PATH', '')}"
         # the stub's interpreter finds this environment (DALI, ONNX Runtime, parity) through python3 on PATH
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-        command = [str(root / "bin" / "tritonserver"), f"--model-repository={self.repository}",
+        command = [sys.executable, "-m", "parity.triton_watchdog", str(root / "bin" / "tritonserver"), f"--model-repository={self.repository}",
                    f"--backend-directory={backend_dir}", "--http-address=127.0.0.1", f"--http-port={self.http_port}",
                    "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}", f"--metrics-port={metrics}",
                    "--allow-metrics=false", "--allow-gpu-metrics=false", "--exit-on-error=true", "--log-verbose=0"]
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=_die_with_parent)
         atexit.register(self.stop)
         deadline = time.monotonic() + self.timeout_s
         url = f"http://127.0.0.1:{self.http_port}/v2/health/ready"
         while time.monotonic() < deadline:
             code = self.process.poll()
             if code is not None:
-                self.stop(keep_log=True)
                 raise ParityTritonError(f"tritonserver exited with code {code} while loading the repository:\n"
                                         f"{self.log_tail()}")
             with contextlib.suppress(OSError):
@@ -175,7 +206,6 @@ class EmbeddedServer:
                     if response.status == 200:
                         return self
             time.sleep(0.25)
-        self.stop(keep_log=True)
         raise ParityTritonError(f"tritonserver was not ready within {self.timeout_s:.0f} s (triton.timeout_s):\n"
                                 f"{self.log_tail()}")
 
@@ -184,36 +214,36 @@ class EmbeddedServer:
         return f"127.0.0.1:{self.grpc_port}"
 
     def log_tail(self, lines: int = 8) -> str:
-        """The server's error lines (model load failures first), then its last lines; the full log path."""
+        """The server's error lines (model load failures first), then its last lines."""
         with contextlib.suppress(OSError):
             text = self.log_path.read_text(errors="replace").splitlines()
             errors = [line for line in text if line.startswith("E") and "CudaDriverHelper" not in line
                       and "unable to create stream" not in line]
             tail = [line for line in text[-lines:] if not line.startswith("|") and line not in errors]
-            return "\n".join(errors[:10] + tail + [f"(full log: {self.log_path})"])
+            return "\n".join(errors[:10] + tail)
         return ""
 
-    def stop(self, keep_log: bool = False) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 15 s); remove its folder unless the log is needed."""
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 15 s), then whatever is left of its process group (Python
+        stubs it spawned while loading ignore SIGTERM), and remove its folder (messages quote the log)."""
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
+        if process is not None:
+            if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+                    os.killpg(process.pid, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=15)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
         atexit.unregister(self.stop)
-        if not keep_log:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self):
         return self.start()
 
-    def __exit__(self, exc_type, *exc) -> None:
-        self.stop(keep_log=exc_type is not None)
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 @dataclass(frozen=True)

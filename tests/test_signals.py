@@ -1,0 +1,79 @@
+"""A CI job is cancelled, times out or is killed while the embedded Triton server runs: real signals to a
+real run. The server and its stubs never outlive parity, and no temporary folder is left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import SEED
+
+CONFIG = SEED / "parity_triton_corrected.py"
+
+
+def _servers(tmp: Path) -> list[int]:
+    """tritonserver processes (and their Python stubs) serving from a copy under ``tmp``."""
+    out = subprocess.run(["pgrep", "-f", f"{tmp}/parity-triton-"], capture_output=True, text=True)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+def _start(tmp: Path, *argv: str) -> subprocess.Popen:
+    """Run ``argv`` with temporary files under ``tmp`` until its tritonserver is up."""
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(list(argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not _servers(tmp):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the server never started: {process.communicate()}")
+        time.sleep(0.2)
+    return process
+
+
+def _gone(tmp: Path, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while _servers(tmp) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not _servers(tmp)
+
+
+@pytest.mark.parametrize("signum, code, said", [
+    (signal.SIGTERM, 143, "parity: stopped by SIGTERM"),
+    (signal.SIGHUP, 129, "parity: stopped by SIGHUP"),
+    (signal.SIGINT, 130, "parity: interrupted"),
+])
+def test_cli_stops_the_server_and_cleans_up_on_a_signal(tmp_path, signum, code, said):
+    process = _start(tmp_path, sys.executable, "-m", "parity.cli", "check", str(CONFIG), "--json",
+                     str(tmp_path / "result.json"))
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == code, err
+    assert said in err and "Traceback" not in err
+    assert _gone(tmp_path, 5)
+    assert not list(tmp_path.glob("parity-triton-*"))
+    assert f'"exit_code": {code}' in (tmp_path / "result.json").read_text()  # CI still gets its result file
+
+
+def test_pytest_run_stops_the_server_on_sigterm(tmp_path):
+    process = _start(tmp_path, sys.executable, "-m", "pytest", "--parity-config", str(CONFIG), "-q",
+                     "-p", "no:cacheprovider", "--rootdir", str(tmp_path))
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2 and "parity.interrupt.Terminated: SIGTERM" in out + err  # pytest: interrupted
+    assert _gone(tmp_path, 5)
+    assert not list(tmp_path.glob("parity-triton-*"))
+
+
+def test_the_server_dies_with_parity_even_on_sigkill(tmp_path):
+    """SIGKILL cannot be handled: the server was started with PR_SET_PDEATHSIG, so the kernel stops it. Only
+    its temporary folder stays (nothing runs in a killed process to remove it)."""
+    process = _start(tmp_path, sys.executable, "-m", "parity.cli", "check", str(CONFIG))
+    process.kill()
+    process.communicate(timeout=30)
+    assert _gone(tmp_path, 30)
