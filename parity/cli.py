@@ -168,7 +168,11 @@ def _check(args) -> int:
     """The gate; result files are written whatever happens, a usage error included."""
     from parity.errors import ParityUsageError
     from parity.interrupt import Terminated
+    from parity.outputs import check_writable
 
+    for path, flag in ((args.junit_xml, "--junit-xml"), (args.json, "--json")):
+        if path is not None:
+            check_writable(path.resolve(), flag)  # before any work, and before the files are promised
     start = time.perf_counter()
     state: dict = {"results": [], "degenerate": None, "reference": None, "labels": ()}
     code, error = EXIT_INTERNAL, None
@@ -195,19 +199,28 @@ def _check(args) -> int:
 
 
 def _run_check(args, state: dict) -> int:
-    from parity.config import load_config
-    from parity.engine import Harness
-    from parity.report import summary_lines
-
     start = time.perf_counter()
-    harness = Harness(load_config(args.config, snapshot=args.reference))
-    state["reference"] = harness.reference.source
-    state["labels"] = tuple(harness.stage_labels + ["model"] * bool(harness.model) + ["triton"] * bool(harness.config.triton))
     report = None
     if args.report:
         from parity.html import HtmlReport
 
         report = HtmlReport(args.report, title=f"parity: {args.config.name}", max_images=args.report_images)
+    try:
+        return _judge(args, state, report, start)
+    except BaseException:
+        if report is not None:
+            report.discard()
+        raise
+
+
+def _judge(args, state: dict, report, start: float) -> int:
+    from parity.config import load_config
+    from parity.engine import Harness
+    from parity.report import summary_lines
+
+    harness = Harness(load_config(args.config, snapshot=args.reference))
+    state["reference"] = harness.reference.source
+    state["labels"] = tuple(harness.stage_labels + ["model"] * bool(harness.model) + ["triton"] * bool(harness.config.triton))
     results = state["results"]
     with _progress(len(harness.config.images), quiet=args.quiet) as advance:
         for image in harness.run(keep_views=report.wants_views if report else None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -48,14 +49,19 @@ def _to_display(array: np.ndarray, layout: str, channels: str | None, pixels: bo
 
 
 class HtmlReport:
-    """Collects results as they stream and writes ``index.html`` plus pictures into ``folder``."""
+    """Collects results as they stream and writes ``index.html`` plus pictures into ``folder``: built in a
+    new folder beside it and renamed into place by :meth:`write` (no stale pictures, no two runs mixed);
+    :meth:`discard` removes it when the run fails first."""
+
+    MARKER = "parity-report.txt"
 
     def __init__(self, folder, *, title: str, max_images: int = 50):
         from parity.extras import require
+        from parity.outputs import fresh_folder
 
         require("matplotlib", "report", "the HTML report")
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.target = Path(folder).resolve()
+        self.folder = fresh_folder(self.target, self.MARKER, "--report")
         self.title = title
         self.max_images = max_images
         self.sections: list[tuple[bool, str]] = []  # (failed, html), pictures drawn
@@ -218,9 +224,15 @@ class HtmlReport:
                 + "".join(self.rows) + "</table>" + "".join(failed + passed))
         page = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(self.title)}</title>"
                 f"<style>{_CSS}</style></head><body>{body}</body></html>")
-        index = self.folder / "index.html"
-        index.write_text(page, encoding="utf-8")
-        return index
+        from parity.outputs import publish
+
+        (self.folder / "index.html").write_text(page, encoding="utf-8")
+        (self.folder / self.MARKER).write_text("Written by parity; replaced whole by the next report written here.\n")
+        publish(self.folder, self.target)
+        return self.target / "index.html"
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _answer(r) -> str:

@@ -155,12 +155,20 @@ class ParityPlugin:
 
     def _run(self) -> dict:
         """Run every image once, keeping only results (and writing the report as images pass)."""
-        results: dict = {}
         report = None
         if self.report_dir is not None:
             from parity.html import HtmlReport
 
             report = HtmlReport(self.report_dir, title=f"parity: {self.harness.config.path.name}")
+        try:
+            return self._judge(report)
+        except BaseException:
+            if report is not None:
+                report.discard()
+            raise
+
+    def _judge(self, report) -> dict:
+        results: dict = {}
         start = time.perf_counter()
         labels = self.harness.stage_labels + ["model", "triton"]
         for image_result in self.harness.run(keep_views=report.wants_views if report else None):

@@ -22,7 +22,6 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import threading
 import zipfile
 import zlib
@@ -162,19 +161,15 @@ def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None 
     from parity.reference import ReferencePipeline
 
     start = time.perf_counter()
+    from parity.outputs import fresh_folder, publish
+
     out = Path(out).resolve()
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
-        raise ParitySnapshotError(f"--out {out}: exists and is not a parity snapshot; name a new or empty folder")
-    for path in dict.fromkeys(config.images):
-        check_image(path)
-    reference = ReferencePipeline(config.test_pipeline, config.data_preprocessor, source=config.reference_source)
-    classifier = _reference_network(config)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    work = fresh_folder(out, MANIFEST, "--out")
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        work.chmod(0o777 & ~umask)  # mkdtemp's folder is private; the snapshot is an ordinary folder
+        for path in dict.fromkeys(config.images):
+            check_image(path)
+        reference = ReferencePipeline(config.test_pipeline, config.data_preprocessor, source=config.reference_source)
+        classifier = _reference_network(config)
         (work / "images").mkdir()
         stages: list[dict] = []
 
@@ -212,7 +207,7 @@ def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None 
         _write_manifest(work, config, reference, stages, classifier is not None)
         entries_file.unlink()
         size = sum(f.stat().st_size for f in work.rglob("*") if f.is_file())
-        _replace(work, out)
+        publish(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -310,17 +305,6 @@ def _write_manifest(work: Path, config, reference, stages: list[dict], logits: b
         for i, line in enumerate(entries):
             manifest.write(("  " if i == 0 else ",\n  ") + line.rstrip("\n"))
         manifest.write("\n ]\n}\n")
-
-
-def _replace(work: Path, out: Path) -> None:
-    """Move the finished snapshot into place; an earlier snapshot there is removed only afterwards."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    work.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 class Snapshot:

@@ -206,7 +206,7 @@ def test_snapshot_refuses_to_overwrite_a_folder_that_is_not_a_snapshot(recorded,
     config, _ = recorded
     (tmp_path / "notes.txt").write_text("mine")
     assert main(["snapshot", str(config), "--out", str(tmp_path)]) == 2
-    assert "exists and is not a parity snapshot" in capsys.readouterr().err
+    assert "exists and is not a parity output folder (no manifest.json)" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 

@@ -1,0 +1,52 @@
+"""Output files and folders: checked before any work (a run never fails at its last step on an unwritable
+path), and folders written whole: built beside their target, then renamed into place, so a failed or
+concurrent run never leaves a mix of two runs' files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from parity.errors import ParityUsageError
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Refuse ``path`` (a file or folder to write) when an ancestor is a file or the nearest existing folder
+    above it cannot be written."""
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ParityUsageError(f"{what} {path}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ParityUsageError(f"{what} {path}: {ancestor} is not writable")
+    if path.is_dir() and what != "--report" and what != "--out":
+        raise ParityUsageError(f"{what} {path}: is a folder; give a file name")
+
+
+def fresh_folder(target: Path, marker: str, what: str) -> Path:
+    """A new folder beside ``target`` to build its contents in. ``target`` may be missing, empty, or an earlier
+    output (it holds ``marker``); anything else is refused rather than overwritten."""
+    check_writable(target, what)
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / marker).exists())):
+        raise ParityUsageError(f"{what} {target}: exists and is not a parity output folder (no {marker}); name a "
+                               "new or empty folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    work.chmod(0o777 & ~umask)  # mkdtemp's folder is private; an output folder is an ordinary one
+    return work
+
+
+def publish(work: Path, target: Path) -> None:
+    """Move a finished folder into place; an earlier one there is removed only afterwards."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        target.rename(old)
+    work.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
