@@ -57,7 +57,13 @@ class TorchClassifier(Runner):
             try:
                 load_checkpoint(self.model, str(checkpoint), map_location="cpu", strict=True, logger="silent")
             except Exception as exc:
-                raise ParityModelError(f"{checkpoint}: checkpoint does not load into the model: {exc}") from exc
+                import pickle
+
+                if isinstance(exc, (pickle.UnpicklingError, EOFError)):  # torch adds a page of weights_only advice
+                    reason = "not a torch checkpoint file (torch.load cannot read it)"
+                else:
+                    reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+                raise ParityModelError(f"{checkpoint}: model.checkpoint does not load into the model: {reason}") from None
         self.model.eval()
         self._torch = torch
 
@@ -189,6 +195,7 @@ class TensorRTRunner(Runner):
                             np.dtype(trt.nptype(self.engine.get_tensor_dtype(name))))
                  for name in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors))]
         self.input, self.output = split_io(specs)
+        self.input_shape = self.input.shape
         self.stream = cuda.Stream()
 
     @staticmethod

@@ -283,6 +283,9 @@ def _reference(path: Path, reference: dict):
     if not test_pipeline:
         _fail(path, f"reference: no test_pipeline in {source} (looked at test_pipeline, "
                     "test_dataloader.dataset.pipeline, val_dataloader.dataset.pipeline); set reference.test_pipeline")
+    if reference["test_pipeline"] or reference["data_preprocessor"]:  # errors in them are the parity config's
+        overrides = " and ".join(k for k in ("test_pipeline", "data_preprocessor") if reference[k])
+        source = f"{path.name} (reference.{overrides}" + (f" over {source})" if reference["config"] else ")")
     for i, step in enumerate(test_pipeline):
         if not isinstance(step, dict) or "type" not in step:
             _fail(path, f"reference test_pipeline[{i}]={step!r}: expected dict(type=..., ...)")

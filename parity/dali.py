@@ -123,6 +123,15 @@ def rewrite(serialized: bytes, *, to_cpu: bool) -> tuple[bytes, list[DaliStage],
         pipe.ParseFromString(serialized)
     except Exception as exc:  # protobuf raises DecodeError and sometimes RuntimeError
         raise ParityDaliError(f"not a serialized DALI pipeline (protobuf PipelineDef): {exc}") from None
+    if not pipe.IsInitialized() or not pipe.op or not pipe.pipe_outputs:  # empty, or cut short
+        missing = ", ".join(pipe.FindInitializationErrors()) or "operators and outputs"
+        raise ParityDaliError(f"not a complete serialized DALI pipeline (empty or truncated file? missing: {missing})")
+    produced = {o.name for op in pipe.op for o in op.output}
+    dangling = [i.name for op in pipe.op for i in op.input if i.name not in produced]
+    dangling += [o.name for o in pipe.pipe_outputs if o.name not in produced]
+    if dangling:  # cut at an operator boundary: it parses, but names data no operator makes
+        raise ParityDaliError(f"not a complete serialized DALI pipeline (truncated? no operator produces "
+                              f"{', '.join(dict.fromkeys(dangling))})")
     if to_cpu:
         _check_cpu_support(pipe)
         for op in pipe.op:

@@ -175,6 +175,22 @@ class ModelCheck:
             self._last_reference = (image, runner.infer(ref.array[None].astype(np.float32))[0])
         return self._last_reference[1]
 
+    @property
+    def _deployed_name(self) -> str:
+        return f"model.{'onnx' if self.deployed.name == 'onnxruntime' else 'tensorrt'}"
+
+    def _check_input(self, shape: tuple) -> None:
+        """The deployed model must take the reference's model input (a static dimension that differs is the
+        wrong model, or the wrong export; dynamic ones are named by strings or -1)."""
+        declared = getattr(self.deployed, "input_shape", None)
+        if declared is None:
+            return
+        fixed = [(d, s) for d, s in zip(declared[1:], shape) if isinstance(d, int) and d > 0]
+        if len(declared) != len(shape) + 1 or any(d != s for d, s in fixed):
+            raise ParityModelError(f"{self._deployed_name}: takes input of shape {tuple(declared)}, the reference's "
+                                   f"model input is (N, {', '.join(map(str, shape))}): is it the model of this "
+                                   "preprocessing (its export input size)?")
+
     @staticmethod
     def _deployed(cfg: dict, base_dir) -> Runner:
         backend = cfg["backend"]
@@ -194,6 +210,7 @@ class ModelCheck:
         it cannot feed the model)."""
         ref_input = ref.array
         backend = self.deployed.name
+        self._check_input(ref_input.shape)
         if dali_input is None or dali_input.shape != ref_input.shape:
             return ModelResult(image, backend, "failed", problems=(
                 f"DALI's output {None if dali_input is None else dali_input.shape} cannot feed a model that takes "
@@ -213,6 +230,9 @@ class ModelCheck:
                                skip_reason="no reference model (model.reference_model=False or no model in the "
                                            "reference config): only the degenerate-output check runs")
         ref_logits = self.reference_logits(image, ref)
+        if ref_logits.shape != dali_logits.shape:
+            raise ParityModelError(f"{self._deployed_name}: answers {dali_logits.size} classes, the reference network "
+                                   f"{ref_logits.size}: is it the model exported from model.config?")
         conversion = float(np.abs(self.deployed.infer(ref_input[None].astype(np.float32))[0] - ref_logits).max())
         fields = answer_fields(ref_logits, dali_logits, p_dali, self.cfg["topk"])
         c.ref_top1.append(fields["ref_top1"])

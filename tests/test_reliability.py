@@ -1,0 +1,431 @@
+"""The fault catalogue (docs/reliability.md): each bad input or fault a CI job meets, through `parity check`
+as the job runs it. Each must end in the documented exit code with one sentence naming the culprit: no
+traceback, no silent pass, no stray process or temporary folder. Signals are in test_signals.py, stale
+snapshots in test_snapshot.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from parity.cli import main
+
+from .conftest import IMAGES, ROOT, SEED
+
+MODEL = ROOT / "fixtures" / "model" / "build"
+REPOS = ROOT / "fixtures" / "triton" / "build"
+PIPELINE = f"{SEED / 'corrected_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline"
+MODEL_SECTION = (f"dict(config='mmpretrain::resnet/resnet18_8xb32_in1k.py', checkpoint={str(MODEL / 'known_answer.pth')!r}, "
+                 f"onnx={str(MODEL / 'known_answer.onnx')!r})")
+
+
+class Case:
+    """A user's project in a temporary folder: two photos and a parity config that passes until a fault is
+    put in."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        (folder / "images").mkdir()
+        for name in ("astronaut", "chelsea"):
+            shutil.copy(IMAGES / f"{name}.png", folder / "images")
+
+    def config(self, text: str = "", **sections: str) -> str:
+        """Write parity_cfg.py; ``sections`` replace the defaults (Python source), ``text`` is appended."""
+        defaults = dict(reference=f"dict(config={str(SEED / 'hrnet_w30_512x384.py')!r})",
+                        dali=f"dict(pipeline={PIPELINE!r}, input_name='INPUT_PREPROCESS')", images="['images']")
+        body = "".join(f"{key} = {value}\n" for key, value in {**defaults, **sections}.items() if value is not None)
+        (self.folder / "parity_cfg.py").write_text(body + text)
+        return str(self.folder / "parity_cfg.py")
+
+    def pipeline(self, body: str, header: str = "") -> str:
+        """A pipeline module whose function returns ``body``'s last expression; returns 'file.py:f'."""
+        (self.folder / "pipe.py").write_text(
+            "from nvidia.dali import fn, pipeline_def, types\n" + header +
+            "\n@pipeline_def(batch_size=2, num_threads=1, device_id=0)\ndef f():\n"
+            "    x = fn.external_source(name='INPUT_PREPROCESS')\n" + "".join(f"    {line}\n" for line in body.split("\n")))
+        return repr(f"{self.folder / 'pipe.py'}:f")
+
+    def image(self, name: str, array: np.ndarray, mode: str | None = "RGB") -> Path:
+        path = self.folder / "images" / name
+        Image.fromarray(array if mode is None else array.astype(np.uint8), mode).save(path, format="PNG")
+        return path
+
+    def repository(self) -> Path:
+        repo = self.folder / "repo"
+        shutil.copytree(REPOS / "corrected_repository", repo, symlinks=True)
+        return repo
+
+    def triton_config(self, repo: Path, extra: str = "") -> str:
+        return self.config(model=MODEL_SECTION, triton=f"dict(repository={str(repo)!r}{extra})")
+
+
+@dataclass(frozen=True)
+class Fault:
+    id: str
+    area: str
+    fault: str
+    handling: str  # what parity does, as the catalogue says it
+    make: Callable[[Case], list]  # the `parity check` arguments after the fault is put in
+    code: int
+    said: str  # in the output (stdout + stderr)
+
+
+def _dali(case: Case, body: str, header: str = "") -> list:
+    return [case.config(dali=f"dict(pipeline={case.pipeline(body, header)}, input_name='INPUT_PREPROCESS')")]
+
+
+def _serialized(case: Case, data: bytes) -> list:
+    (case.folder / "model.dali").write_bytes(data)
+    return [case.config(dali="dict(serialized='model.dali', input_name='INPUT_PREPROCESS')")]
+
+
+def _seed_dali() -> bytes:
+    return (REPOS / "corrected_repository" / "preprocess" / "1" / "model.dali").read_bytes()
+
+
+def _truncated_dali() -> bytes:
+    """The seed's model.dali cut after its first operators: it still parses, but its outputs are gone."""
+    from parity import dali_proto
+
+    pipe = dali_proto.PipelineDef()
+    pipe.ParseFromString(_seed_dali())
+    del pipe.op[2:]
+    return pipe.SerializeToString()
+
+
+def _onnx_with(case: Case, *, classes: int | None = None, size: tuple | None = None) -> list:
+    import onnx
+
+    model = onnx.load(str(MODEL / "known_answer.onnx"))
+    if classes is not None:  # a head of another width: another model's export
+        node = onnx.helper.make_node("Slice", ["logits_full", "s", "e", "a"], ["logits"])
+        model.graph.output[0].name = "logits_full"
+        for n in model.graph.node:
+            n.output[:] = ["logits_full" if o == "logits" else o for o in n.output]
+        model.graph.initializer.extend(onnx.numpy_helper.from_array(np.array([v], np.int64), k)
+                                       for k, v in (("s", 0), ("e", classes), ("a", 1)))
+        model.graph.node.append(node)
+        model.graph.output.append(onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, None))
+        del model.graph.output[0]
+    if size is not None:  # exported at another input size
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        dims[2].dim_value, dims[3].dim_value = size
+    onnx.save(model, str(case.folder / "model.onnx"))
+    return [case.config(model=MODEL_SECTION.replace(str(MODEL / "known_answer.onnx"), str(case.folder / "model.onnx")))]
+
+
+def _same_stem(case: Case) -> list:
+    Image.open(IMAGES / "checker.png").save(case.folder / "images" / "same.png")
+    Image.open(IMAGES / "gradient.png").convert("RGB").save(case.folder / "images" / "same.jpg", quality=98)
+    return [case.config(images="['images/same.png', 'images/same.jpg']"), "--junit-xml",
+            str(case.folder / "out.xml")]
+
+
+def _symlink(case: Case, name: str, target: str) -> list:
+    os.symlink(case.folder / target, case.folder / "images" / name)
+    return [case.config()]
+
+
+def _file_in_folder(case: Case, name: str, fmt: str) -> list:
+    Image.open(IMAGES / "coffee.png").convert("RGB").save(case.folder / "images" / name, format=fmt)
+    return [case.config(), "--json", str(case.folder / "r.json")]
+
+
+def _report_twice(case: Case) -> list:
+    report = case.folder / "report"
+    assert main(["check", case.config(images="['images/chelsea.png']"), "--report", str(report), "-q"]) == 0
+    (report / "stale.png").write_bytes(b"from an earlier run")
+    return [case.config(images="['images/astronaut.png']"), "--report", str(report)]
+
+
+def _triton_broken(case: Case, damage: Callable[[Path], None], extra: str = "") -> list:
+    repo = case.repository()
+    damage(repo)
+    return [case.triton_config(repo, extra)]
+
+
+def _internal_error(case: Case, monkeypatch) -> list:
+    from parity.engine import Harness
+
+    def broken(self, *args, **kwargs):
+        raise ZeroDivisionError("a bug in parity")
+
+    monkeypatch.setattr(Harness, "compare", broken)
+    return [case.config()]
+
+
+CATALOGUE = [
+    # ---- config ------------------------------------------------------------------------------------------------
+    Fault("config-missing", "config", "the config file does not exist", "exit 2 naming the path",
+          lambda c: [str(c.folder / "nope.py")], 2, "parity config not found:"),
+    Fault("config-syntax", "config", "a syntax error in the config", "exit 2 with the line",
+          lambda c: [c.config("reference = dict(\n")], 2, "cannot be read as a parity config: SyntaxError"),
+    Fault("config-exits", "config", "the config calls sys.exit(0)", "exit 2, never a silent exit 0",
+          lambda c: [c.config("import sys\nsys.exit(0)\n")], 2, "cannot be read as a parity config: SystemExit"),
+    Fault("config-unknown-key", "config", "an unknown top-level key", "exit 2 listing the keys",
+          lambda c: [c.config("colour = 1\n")], 2, "unknown key 'colour'"),
+    Fault("config-key-typo", "config", "a typo in a section key", "exit 2 with a did-you-mean",
+          lambda c: [c.config(dali=f"dict(pipeline={PIPELINE!r}, input_nme='INPUT_PREPROCESS')")], 2,
+          "unknown key dali.'input_nme' (did you mean 'input_name'?)"),
+    Fault("config-missing-images", "config", "a required section is missing", "exit 2 naming it",
+          lambda c: [c.config(images=None)], 2, "missing key 'images'"),
+    Fault("config-section-type", "config", "a section is not a dict", "exit 2 naming the keys it takes",
+          lambda c: [c.config(dali="'pipe.py:f'")], 2, "dali='pipe.py:f': expected dict(...)"),
+    Fault("config-enum", "config", "a value outside its choices", "exit 2 listing the choices",
+          lambda c: [c.config(dali=f"dict(pipeline={PIPELINE!r}, input_format='YUV')")], 2,
+          "dali.input_format='YUV': expected one of ['BGR', 'RGB', 'encoded']"),
+    Fault("config-batch-size", "config", "dali.batch_size=0", "exit 2",
+          lambda c: [c.config(dali=f"dict(pipeline={PIPELINE!r}, batch_size=0)")], 2,
+          "dali.batch_size=0: expected a positive integer"),
+    Fault("config-two-pipelines", "config", "both dali.pipeline and dali.serialized", "exit 2",
+          lambda c: [c.config(dali=f"dict(pipeline={PIPELINE!r}, serialized='model.dali')")], 2,
+          "give exactly one of pipeline="),
+    Fault("config-negative-tolerance", "config", "a negative tolerance", "exit 2",
+          lambda c: [c.config("tolerances = dict(crop=dict(atol=-1))\n")], 2,
+          "tolerances.crop.atol=-1: expected a non-negative number"),
+    Fault("config-tolerance-key", "config", "an unknown tolerance key", "exit 2 listing the keys",
+          lambda c: [c.config("tolerances = dict(crop=dict(tol=1))\n")], 2, "unknown key tolerances.crop.'tol'"),
+    Fault("config-tolerance-stage-typo", "config", "a tolerance for a stage that does not exist (typo)",
+          "exit 2 with a did-you-mean; it used to be ignored (a silent pass)",
+          lambda c: [c.config("tolerances = dict(model_inptu=dict(atol=9))\n")], 2,
+          "tolerances.model_inptu: no stage of this pipeline is called 'model_inptu' (did you mean 'model_input'?)"),
+    Fault("config-reference-missing", "config", "reference.config names a missing file", "exit 2 with the path",
+          lambda c: [c.config(reference="dict(config='missing.py')")], 2, "reference.config='missing.py': file not found"),
+    Fault("config-package-missing", "config", "a package config that does not exist", "exit 2 with the path",
+          lambda c: [c.config(reference="dict(config='mmpretrain::nope/nope.py')")], 2,
+          "reference.config='mmpretrain::nope/nope.py': file not found"),
+    Fault("config-no-reference", "config", "a reference section with nothing in it", "exit 2 saying what to give",
+          lambda c: [c.config(reference="dict()")], 2, "reference: give config="),
+    Fault("config-pipeline-start", "config", "a test_pipeline override not starting with LoadImageFromFile",
+          "exit 2 naming the override in the parity config",
+          lambda c: [c.config(reference="dict(test_pipeline=[dict(type='PackInputs')])")], 2,
+          "parity_cfg.py (reference.test_pipeline): test_pipeline must start with LoadImageFromFile"),
+    Fault("config-pipeline-unknown-transform", "config", "an unknown transform in a test_pipeline override",
+          "exit 2 blaming the parity config's override, not the base model config",
+          lambda c: [c.config(reference=f"dict(config={str(SEED / 'hrnet_w30_512x384.py')!r}, test_pipeline=["
+                                        "dict(type='LoadImageFromFile'), dict(type='NoSuchResize'), dict(type='PackInputs')])")],
+          2, "parity_cfg.py (reference.test_pipeline over "),
+    Fault("config-preprocessor", "config", "a data_preprocessor that cannot be built", "exit 2 naming it",
+          lambda c: [c.config(reference=f"dict(config={str(SEED / 'hrnet_w30_512x384.py')!r}, "
+                                        "data_preprocessor=dict(mean=[1, 2]))")], 2, "data_preprocessor="),
+    Fault("config-base-missing", "config", "a _base_ file that does not exist", "exit 2 naming both files",
+          lambda c: [c.config("_base_ = ['gone.py']\n")], 2, "_base_ file not found:"),
+    Fault("config-base-cycle", "config", "a _base_ that includes itself", "exit 2 with the chain",
+          lambda c: [c.config("_base_ = ['parity_cfg.py']\n")], 2, "includes itself"),
+    Fault("config-model-no-onnx", "config", "a model section without the deployed model", "exit 2",
+          lambda c: [c.config(model="dict(config='mmpretrain::resnet/resnet18_8xb32_in1k.py')")], 2,
+          "model: give onnx='model.onnx'"),
+    Fault("config-triton-no-model", "config", "a triton section without a model section", "exit 2",
+          lambda c: [c.config(triton=f"dict(repository={str(REPOS / 'corrected_repository')!r})")], 2,
+          "triton: the triton stage compares answers with the reference network"),
+    Fault("config-triton-missing-repo", "config", "triton.repository does not exist", "exit 2 with the path",
+          lambda c: [c.config(model=MODEL_SECTION, triton="dict(repository='nowhere')")], 2,
+          "triton.repository='nowhere': folder not found"),
+    Fault("config-triton-two-modes", "config", "both triton.repository and triton.url", "exit 2",
+          lambda c: [c.config(model=MODEL_SECTION, triton="dict(repository='r', url='127.0.0.1:1')")], 2,
+          "triton: give exactly one of repository="),
+    # ---- pipeline code -------------------------------------------------------------------------------------------
+    Fault("pipeline-file-missing", "pipeline", "dali.pipeline names a missing file", "exit 2 with the path",
+          lambda c: [c.config(dali="dict(pipeline='gone.py:f')")], 2, "dali.pipeline='gone.py:f': file not found"),
+    Fault("pipeline-spec", "pipeline", "dali.pipeline without ':function'", "exit 2 with the expected form",
+          lambda c: [c.config(dali="dict(pipeline='pipe.py')")], 2, "expected 'path/to/file.py:function'"),
+    Fault("pipeline-function-missing", "pipeline", "the function does not exist", "exit 2 naming it",
+          lambda c: [c.config(dali=f"dict(pipeline={str(SEED / 'corrected_pipeline.py')!r} + ':nope')")], 2,
+          "has no function 'nope'"),
+    Fault("pipeline-not-decorated", "pipeline", "the function is not a @pipeline_def", "exit 2 saying so",
+          lambda c: [(c.folder / "plain.py").write_text("def f():\n    pass\n") and c.config(dali="dict(pipeline='plain.py:f')")],
+          2, "is not a @pipeline_def function"),
+    Fault("pipeline-import-error", "pipeline", "the module raises at import", "exit 2 with the exception",
+          lambda c: _dali(c, "return x", header="import no_such_module\n"), 2,
+          "importing " ),
+    Fault("pipeline-sys-exit", "pipeline", "the module calls sys.exit(0) at import",
+          "exit 2; it used to end the check with exit 0 and no output (a silent pass)",
+          lambda c: _dali(c, "return x", header="import sys\nsys.exit(0)\n"), 2, "called sys.exit(0)"),
+    Fault("pipeline-argparse", "pipeline", "the module runs argparse at import", "exit 2, not argparse's usage",
+          lambda c: _dali(c, "return x", header="import argparse\nargparse.ArgumentParser().add_argument('--in', "
+                                                 "required=True)\nargparse.ArgumentParser().parse_args(['--x'])\n"), 2,
+          "called sys.exit(2) (argparse"),
+    Fault("pipeline-bad-argument", "pipeline", "an unknown DALI operator argument", "exit 2 with DALI's reason",
+          lambda c: _dali(c, "return fn.resize(x, size=(10, 10), no_such_arg=1)"), 2,
+          "defining the pipeline failed"),
+    Fault("pipeline-input-name", "pipeline", "dali.input_name is not an external source", "exit 2 listing them",
+          lambda c: [c.config(dali=f"dict(pipeline={PIPELINE!r}, input_name='IMAGES')")], 2,
+          "dali.input_name='IMAGES' is not an external_source of the pipeline; its external sources are "
+          "['INPUT_PREPROCESS']"),
+    Fault("pipeline-two-inputs", "pipeline", "a pipeline with two external sources", "exit 2",
+          lambda c: _dali(c, "y = fn.external_source(name='OTHER')\nreturn fn.cat(x, y)"), 2, "several external sources"),
+    Fault("pipeline-gpu-only", "pipeline", "a GPU-only operator on a machine without a GPU", "exit 2 naming "
+          "the operator and its line", lambda c: _dali(c, "return fn.experimental.median_blur(x.gpu())"), 2,
+          "operators that DALI implements only on the GPU"),
+    Fault("pipeline-run-fails-one-image", "pipeline", "DALI fails on one image only (a crop without padding)",
+          "that image's error with DALI's reason and the user's line; the other images are judged; exit 2",
+          lambda c: _dali(c, "return fn.crop(x, crop=(400, 400))"), 2,
+          "Slice can't be placed out of bounds"),
+    # ---- serialized pipelines ------------------------------------------------------------------------------------
+    Fault("serialized-missing", "serialized", "dali.serialized names a missing file", "exit 2 with the path",
+          lambda c: [c.config(dali="dict(serialized='gone.dali')")], 2, "dali.serialized='gone.dali': file not found"),
+    Fault("serialized-garbage", "serialized", "a model.dali that is not a pipeline", "exit 2 naming the file",
+          lambda c: _serialized(c, b"\x00garbage"), 2, "model.dali: not a serialized DALI pipeline"),
+    Fault("serialized-empty", "serialized", "an empty model.dali", "exit 2 naming the file",
+          lambda c: _serialized(c, b""), 2, "model.dali: not a complete serialized DALI pipeline (empty or truncated"),
+    Fault("serialized-truncated", "serialized", "a model.dali truncated at an operator boundary",
+          "exit 2 naming the file", lambda c: _serialized(c, _truncated_dali()), 2,
+          "model.dali: not a complete serialized DALI pipeline"),
+    Fault("serialized-gpu", "serialized", "a model.dali serialized for the GPU (device_id 0)",
+          "rewritten to the CPU and judged", lambda c: _serialized(c, _seed_dali()), 0, "2 of 2 images match"),
+    # ---- images --------------------------------------------------------------------------------------------------
+    Fault("image-missing", "images", "an image file that does not exist", "exit 2 with the path",
+          lambda c: [c.config(images="['images/gone.png']")], 2, "images: 'images/gone.png' not found"),
+    Fault("image-corrupt", "images", "a corrupt image file", "exit 2 naming it",
+          lambda c: [(c.folder / "images" / "bad.jpg").write_bytes(b"\xff\xd8 nope") and c.config()], 2,
+          "bad.jpg: not a readable image"),
+    Fault("image-grayscale", "images", "a grayscale image", "exit 2 with its mode and the fix",
+          lambda c: [c.image("gray.png", np.zeros((32, 32)), "L") and c.config()], 2,
+          "unsupported image mode 'L' (grayscale)"),
+    Fault("image-rgba", "images", "an image with alpha", "exit 2 with its mode",
+          lambda c: [c.image("alpha.png", np.zeros((32, 32, 4)), "RGBA") and c.config()], 2,
+          "unsupported image mode 'RGBA'"),
+    Fault("image-16bit", "images", "a 16-bit image", "exit 2 with its mode",
+          lambda c: [c.image("deep.png", np.zeros((32, 32), np.uint16), None) and c.config()], 2, "(16-bit)"),
+    Fault("image-glob-empty", "images", "a glob that matches nothing", "exit 2",
+          lambda c: [c.config(images="['images/*.jpg']")], 2, "'images/*.jpg' matches no image file"),
+    Fault("image-folder-empty", "images", "a folder with no image", "exit 2",
+          lambda c: [(c.folder / "empty").mkdir() or c.config(images="['empty']")], 2,
+          "folder 'empty' holds no image file"),
+    Fault("image-same-stem", "images", "same.png and same.jpg in one folder",
+          "both judged under distinct ids; one used to overwrite the other (a silent pass)", _same_stem, 0,
+          "PASSED | same.png"),
+    Fault("image-jfif", "images", "a .jfif photo in an images folder", "listed by content and judged; it used "
+          "to be skipped (a silent pass)", lambda c: _file_in_folder(c, "photo.jfif", "JPEG"), 0, "3 of 3 images match"),
+    Fault("image-no-suffix", "images", "an extensionless JPEG in an images folder", "listed by content and "
+          "judged", lambda c: _file_in_folder(c, "photo", "JPEG"), 0, "3 of 3 images match"),
+    Fault("image-symlink-loop", "images", "a symlink loop among the images", "exit 2 naming it",
+          lambda c: _symlink(c, "loop.png", "images/loop.png"), 2, "loop.png cannot be read"),
+    Fault("image-broken-symlink", "images", "a symlink to a missing file", "exit 2 naming it",
+          lambda c: _symlink(c, "broken.png", "nowhere.png"), 2, "broken.png cannot be read"),
+    Fault("image-extreme", "images", "a valid 1x5000 image MMCV cannot resize (width 0)",
+          "that image's error; the others are still judged; exit 2",
+          lambda c: [c.image("thin.png", np.full((5000, 1, 3), 80)) and c.config()], 2,
+          "2 of 3 images match, 1 could not be checked"),
+    # ---- models --------------------------------------------------------------------------------------------------
+    Fault("model-onnx-missing", "models", "model.onnx does not exist", "exit 2 with the path",
+          lambda c: [c.config(model=MODEL_SECTION.replace("known_answer.onnx", "gone.onnx"))], 2,
+          "model.onnx: file not found"),
+    Fault("model-onnx-garbage", "models", "model.onnx is not an ONNX file", "exit 2 naming it",
+          lambda c: [(c.folder / "bad.onnx").write_bytes(b"garbage") and c.config(
+              model=MODEL_SECTION.replace(str(MODEL / "known_answer.onnx"), str(c.folder / "bad.onnx")))], 2,
+          "ONNX Runtime cannot load it"),
+    Fault("model-onnx-input-shape", "models", "an ONNX exported at another input size", "exit 2 naming both shapes",
+          lambda c: _onnx_with(c, size=(224, 224)), 2, "model.onnx: takes input of shape"),
+    Fault("model-onnx-classes", "models", "an ONNX with another class count", "exit 2 naming both counts",
+          lambda c: _onnx_with(c, classes=10), 2, "model.onnx: answers 10 classes, the reference network 1000"),
+    Fault("model-checkpoint-garbage", "models", "a checkpoint that is not a torch file",
+          "exit 2, without torch's weights_only advice",
+          lambda c: [(c.folder / "bad.pth").write_bytes(b"garbage") and c.config(
+              model=MODEL_SECTION.replace(str(MODEL / "known_answer.pth"), str(c.folder / "bad.pth")))], 2,
+          "model.checkpoint does not load into the model: not a torch checkpoint file"),
+    Fault("model-tensorrt-no-gpu", "models", "model.backend='tensorrt' without a GPU", "exit 2 saying what it needs",
+          lambda c: [c.config(model=MODEL_SECTION[:-1] + ", backend='tensorrt')")], 2,
+          "TensorRT backend unavailable"),
+    # ---- Triton --------------------------------------------------------------------------------------------------
+    Fault("triton-no-config", "triton", "a model folder without config.pbtxt", "exit 2 naming the folder",
+          lambda c: _triton_broken(c, lambda r: (r / "extra").mkdir()), 2, "model folder without config.pbtxt"),
+    Fault("triton-bad-config", "triton", "an invalid config.pbtxt", "exit 2 naming the file",
+          lambda c: _triton_broken(c, lambda r: (r / "classifier" / "config.pbtxt").write_text("name: \"x\" inp {")), 2,
+          "classifier/config.pbtxt: not a valid Triton model config"),
+    Fault("triton-model-fails-to-load", "triton", "a repository model the server cannot load",
+          "exit 2 quoting the server's error lines; no process or temporary folder left",
+          lambda c: _triton_broken(c, lambda r: (r / "preprocess" / "1" / "model.dali").write_bytes(b"\x00")), 2,
+          "tritonserver exited with code"),
+    Fault("triton-no-onnx", "triton", "a tensorrt_plan model without the ONNX it was built from",
+          "exit 2 saying where to put it", lambda c: _triton_broken(
+              c, lambda r: (r / "classifier" / "1" / "model.onnx").unlink()), 2, "needs the ONNX it was built from"),
+    Fault("triton-unreachable", "triton", "triton.url where no server listens", "exit 2 within the timeout",
+          lambda c: [c.config(model=MODEL_SECTION, triton="dict(url='127.0.0.1:9', timeout_s=3)")], 2,
+          "cannot be reached"),
+    # ---- output files and folders ----------------------------------------------------------------------------------
+    Fault("output-junit-under-file", "outputs", "--junit-xml under a path that is a file",
+          "exit 2 before any work; a passing run used to exit 1 at its last step",
+          lambda c: [c.config(), "--junit-xml", str(c.folder / "images" / "astronaut.png" / "x.xml")], 2,
+          "astronaut.png is a file, not a folder"),
+    Fault("output-json-is-folder", "outputs", "--json naming a folder", "exit 2 before any work",
+          lambda c: [c.config(), "--json", str(c.folder / "images")], 2, "is a folder; give a file name"),
+    Fault("output-report-foreign", "outputs", "--report naming a folder of other files", "exit 2; nothing in it "
+          "is touched", lambda c: [c.config(), "--report", str(c.folder / "images")], 2,
+          "exists and is not a parity output folder"),
+    Fault("output-report-is-file", "outputs", "--report naming a file", "exit 2",
+          lambda c: [c.config(), "--report", str(c.folder / "images" / "astronaut.png")], 2,
+          "exists and is not a parity output folder"),
+    Fault("output-report-stale", "outputs", "--report over an earlier report", "replaced whole: no stale pictures",
+          _report_twice, 0, "HTML report:"),
+    Fault("output-on-usage-error", "outputs", "a usage error with --junit-xml and --json",
+          "both files are written, with one error case naming it",
+          lambda c: [str(c.folder / "nope.py"), "--junit-xml", str(c.folder / "r.xml"), "--json",
+                     str(c.folder / "r.json")], 2, "parity config not found"),
+    Fault("internal-error", "parity", "a bug in parity itself", "exit 3 with one line; --debug shows the traceback",
+          None, 3, "parity: internal error (a bug in parity, please report it): ZeroDivisionError: a bug in parity"),
+]
+
+
+def _check_extras(fault: Fault, case: Case, out: str) -> None:
+    """What a row proves beyond its exit code and sentence."""
+    folder = case.folder
+    if fault.id == "image-same-stem":
+        names = Path(folder / "out.xml").read_text()
+        assert 'classname="parity.same.png"' in names and 'classname="parity.same.jpg"' in names
+    if fault.id in ("image-jfif", "image-no-suffix"):
+        import json
+
+        ids = [image["id"] for image in json.loads((folder / "r.json").read_text())["images"]]
+        assert len(ids) == 3 and any(i.startswith("photo") for i in ids)
+    if fault.id == "image-extreme":
+        assert "ERROR | thin | " in out
+    if fault.id == "pipeline-run-fails-one-image":
+        assert "(image " in out and "pipe.py:" in out
+    if fault.id == "output-report-stale":
+        assert not (folder / "report" / "stale.png").exists() and (folder / "report" / "index.html").is_file()
+        assert not [p for p in folder.iterdir() if p.name.startswith(".report")]
+    if fault.id == "output-report-foreign":
+        assert sorted(p.name for p in (folder / "images").iterdir()) == ["astronaut.png", "chelsea.png"]
+    if fault.id == "output-on-usage-error":
+        assert "<error" in (folder / "r.xml").read_text() and '"verdict": "error"' in (folder / "r.json").read_text()
+
+
+@pytest.mark.parametrize("fault", CATALOGUE, ids=[f.id for f in CATALOGUE])
+def test_fault(fault, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr("tempfile.tempdir", None)
+    (tmp_path / "project").mkdir()
+    case = Case(tmp_path / "project")
+    args = _internal_error(case, monkeypatch) if fault.id == "internal-error" else fault.make(case)
+    code = main(["check", *map(str, args)])
+    out = "".join(capsys.readouterr())
+    assert code == fault.code, out[-3000:]
+    assert fault.said in out, out[-3000:]
+    assert "Traceback" not in out
+    assert not list((tmp_path / "tmp").glob("parity-*")), "a temporary folder was left behind"
+    _check_extras(fault, case, out)
+
+
+def test_internal_error_traceback_only_with_debug(tmp_path, capsys, monkeypatch):
+    case = Case(tmp_path)
+    args = _internal_error(case, monkeypatch)
+    assert main(["--debug", "check", *args]) == 3
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_the_catalogue_document_lists_every_fault():
+    """docs/reliability.md is generated from CATALOGUE (scripts/reliability_table.py): it cannot drift."""
+    generated = subprocess.run([sys.executable, str(ROOT / "scripts" / "reliability_table.py")], capture_output=True,
+                               text=True, check=True).stdout
+    assert generated in (ROOT / "docs" / "reliability.md").read_text()
