@@ -100,11 +100,11 @@ def test_uint8_images_compare_exactly_without_wrapping_around():
 
 
 def test_landscape_images_show_the_seed_reference_and_dali_disagree_on_geometry(tmp_path):
-    """MMCV's keep-ratio Resize fits the long edge to 512; DALI's not_larger box does not."""
+    """MMCV's keep-ratio Resize fits the long edge to 512; the deployed pipeline's not_larger box does not."""
     import skimage.data
 
     image = save_rgb(tmp_path / "coffee_landscape.png", skimage.data.coffee())  # 400x600
-    [result] = check_preprocessing_parity(SEED / "parity_corrected.py", [image])
+    [result] = check_preprocessing_parity(SEED / "parity_deployed.py", [image])
     resize = next(r for r in result.stages if r.stage == "resize")
     assert resize.status == "failed"
     assert resize.problems[0] == "Shape mismatch: DALI (256, 384, 3), reference (341, 512, 3)"

@@ -75,3 +75,19 @@ def test_assertion_message_names_the_failing_images_and_cause():
     text = str(excinfo.value)
     assert text.startswith("Preprocessing parity failed for 1 of 1 images (astronaut).")
     assert "stage 'model_input'" in text and "Mismatched elements: 589824 / 589824 (100.0%)" in text
+
+
+LANDSCAPE = sorted((SEED.parent / "landscape").glob("*.png"))
+
+
+def test_landscape_photos_show_the_deployed_pipelines_second_bug_and_the_corrected_one_passes():
+    """MMCV fits the short edge to 384 and the long one to at most 512 in any orientation; the deployed
+    not_larger box (512, 384) is portrait. The corrected pipeline passes every stage on landscape photos
+    and a 3:1 panorama too."""
+    assert [p.stem for p in LANDSCAPE] == ["chelsea_wide", "coffee_wide", "hubble_panorama", "rocket_wide"]
+    for image in check_preprocessing_parity(SEED / "parity_deployed.py", LANDSCAPE):
+        resize = _by_stage(image)["resize"]
+        assert image.first_failure is resize and resize.diagnosis.kinds[0] == "size"
+        assert "Both keep the aspect ratio but scale differently" in resize.message()
+    corrected = assert_preprocessing_parity(SEED / "parity_corrected.py", LANDSCAPE)
+    assert all(r.status == "passed" for image in corrected for r in image.stages)
