@@ -1,11 +1,10 @@
-"""Write the DALI pipeline that reproduces an MMPretrain test pipeline + data preprocessor, then prove
-it with the harness. Nothing is claimed that was not measured: :func:`verify` runs the generated code
-against the real MMPretrain transforms and reports the numbers.
+"""Write the DALI pipeline that reproduces an MMPretrain test pipeline + data preprocessor; the harness
+then proves it (parity.suggest_verdict). Nothing is claimed that was not measured.
 
 Size arithmetic is generated as DALI integer arithmetic on the image shape, with MMPretrain's own
 rounding (``int()`` truncation in ResizeEdge, ``int(x + 0.5)`` in MMCV's rescale, Python's
-round-half-to-even in CenterCrop offsets), so geometry is exact; only the resampling kernels of DALI
-and Pillow/OpenCV differ (a few uint8 levels, measured and reported).
+round-half-to-even in CenterCrop and EfficientNetCenterCrop offsets), so geometry is exact; resampling
+follows each backend's algorithm (parity.suggest_resize).
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass, field
 
-_INTERP = {"bilinear": "INTERP_LINEAR", "nearest": "INTERP_NN", "bicubic": "INTERP_CUBIC",
-           "lanczos": "INTERP_LANCZOS3", "area": "INTERP_LINEAR"}
+from parity.suggest_resize import emit_resize
 
 
 @dataclass
@@ -42,20 +40,6 @@ class _Writer:
 
     def emit(self, line: str) -> None:
         self.lines.append(line)
-
-
-def _resize(out: _Writer, width: str, height: str, backend: str, interpolation: str, notes: list) -> None:
-    interp = _INTERP.get(interpolation)
-    if interp is None:
-        raise ValueError(f"interpolation={interpolation!r}")
-    if interpolation == "area":
-        notes.append("cv2 INTER_AREA is approximated by DALI's antialiased linear resize")
-    # Pillow filters scale their support when shrinking (antialiasing); OpenCV's do not
-    antialias = backend == "pillow" or interpolation == "area"
-    out.emit(f"images = fn.resize(images, resize_x=fn.cast({width}, dtype=types.FLOAT), "
-             f"resize_y=fn.cast({height}, dtype=types.FLOAT), interp_type=types.{interp}, "
-             f"antialias={antialias}, device=device)")
-    out.emit(f"h, w = {height}, {width}")
 
 
 def _banker_half(out: _Writer, diff: str) -> str:
@@ -88,6 +72,29 @@ def _crop(out: _Writer, crop_h: int, crop_w: int, policy: str, centred_pad: bool
         out.emit(f"h, w = h * 0 + {crop_h}, w * 0 + {crop_w}")
     else:  # trimmed to the image, as MMCV clips the crop box
         out.emit(f"h, w = dmath.min(h, {crop_h}), dmath.min(w, {crop_w})")
+
+
+def _efficientnet_crop(out: _Writer, crop: int, padding: int) -> None:
+    """EfficientNetCenterCrop's window: side crop / (crop + padding) * short side (float64), offset
+    max(0, round((size - side) / 2)) with round half to even, box [off, off + side - 1] truncated to int
+    and clipped to the image by mmcv.imcrop (so the window is floor(side) pixels, or less at the edge)."""
+    # DALI stores float constants as float32 (416 / 448 * 224 would crop 207 px, not 208): the ratio is
+    # divided in float64 from integers, as Python does
+    out.emit(f"ratio = fn.cast(h * 0 + {crop}, dtype=types.FLOAT64) / fn.cast(h * 0 + {crop + padding}, "
+             f"dtype=types.FLOAT64)")
+    out.emit("side = ratio * fn.cast(dmath.min(h, w), dtype=types.FLOAT64)")
+    for size in ("h", "w"):
+        out.emit(f"x = (fn.cast({size}, dtype=types.FLOAT64) - side) / 2.0")
+        out.emit("fl = dmath.floor(x)")
+        out.emit("half_even = fn.cast(x - fl == 0.5, dtype=types.FLOAT64) * (fl - 2 * dmath.floor(fl / 2))")
+        out.emit(f"off_{size} = dmath.max(fl + fn.cast(x - fl > 0.5, dtype=types.FLOAT64) + half_even, 0.0)")
+        out.emit(f"first_{size} = dmath.min(fn.cast(off_{size}, dtype=types.INT64), {size} - 1)")
+        out.emit(f"last_{size} = dmath.min(fn.cast(dmath.floor(dmath.max(off_{size} + side - 1, 0.0)), "
+                 f"dtype=types.INT64), {size} - 1)")
+    out.emit("images = fn.slice(images, fn.cast(fn.stack(first_h, first_w), dtype=types.INT32), "
+             "fn.cast(fn.stack(last_h - first_h + 1, last_w - first_w + 1), dtype=types.INT32), axis_names=\"HW\", "
+             "device=device)")
+    out.emit("h, w = last_h - first_h + 1, last_w - first_w + 1")
 
 
 def _pair(value, name: str) -> tuple[int, int]:
@@ -130,7 +137,7 @@ def suggest(test_pipeline: list, data_preprocessor: dict | None, *, input_format
                 out.emit(f"{c} = fn.cast({cond}, dtype=types.INT64)  # ResizeEdge(scale={scale}, edge='{edge}')")
                 out.emit(f"width = {c} * {scale} + (1 - {c}) * (({scale} * w) // h)")
                 out.emit(f"height = {c} * (({scale} * h) // w) + (1 - {c}) * {scale}")
-                _resize(out, "width", "height", step.get("backend", "cv2"), step.get("interpolation", "bilinear"),
+                emit_resize(out, "width", "height", step.get("backend", "cv2"), step.get("interpolation", "bilinear"),
                         notes)
                 supported.append(kind)
             elif kind == "Resize" and "scale" in step and not step.get("scale_factor"):
@@ -143,10 +150,10 @@ def suggest(test_pipeline: list, data_preprocessor: dict | None, *, input_format
                     out.emit(f"factor = dmath.min({long_edge} / dmath.max(hf, wf), {short_edge} / dmath.min(hf, wf))")
                     out.emit("width = fn.cast(dmath.floor(wf * factor + 0.5), dtype=types.INT64)")
                     out.emit("height = fn.cast(dmath.floor(hf * factor + 0.5), dtype=types.INT64)")
-                    _resize(out, "width", "height", backend, interp, notes)
+                    emit_resize(out, "width", "height", backend, interp, notes)
                 else:
                     out.emit(f"# Resize(scale=({sw}, {sh}), keep_ratio=False)")
-                    _resize(out, f"(w * 0 + {sw})", f"(h * 0 + {sh})", backend, interp, notes)
+                    emit_resize(out, f"(w * 0 + {sw})", f"(h * 0 + {sh})", backend, interp, notes)
                 supported.append(kind)
             elif kind == "CenterCrop" and "crop_size" in step:
                 cw, ch = _pair(step["crop_size"], "crop_size")
@@ -158,6 +165,14 @@ def suggest(test_pipeline: list, data_preprocessor: dict | None, *, input_format
                 ch, cw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
                 out.emit(f"# torchvision CenterCrop(size=({ch}, {cw})): zero padding centred")
                 _crop(out, ch, cw, "pad", centred_pad=True)
+                supported.append(kind)
+            elif kind == "EfficientNetCenterCrop":
+                crop, padding = int(step["crop_size"]), int(step.get("crop_padding", 32))
+                backend, interp = step.get("backend", "cv2"), step.get("interpolation", "bicubic")
+                out.emit(f"# EfficientNetCenterCrop(crop_size={crop}, crop_padding={padding}), then resize to "
+                         f"{crop}x{crop} ({backend}, {interp})")
+                _efficientnet_crop(out, crop, padding)
+                emit_resize(out, f"(w * 0 + {crop})", f"(h * 0 + {crop})", backend, interp, notes)
                 supported.append(kind)
             elif kind == "NumpyToPIL":
                 channels = {"BGR": "RGB", "RGB": "BGR"}[channels] if step.get("to_rgb") else channels
@@ -195,71 +210,3 @@ def suggest(test_pipeline: list, data_preprocessor: dict | None, *, input_format
               f"pipeline_def, types\n\n\n@pipeline_def(batch_size=32, num_threads=4, device_id=0)\n"
               f"def {function}(device=\"gpu\"):\n{body}\n")
     return Suggestion(source, function, input_name, supported, unsupported, notes)
-
-
-@dataclass
-class Verification:
-    """What the harness measured for a generated pipeline."""
-
-    images: int
-    failed_images: list
-    pixel_max: float  # worst difference at the last pixel-space stage (uint8 levels), before normalization
-    model_input_max: float
-    model_input_mean: float
-    stage_lines: list
-
-    @property
-    def verdict(self) -> str:
-        if self.failed_images:
-            return "MISMATCH"
-        return "EXACT" if self.pixel_max <= 1.0 else "APPROXIMATE"
-
-
-def random_images(folder, count: int, seed: int = 0) -> list:
-    """Images that stress size arithmetic: odd, tiny, large, both orientations, extreme aspect ratios."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    sizes = [(1, 1), (3, 7), (7, 3), (224, 224), (257, 255), (333, 500), (500, 333), (12, 900), (900, 12),
-             (1080, 1920), (1999, 1001)]
-    for _ in range(max(0, count - len(sizes))):
-        h, w = (int(v) for v in rng.integers(5, 1200, 2))
-        sizes.append((h, w))
-    paths = []
-    for i, (h, w) in enumerate(sizes[:count]):
-        y, x = np.mgrid[0:h, 0:w]
-        smooth = np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), (x + y) * 127 // max(h + w, 1)], -1)
-        noisy = np.clip(smooth + rng.normal(0, 20, (h, w, 3)), 0, 255)
-        path = folder / f"random_{i:02d}_{h}x{w}.png"
-        Image.fromarray(noisy.astype(np.uint8), "RGB").save(path)
-        paths.append(path)
-    return paths
-
-
-def verify(config) -> Verification:
-    """Run the harness on a parity config whose DALI pipeline is the generated one."""
-    from parity.engine import Harness
-
-    harness = Harness(config)
-    pixel_pairs = [p.label for p in harness.pairs if not p.final and p.pixels and p.ref_index is not None]
-    last_pixel = pixel_pairs[-1] if pixel_pairs else None
-    failed, pixel_max, final_max, final_mean = [], 0.0, 0.0, 0.0
-    per_stage: dict[str, list] = {}
-    for result in harness.run():
-        if not result.passed:
-            failed.append(result.image)
-        for r in result.stages:
-            per_stage.setdefault(r.stage, []).append(r)
-            if r.stage == last_pixel and r.total:
-                pixel_max = max(pixel_max, r.max_abs)
-            if r.stage == "model_input" and r.total:
-                final_max, final_mean = max(final_max, r.max_abs), max(final_mean, r.mean_abs)
-    lines = []
-    for stage, rows in per_stage.items():
-        ran = [r for r in rows if r.status != "skipped" and r.total]
-        if ran:
-            failed_n = sum(r.status == "failed" for r in ran)
-            lines.append(f"{stage:<24} max {max(r.max_abs for r in ran):8.4g}  mean {max(r.mean_abs for r in ran):8.4g}"
-                         f"  {'FAILED on ' + str(failed_n) if failed_n else 'passed'} ({len(ran)} images)")
-    return Verification(len(per_stage.get("model_input", [])), failed, pixel_max, final_max, final_mean, lines)

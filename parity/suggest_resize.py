@@ -1,0 +1,105 @@
+"""DALI code for MMCV's resizes, written the way each backend computes them (measured in docs/suggest.md).
+
+- Pillow resamples horizontally, rounds and clips to uint8, then resamples vertically, with a filter
+  widened by the downscale (DALI's antialiased filters are widened the same way). Its bicubic and
+  Lanczos overshoot, and the clip in between matters: two DALI resizes with uint8 in between (up to 22
+  levels closer). Bilinear never overshoots: one DALI resize stays within 1 level, where the double
+  rounding of two passes reaches 2.
+- OpenCV's INTER_LINEAR (no widening) is DALI's linear resize with ``antialias=False``.
+- OpenCV's INTER_CUBIC uses Keys' cubic with a = -0.75 (DALI's cubic is a = -0.5) and 11-bit fixed-point
+  weights: generated exactly as 4 nearest-neighbour taps per axis, gathered by DALI's NN resize on an
+  edge-replicated image, weighted with OpenCV's own coefficient arithmetic.
+"""
+
+from __future__ import annotations
+
+INTERP = {"bilinear": "INTERP_LINEAR", "nearest": "INTERP_NN", "bicubic": "INTERP_CUBIC",
+          "lanczos": "INTERP_LANCZOS3", "area": "INTERP_LINEAR"}
+RAMP = 32768  # longest output side the exact OpenCV cubic handles; longer sides fail loudly in fn.slice
+
+
+def emit_resize(out, width: str, height: str, backend: str, interpolation: str, notes: list) -> None:
+    """Resize ``images`` (HWC uint8, size h x w) to ``height`` x ``width`` (int64 DataNode expressions)."""
+    if interpolation not in INTERP:
+        raise ValueError(f"interpolation={interpolation!r}")
+    out.emit(f"out_w, out_h = {width}, {height}")
+    if backend == "cv2" and interpolation == "bicubic":
+        _cv2_cubic(out)
+    elif backend == "pillow" and interpolation in ("bicubic", "lanczos"):
+        interp = INTERP[interpolation]
+        out.emit("# Pillow: horizontal pass, rounded to uint8, then vertical pass; filters widened when shrinking")
+        out.emit(f"images = fn.resize(images, resize_x=fn.cast(out_w, dtype=types.FLOAT), "
+                 f"resize_y=fn.cast(h, dtype=types.FLOAT), interp_type=types.{interp}, antialias=True, device=device)")
+        out.emit(f"images = fn.resize(images, resize_x=fn.cast(out_w, dtype=types.FLOAT), "
+                 f"resize_y=fn.cast(out_h, dtype=types.FLOAT), interp_type=types.{interp}, antialias=True, "
+                 f"device=device)")
+    else:
+        antialias = backend == "pillow" or interpolation == "area"
+        if interpolation == "area":
+            notes.append(f"{backend} 'area' (Pillow BOX, cv2 INTER_AREA) is approximated by DALI's antialiased linear")
+        elif interpolation == "lanczos":
+            notes.append("cv2 INTER_LANCZOS4 is approximated by DALI's Lanczos3")
+        out.emit(f"images = fn.resize(images, resize_x=fn.cast(out_w, dtype=types.FLOAT), "
+                 f"resize_y=fn.cast(out_h, dtype=types.FLOAT), interp_type=types.{INTERP[interpolation]}, "
+                 f"antialias={antialias}, device=device)")
+    out.emit("h, w = out_h, out_w")
+
+
+def _cv2_cubic(out) -> None:
+    """cv2.resize(INTER_CUBIC) on uint8: per axis fx = (d + 0.5) * in / out - 0.5 (float32), taps
+    floor(fx) - 1 .. + 2 clamped to the image, weights round(2048 * cubic_-0.75(t)), result
+    (sum + 2**21) >> 22 saturated: integer arithmetic, so exact in float64."""
+    out.emit("# cv2 INTER_CUBIC, exactly: Keys a=-0.75, 11-bit weights, edge-replicated taps")
+    out.emit(f"ramp = types.Constant(np.arange({RAMP}, dtype=np.float32))")
+    for axis, size, out_size, src, shape in (("x", "w", "out_w", "images", "[1, -1, 1]"),
+                                              ("y", "h", "out_h", "hsum", "[-1, 1, 1]")):
+        dim = 1 if axis == "x" else 0
+        out.emit(f"d = fn.slice(ramp, types.Constant(np.array([0], np.int32)), fn.cast(fn.stack({out_size}), "
+                 f"dtype=types.INT32), axes=[0], device=\"cpu\")")
+        out.emit(f"f = fn.cast((fn.cast(d, dtype=types.FLOAT64) + 0.5) * fn.cast({size}, dtype=types.FLOAT64) / "
+                 f"fn.cast({out_size}, dtype=types.FLOAT64) - 0.5, dtype=types.FLOAT)")
+        # the taps DALI's NN resize gathers, read back from an index ramp resized the same way: the fraction
+        # is taken against them, so a position that rounds to the next pixel still gets its weights
+        out.emit(f"index = fn.reshape(fn.slice(ramp, types.Constant(np.array([0], np.int32)), fn.cast(fn.stack("
+                 f"{size} + 4), dtype=types.INT32), axes=[0], device=\"cpu\"), shape={shape}, layout=\"HWC\")")
+        out.emit("index = index.gpu() if device == \"gpu\" else index  # gathered where the taps are")
+        if axis == "x":
+            out.emit("index = fn.resize(index, resize_x=fn.cast(out_w, dtype=types.FLOAT), resize_y=1.0, "
+                     "roi_start=fn.stack(0.0, 0.5), roi_end=fn.stack(1.0, fn.cast(w, dtype=types.FLOAT) + 0.5), "
+                     "roi_relative=False, interp_type=types.INTERP_NN, antialias=False, dtype=types.FLOAT, "
+                     "device=device)")
+        else:
+            out.emit("index = fn.resize(index, resize_x=1.0, resize_y=fn.cast(out_h, dtype=types.FLOAT), "
+                     "roi_start=fn.stack(0.5, 0.0), roi_end=fn.stack(fn.cast(h, dtype=types.FLOAT) + 0.5, 1.0), "
+                     "roi_relative=False, interp_type=types.INTERP_NN, antialias=False, dtype=types.FLOAT, "
+                     "device=device)")
+        out.emit(f"f = fn.reshape(f, shape={shape})")
+        out.emit("t = (f.gpu() if device == \"gpu\" else f) - (index - 1)  # tap 0 is padded index sx + 1")
+        out.emit("c0 = ((-0.75 * (t + 1) + 3.75) * (t + 1) - 6.0) * (t + 1) + 3.0")
+        out.emit("c1 = (1.25 * t - 2.25) * t * t + 1")
+        out.emit("c2 = (1.25 * (1 - t) - 2.25) * (1 - t) * (1 - t) + 1")
+        out.emit("coeffs = [c0, c1, c2, 1 - c0 - c1 - c2]")
+        out.emit("coeffs = [dmath.floor(c * 2048 + 0.5) for c in coeffs]")
+        out.emit(f"first = fn.slice({src}, types.Constant(np.array([0], np.int32)), "
+                 f"types.Constant(np.array([1], np.int32)), axes=[{dim}], device=device)")
+        out.emit(f"last = fn.slice({src}, fn.cast(fn.stack({size} - 1), dtype=types.INT32), "
+                 f"types.Constant(np.array([1], np.int32)), axes=[{dim}], device=device)")
+        out.emit(f"padded = fn.cat(first, first, {src}, last, last, axis={dim}, device=device)")
+        if axis == "x":
+            out.emit("roi = [(fn.stack(0.0, k + 0.5), fn.stack(fn.cast(h, dtype=types.FLOAT), "
+                     "fn.cast(w, dtype=types.FLOAT) + (k + 0.5))) for k in range(4)]")
+            resize_y = "fn.cast(h, dtype=types.FLOAT)"
+        else:
+            out.emit("roi = [(fn.stack(k + 0.5, 0.0), fn.stack(fn.cast(h, dtype=types.FLOAT) + (k + 0.5), "
+                     "fn.cast(out_w, dtype=types.FLOAT))) for k in range(4)]")
+            resize_y = "fn.cast(out_h, dtype=types.FLOAT)"
+        taps = (f"fn.resize(padded, resize_x=fn.cast(out_w, dtype=types.FLOAT), resize_y={resize_y}, "
+                f"roi_start=start, roi_end=end, roi_relative=False, interp_type=types.INTERP_NN, antialias=False, "
+                f"dtype=types.FLOAT, device=device)")
+        out.emit(f"taps = [{taps} for start, end in roi]")
+        if axis == "x":  # integer sums below 2**24: exact in float32, which NN resize accepts
+            out.emit("hsum = taps[0] * coeffs[0] + taps[1] * coeffs[1] + taps[2] * coeffs[2] + taps[3] * coeffs[3]")
+        else:
+            out.emit("vsum = sum(fn.cast(tap, dtype=types.FLOAT64) * c for tap, c in zip(taps, coeffs))")
+    out.emit("images = fn.cast(dmath.clamp(dmath.floor((vsum + 2.0 ** 21) / 2.0 ** 22), 0, 255), "
+             "dtype=types.UINT8)")
