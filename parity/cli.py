@@ -66,7 +66,7 @@ class _ModelCase:
 
 
 def _junit(results, path: Path, seconds: float, degenerate=None, error: str | None = None,
-           labels: tuple = ()) -> None:
+           labels: tuple = (), repository=None) -> None:
     """JUnit XML: one case per (image, stage) check; an image that could not be checked is an errored case
     per check (``labels``), and a usage error one errored case that names it."""
     flat = [r for image in results for r in image.stages]
@@ -74,6 +74,8 @@ def _junit(results, path: Path, seconds: float, degenerate=None, error: str | No
              for image in results for r in (image.model, image.triton) if r is not None]
     if degenerate is not None:
         flat.append(_ModelCase(degenerate, image="model", stage="degenerate"))
+    if repository is not None:
+        flat.insert(0, _ModelCase(repository, image="triton", stage="repository"))
     errored = [(image, label) for image in results if image.error for label in labels]
     suite = ET.Element("testsuite", name="parity", tests=str(len(flat) + len(errored) + bool(error)),
                        time=f"{seconds:.3f}", failures=str(sum(r.status == "failed" for r in flat)),
@@ -174,7 +176,7 @@ def _check(args) -> int:
         if path is not None:
             check_writable(path.resolve(), flag)  # before any work, and before the files are promised
     start = time.perf_counter()
-    state: dict = {"results": [], "degenerate": None, "reference": None, "labels": ()}
+    state: dict = {"results": [], "degenerate": None, "reference": None, "labels": (), "repository": None}
     code, error = EXIT_INTERNAL, None
     try:
         code = _run_check(args, state)
@@ -189,12 +191,14 @@ def _check(args) -> int:
     finally:
         seconds = time.perf_counter() - start
         if args.junit_xml:
-            _junit(state["results"], args.junit_xml, seconds, state["degenerate"], error, state["labels"])
+            _junit(state["results"], args.junit_xml, seconds, state["degenerate"], error, state["labels"],
+                   state["repository"])
         if args.json:
             from parity.jsonresult import write_json
 
             write_json(args.json, config=str(args.config), reference=state["reference"], results=state["results"],
-                       degenerate=state["degenerate"], seconds=seconds, exit_code=code, error=error)
+                       degenerate=state["degenerate"], seconds=seconds, exit_code=code, error=error,
+                       repository=state["repository"])
     return code
 
 
@@ -220,6 +224,9 @@ def _judge(args, state: dict, report, start: float) -> int:
 
     harness = Harness(load_config(args.config, snapshot=args.reference))
     state["reference"] = harness.reference.source
+    repository = state["repository"] = harness.repository
+    if repository is not None and not repository and not args.quiet:
+        print(repository.message(), end="\n\n")
     state["labels"] = tuple(harness.stage_labels + ["model"] * bool(harness.model) + ["triton"] * bool(harness.config.triton))
     results = state["results"]
     with _progress(len(harness.config.images), quiet=args.quiet) as advance:
@@ -242,7 +249,7 @@ def _judge(args, state: dict, report, start: float) -> int:
     degenerate = state["degenerate"] = harness.degenerate()
     flat: list = [r for image in results for r in image.stages]
     flat += [r for image in results for r in (image.model, image.triton) if r is not None]
-    for line in summary_lines(flat + ([degenerate] if degenerate is not None else [])):
+    for line in summary_lines(flat + [r for r in (degenerate, repository) if r is not None]):
         print(line)
     if degenerate is not None and degenerate.status == "failed" and not args.quiet:
         print(degenerate.message(), end="\n\n")
@@ -250,10 +257,11 @@ def _judge(args, state: dict, report, start: float) -> int:
           + (f", {len(errors)} could not be checked" if errors else "")
           + f" ({seconds:.1f} s; reference: {harness.reference.source})")
     if report:
-        print(f"HTML report: {report.write(seconds, degenerate)}")
+        print(f"HTML report: {report.write(seconds, degenerate, repository)}")
     if errors:
         return EXIT_USAGE
-    return EXIT_MISMATCH if failed or (degenerate is not None and not degenerate) else EXIT_OK
+    judged = [degenerate, repository]
+    return EXIT_MISMATCH if failed or any(r is not None and not r for r in judged) else EXIT_OK
 
 
 def _snapshot(args) -> int:
@@ -300,7 +308,7 @@ def _suggest(args) -> int:
     for line in suggestion.notes:
         print(f"NOTE | {line}")
     groups, below = verdict_images(out / "verdict_images", SAMPLE_IMAGES, args.random_images)
-    given = [p for p in cfg.images if p not in groups["bundled"]]
+    given = [p for p in cfg.images if p.resolve().parent != SAMPLE_IMAGES.resolve()]  # samples: in "bundled"
     groups = {"given": given, **groups}
     parity_cfg: dict = {"reference": reference, "images": [str(p) for paths in groups.values() for p in paths],
                         "dali": {"pipeline": "pipeline.py:preprocess", "input_name": input_name,

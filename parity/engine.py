@@ -116,6 +116,14 @@ class Harness:
         if config.model:
             self.model = ModelCheck(config.model, model_cfg=config.model_cfg, source=config.reference_source,
                                     base_dir=config.base_dir, recorded=config.snapshot is not None)
+        self.repository = None  # the served repository against what is tested (triton::repository)
+        if config.triton and config.triton["repository"]:
+            from parity.triton_repository import check_repository
+
+            onnx = config.model["onnx"] if config.model else None
+            self.repository = check_repository((config.base_dir / config.triton["repository"]).resolve(),
+                                               tested=self.dali.stages, input_name=self.dali.input_name,
+                                               onnx=(config.base_dir / onnx).resolve() if onnx else None)
         self._final_index = next(i for i, p in enumerate(self.pairs) if p.final)
         self._final = self.pairs[self._final_index]
 
@@ -138,7 +146,8 @@ class Harness:
             check_image(path)
         step = self.config.dali["batch_size"]
         chunks = [paths[start:start + step] for start in range(0, len(paths), step)]
-        triton = TritonCheck(self.config.triton, self.config.base_dir, self.model) if self.config.triton else None
+        triton = TritonCheck(self.config.triton, self.config.base_dir, self.model,
+                             self.repository) if self.config.triton else None
         workers = max(1, min(step, len(os.sched_getaffinity(0))))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-prepare") as pool, \
                 ThreadPoolExecutor(max_workers=workers, thread_name_prefix="parity-reference") as references, \

@@ -205,7 +205,7 @@ class HtmlReport:
         return _figure(name, "per-channel histograms of the model input", "DALI (orange) vs reference (blue)",
                        css="wide")
 
-    def write(self, seconds: float | None = None, degenerate=None) -> Path:
+    def write(self, seconds: float | None = None, degenerate=None, repository=None) -> Path:
         stages = "".join(
             f"<tr><td>{html.escape(stage)}</td><td class=passed>{c['passed']}</td><td class=failed>{c['failed']}</td>"
             f"<td class=skipped>{c['skipped']}</td></tr>" for stage, c in self.stage_counts.items())
@@ -217,8 +217,10 @@ class HtmlReport:
                 f"passed, {self.counts['failed']} failed, {self.counts['skipped']} skipped"
                 + (f" in {seconds:.1f} s" if seconds is not None else "") + f". Written {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>"
                 f"<table><tr><th>stage</th><th>passed</th><th>failed</th><th>skipped</th></tr>{stages}</table>"
-                + (f"<h2>Degenerate-output check <span class={degenerate.status}>{degenerate.status.upper()}</span>"
-                   f"</h2><pre>{html.escape(degenerate.message())}</pre>" if degenerate is not None else "")
+                + "".join(f"<h2>{title} <span class={r.status}>{r.status.upper()}</span></h2><pre>"
+                          f"{html.escape(r.message())}</pre>" for title, r in (("Triton repository check", repository),
+                                                                               ("Degenerate-output check", degenerate))
+                          if r is not None)
                 + "<table><tr><th>image</th><th>verdict</th><th>first divergence</th><th>likely cause</th>"
                 "<th>model: deployed vs reference top-1</th><th>Triton vs reference top-1</th></tr>"
                 + "".join(self.rows) + "</table>" + "".join(failed + passed))

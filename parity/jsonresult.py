@@ -52,13 +52,15 @@ def image_record(image) -> dict:
 
 
 def write_json(path: Path, *, config: str, reference: str | None, results, degenerate, seconds: float,
-               exit_code: int, error: str | None = None) -> None:
+               exit_code: int, error: str | None = None, repository=None) -> None:
     from parity import __version__
 
     verdict = {0: "passed", 1: "failed"}.get(exit_code, "error")
     document = dict(
         format=FORMAT, schema=SCHEMA, parity=__version__, config=config, reference=reference, verdict=verdict,
         exit_code=exit_code, error=error, seconds=round(seconds, 3),
+        repository=None if repository is None else dict(status=repository.status, path=str(repository.repository),
+                                                        problems=list(repository.problems)),
         images=[image_record(image) for image in results],
         degenerate=None if degenerate is None else dict(status=degenerate.status, images=degenerate.images,
                                                         findings=list(degenerate.findings), hint=degenerate.hint))

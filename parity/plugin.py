@@ -78,6 +78,9 @@ class ParityConfigNode(pytest.File):
         harness = self.config.stash[parity_key].harness
         stages = harness.stage_labels + (["model"] if harness.model else []) + (
             ["triton"] if harness.config.triton else [])
+        if harness.repository is not None:
+            # first: the repository serves what is tested (a static check, before any request)
+            yield ParityItem.from_parent(self, name="triton::repository", image="triton", stage="repository")
         for image in harness.image_ids:
             for stage in stages:
                 item = ParityItem.from_parent(self, name=f"{image}::{stage}", image=image, stage=stage)
@@ -142,7 +145,10 @@ class ParityPlugin:
         self._error: Exception | None = None
 
     def result(self, image: str, stage: str):
-        """The result of one item; the first call runs every image (one DALI batch at a time)."""
+        """The result of one item; the first call runs every image (one DALI batch at a time). The repository
+        check is static: it is judged even when the run cannot start."""
+        if (image, stage) == ("triton", "repository"):
+            return self.harness.repository
         if self._error is not None:
             raise self._error  # the run already failed: every item reports it, none retries
         if self._results is None:
@@ -169,6 +175,8 @@ class ParityPlugin:
 
     def _judge(self, report) -> dict:
         results: dict = {}
+        if self.harness.repository is not None:  # for the summary; its item reads it from the harness
+            results[("triton", "repository")] = self.harness.repository
         start = time.perf_counter()
         labels = self.harness.stage_labels + ["model", "triton"]
         for image_result in self.harness.run(keep_views=report.wants_views if report else None):
@@ -186,7 +194,7 @@ class ParityPlugin:
         if degenerate is not None:
             results[("model", "degenerate")] = degenerate
         if report:
-            self.report_path = report.write(time.perf_counter() - start, degenerate)
+            self.report_path = report.write(time.perf_counter() - start, degenerate, self.harness.repository)
         return results
 
     def _is_config(self, path) -> bool:

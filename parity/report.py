@@ -13,10 +13,12 @@ def summary_lines(results) -> list[str]:
     """A stage x (passed, failed, skipped) table, the worst error per stage and the named causes,
     then the model stage's line when there is one."""
     from parity.model import DegenerateResult, ModelResult
+    from parity.triton_repository import RepositoryResult
 
     model = [r for r in results if isinstance(r, ModelResult)]
     degenerate = [r for r in results if isinstance(r, DegenerateResult)]
-    results = [r for r in results if not isinstance(r, (ModelResult, DegenerateResult))]
+    repository = [r for r in results if isinstance(r, RepositoryResult)]
+    results = [r for r in results if not isinstance(r, (ModelResult, DegenerateResult, RepositoryResult))]
     stages = list(dict.fromkeys(r.stage for r in results))
     width = max([len(s) for s in stages] + [5])
     lines = [f"{'stage':<{width}}  passed  failed  skipped  worst max abs  likely cause"]
@@ -41,6 +43,9 @@ def summary_lines(results) -> list[str]:
         label = backend if backend.startswith("triton") else f"model ({backend})"
         lines.append(f"{label}: {status['passed']} passed, {status['failed']} failed, "
                      f"{status['skipped']} skipped; top-1 agreement {agree}/{ran}")
+    for r in repository:
+        lines.append(f"triton repository check: {r.status.upper()}" + (
+            f": {len(r.problems)} finding(s), the first: {r.problems[0]}" if r.problems else ""))
     for r in degenerate:
         lines.append(f"degenerate-output check: {r.status.upper()}" + (f": {'; '.join(r.findings)}" if r.findings else ""))
     return lines

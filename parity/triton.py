@@ -309,8 +309,9 @@ class TritonCheck:
     """The triton stage: each image goes to the ensemble as the client sends it; the answer is compared
     with the reference network on the reference input (or, without one, the local deployed model)."""
 
-    def __init__(self, cfg: dict, base_dir: Path, model_check):
+    def __init__(self, cfg: dict, base_dir: Path, model_check, repository=None):
         self.cfg = cfg
+        self.repository = repository  # the static repository check, which explains refusals
         self.base_dir = base_dir
         self.model_check = model_check
         self.server: EmbeddedServer | None = None
@@ -370,7 +371,10 @@ class TritonCheck:
         try:
             answer = self.client.infer(client_input)
         except ParityTritonError as exc:
-            return ModelResult(image, backend, "failed", problems=(f"Triton refused the request: {exc}",),
+            # the static repository check says what to change; the server's own words stay below it
+            found = self.repository.problems if self.repository is not None else ()
+            why = tuple(f"Why (triton::repository): {p}" for p in found)
+            return ModelResult(image, backend, "failed", problems=(*why, f"Triton refused the request: {exc}"),
                                preprocessing=note, notes=served)
         ref_logits = self.model_check.reference_logits(image, ref)
         answer = np.asarray(answer, dtype=np.float64).reshape(-1)

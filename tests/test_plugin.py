@@ -66,7 +66,9 @@ def test_report_option_and_a_failing_run_reported_once_per_item_without_tracebac
         "input_name='INPUT_PREPROCESS')\n"
         f"triton = dict(repository='{repo}')\n"))
     result = pytester.runpytest_subprocess("--parity-config", str(cfg))
-    result.assert_outcomes(errors=15)  # 2 images x (5 stages, model, triton) + degenerate: errors, not mismatches
+    # 2 images x (5 stages, model, triton) + degenerate: errors, not mismatches; the repository check names the file
+    result.assert_outcomes(errors=15, failed=1)
+    assert "preprocess/1/model.dali: not a serialized DALI pipeline" in result.stdout.str()
     assert result.stdout.str().count("tritonserver exited with code 1 while loading the repository") >= 15
     assert "not a serialized DALI pipeline" in result.stdout.str()
     assert "Traceback" not in result.stdout.str()
