@@ -179,10 +179,13 @@ def _wiring(models: dict, served_layout, dtype_names: dict) -> list[str]:
             model_folder, model = models[step.model_name]
             model_path = model_folder / "config.pbtxt"
             inputs = {i.name: i for i in model.input}
+            outputs = {o.name: o for o in model.output}
+            problems += [_not_in(path, "input_map", key, step.model_name, inputs, model_path)
+                         for key in step.input_map if key not in inputs]
+            problems += [_not_in(path, "output_map", key, step.model_name, outputs, model_path)
+                         for key in step.output_map if key not in outputs]
             for key, value in step.input_map.items():
                 if key not in inputs:
-                    problems.append(f"{_where(path, key)}: input_map key {key!r} is not an input of "
-                                    f"{step.model_name!r} (its inputs: {sorted(inputs)}, {model_path})")
                     continue
                 if value not in tensors:
                     problems.append(f"{_where(path, value)}: input_map maps {key!r} to {value!r}, which no earlier step "
@@ -190,17 +193,19 @@ def _wiring(models: dict, served_layout, dtype_names: dict) -> list[str]:
                     continue
                 problems += _match(tensors[value], (inputs[key], model, model_path), value, step.model_name,
                                    served_layout, dtype_names)
-            outputs = {o.name: o for o in model.output}
             for key, value in step.output_map.items():
-                if key not in outputs:
-                    problems.append(f"{_where(path, key)}: output_map key {key!r} is not an output of "
-                                    f"{step.model_name!r} (its outputs: {sorted(outputs)}, {model_path})")
-                    continue
-                tensors[value] = (outputs[key], model, model_path)
+                if key in outputs:
+                    tensors[value] = (outputs[key], model, model_path)
         for out in ensemble.output:
             if out.name not in tensors:
                 problems.append(f"{_where(path, out.name)}: ensemble output {out.name!r} is produced by no step")
     return problems
+
+
+def _not_in(path: Path, field: str, key: str, model: str, names: dict, model_path: Path) -> str:
+    kind = "an input" if field == "input_map" else "an output"
+    return (f"{_where(path, key)}: {field} key {key!r} is not {kind} of {model!r} (its {kind.split()[1]}s: "
+            f"{sorted(names)}, {model_path})")
 
 
 def _match(produced, consumed, tensor: str, consumer: str, served_layout, dtype_names: dict) -> list[str]:

@@ -119,3 +119,10 @@ def test_the_repository_item_fails_first_in_pytest_and_explains_the_refusal(pyte
     assert "FAILED" in text and "::triton::repository" in text
     assert "'classifier' declares 'input' dims [3, 512, 384] (CHW), but 'preprocess' emits HWC" in text
     assert "Why (triton::repository):" in text  # the refusal is explained by the static check
+
+
+def test_map_keys_that_are_not_the_step_models_tensors(repo):
+    _edit(repo / "ensemble" / "config.pbtxt", 'key: "logits" value: "OUTPUT"', 'key: "logit" value: "OUTPUT"')
+    problems = _check(repo).problems
+    assert any("output_map key 'logit' is not an output of 'classifier' (its outputs: ['logits']" in p for p in problems)
+    assert any("ensemble output 'OUTPUT' is produced by no step" in p for p in problems)
