@@ -28,8 +28,10 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "parity(image, stage): a preprocessing-parity item added by parity")
-    path = config.getoption("parity_config") or config.getini("parity_config")
-    if not path:
+    option = config.getoption("parity_config")
+    path = option or config.getini("parity_config")
+    if not path or (not option and config.option.file_or_dir):
+        # the ini's parity config is for a bare `pytest`: an explicit `pytest tests/x.py` runs what it names
         return
     from parity.config import load_config
     from parity.engine import Harness

@@ -34,6 +34,16 @@ def test_without_parity_config_the_plugin_stays_out_of_the_way(pytester):
     assert "parity report summary" not in result.stdout.str()
 
 
+def test_an_ini_parity_config_does_not_take_over_an_explicit_test_file(pytester):
+    pytester.makeini(f"[pytest]\nparity_config = {SEED / 'parity_deployed.py'}\n")
+    plain = pytester.makepyfile(test_unit="def test_plain():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess(str(plain))
+    result.assert_outcomes(passed=1)
+    assert "parity report summary" not in result.stdout.str()
+    result = pytester.runpytest_subprocess("-k", "astronaut and model_input")  # a bare run: the ini's config
+    result.assert_outcomes(failed=1)
+
+
 def test_a_bad_config_is_a_usage_error_not_a_traceback(pytester):
     cfg = pytester.makepyfile(parity_bad="reference = dict(config='x.py')\ndali = dict(pipline='p.py:f')\n"
                                          "images = ['*.png']\n")
