@@ -11,6 +11,7 @@ from pathlib import Path
 
 from parity.dali import DaliStage, rewrite
 from parity.errors import ParityDaliError
+from parity.snapshot import file_sha256
 from parity.triton import _kind, read_repository
 
 _NOT_COMPARED = {"bytes_per_sample_hint", "seed", "num_threads"}  # set per build, not part of the computation
@@ -120,8 +121,6 @@ def _model_file(folder: Path, name: str) -> Path | None:
 def check_repository(repository: Path, *, tested: list[DaliStage], input_name: str | None,
                      onnx: Path | None) -> RepositoryResult:
     """The static checks, run once before the server starts."""
-    import hashlib
-
     from tritonclient.grpc import model_config_pb2
 
     dtype_names = {v: k for k, v in model_config_pb2.DataType.items()}
@@ -152,11 +151,11 @@ def check_repository(repository: Path, *, tested: list[DaliStage], input_name: s
                                 f"{served[-1].where}): set data_type: {emits}")
         served_layout = (name, _layout(served), served[-1].where if served else str(path))
     if onnx is not None and onnx.is_file():
-        digest = hashlib.sha256(onnx.read_bytes()).hexdigest()
+        digest = file_sha256(onnx)
         for folder, config in models.values():
             if _kind(config) in ("tensorrt_plan", "onnxruntime_onnx", "onnxruntime"):
                 served_onnx = _model_file(folder, "model.onnx")
-                if served_onnx is not None and hashlib.sha256(served_onnx.read_bytes()).hexdigest() != digest:
+                if served_onnx is not None and file_sha256(served_onnx) != digest:
                     problems.append(f"{served_onnx} is not model.onnx {onnx} (another sha256): the repository serves "
                                     "another model than the one tested; copy the exported model into it")
     problems += _wiring(models, served_layout, dtype_names)
