@@ -8,9 +8,8 @@ import numpy as np
 
 from parity.compare import StageResult, compare_arrays
 from parity.config import ParityConfig, Tolerance, config_from_dict, load_config
-from parity.diagnose import diagnose_shapes, diagnose_values
 from parity.engine import Harness, ImageResult
-from parity.errors import check_argument
+from parity.errors import ParityUsageError, check_argument
 
 
 def _as_config(config) -> ParityConfig:
@@ -131,28 +130,92 @@ def assert_not_degenerate(logits, *, reference_logits=None, share: float = 0.9) 
         raise AssertionError(result.message())
 
 
-def assert_stage_close(actual, expected, *, atol: float, rtol: float = 0.0, max_mismatch: float = 0.0,
-                       mean_atol: float | None = None, stage: str = "stage", mean=None, std=None,
-                       channel_axis: int = 0) -> StageResult:
-    """Compare two arrays laid out alike ((C,H,W) by default) with parity's message and diagnosis.
+class LayoutError(ParityUsageError, ValueError):
+    """``assert_stage_close`` cannot tell which axis holds the channels: pass ``layout=``."""
 
-    ``mean``/``std`` (the reference's normalization) let the diagnosis name the mean/std the actual
-    tensor effectively used.
+
+_LAYOUTS = ("CHW", "HWC", "HW", "NCHW", "NHWC")
+
+
+def _as_array(x, what: str) -> np.ndarray:
+    """A numpy array from a numpy array, a torch tensor (any device, bfloat16 included) or a nested list,
+    without importing torch."""
+    if type(x).__module__.startswith("torch"):
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16":
+            x = x.float()
+        return x.numpy()
+    check_argument(not isinstance(x, (str, bytes, dict)), "Expected an array or tensor but got {}={!r} (type={})",
+                   what, x, type(x).__name__)
+    return np.asarray(x)
+
+
+def _infer_layout(shape: tuple) -> str:
+    """The layout of an image array: 'HW' for 2-d; for 3-d (4-d, batched) the channel axis is first or last,
+    and only one of those two may have a channel count (1, 3 or 4)."""
+    if len(shape) == 2:
+        return "HW"
+    if len(shape) not in (3, 4):
+        raise LayoutError(f"Expected an image array of 2, 3 or 4 dimensions but got shape {shape}: pass "
+                          f"layout= one of {', '.join(_LAYOUTS)}")
+    lead = len(shape) - 3  # the batch axis, when there is one
+    first, last = shape[lead] in (1, 3, 4), shape[-1] in (1, 3, 4)
+    if first != last:
+        return ("N" * lead) + ("CHW" if first else "HWC")
+    candidates = ("NCHW", "NHWC") if lead else ("CHW", "HWC")
+    raise LayoutError(f"Cannot tell the channel axis of shape {shape}: "
+                      f"{'both' if first else 'neither'} axis {lead} and axis {len(shape) - 1} "
+                      f"{'look' if first else 'looks'} like channels (1, 3 or 4). Pass "
+                      f"layout={candidates[0]!r} or layout={candidates[1]!r}")
+
+
+def assert_stage_close(actual, expected, *, atol: float, rtol: float = 0.0, max_mismatch: float = 0.0,
+                       mean_atol: float | None = None, layout: str | None = None, name: str = "",
+                       mean=None, std=None) -> StageResult:
+    """Assert that two image tensors are close, with parity's message and diagnosis.
+
+    Args:
+        actual (numpy.ndarray | torch.Tensor): the tensor under test (e.g. your DALI output).
+        expected (numpy.ndarray | torch.Tensor): the tensor it must match, same shape and layout.
+        atol (float): the largest absolute difference allowed per element.
+        rtol (float): plus this times ``|expected|`` per element. Defaults to 0 (off).
+        max_mismatch (float): the fraction of elements allowed beyond the threshold. Defaults to 0.
+        mean_atol (float | None): the largest mean absolute difference allowed. Defaults to None (off).
+        layout (str | None): 'CHW', 'HWC', 'HW', 'NCHW' or 'NHWC'. Defaults to None: inferred when exactly
+            one of the first and last (after a batch axis) axes has length 1, 3 or 4; else refused.
+        name (str): what the tensors are, for the message's first line. Defaults to "".
+        mean (sequence | None): the normalization ``expected`` went through, per channel; with ``std``
+            the diagnosis names the mean/std ``actual`` effectively used. Defaults to None.
+        std (sequence | None): see ``mean``. Defaults to None.
+
+    Returns:
+        StageResult: the comparison (statistics, per-channel ranges), when it passed.
+
+    Raises:
+        AssertionError: the message's first line names the primary cause, or says none explains it.
+        LayoutError: the layout is not given and cannot be inferred (a ``ValueError``).
+        ParityUsageError: for a bad argument.
     """
     __tracebackhide__ = True
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    tol = Tolerance(atol=atol, rtol=rtol, max_mismatch=max_mismatch, mean_atol=mean_atol, unit="units")
-    result = compare_arrays(actual, expected, tol, image="-", stage=stage, dali_op="actual", reference="expected",
-                            channel_axis=channel_axis)
-    if not result:
-        if actual.shape != expected.shape:
-            diagnosis = diagnose_shapes(actual.shape, expected.shape, "")
-        elif actual.ndim == 3:
-            a, e = np.moveaxis(actual, channel_axis, 0), np.moveaxis(expected, channel_axis, 0)
-            diagnosis = diagnose_values(a.astype(float), e.astype(float), mean=mean, std=std)
-        else:
-            diagnosis = None
-        import dataclasses
+    from parity.diagnose import ARRAYS
+    from parity.stage_diagnosis import StageCase, StageDiagnoser
 
-        raise AssertionError(dataclasses.replace(result, diagnosis=diagnosis).message())
-    return result
+    a, e = _as_array(actual, "actual"), _as_array(expected, "expected")
+    check_argument(layout is None or layout in _LAYOUTS, "Expected layout= one of {} but got layout={!r}",
+                   ", ".join(_LAYOUTS), layout)
+    layout = layout or _infer_layout(e.shape)
+    check_argument(len(layout) == e.ndim, "Expected a {}-dimensional expected tensor for layout={!r} but got shape {}",
+                   len(layout), layout, e.shape)
+    tol = Tolerance(atol=atol, rtol=rtol, max_mismatch=max_mismatch, mean_atol=mean_atol, border=0, unit="units")
+    result = compare_arrays(a, e, tol, image="", stage=name, dali_op="", reference="",
+                            channel_axis=layout.index("C") if "C" in layout else 0, sides=("actual", "expected"))
+    if result:
+        return result
+    if a.shape == e.shape and layout.startswith("N"):  # batched: diagnose the sample with the largest difference
+        sample = result.max_abs_index[0]
+        a, e, layout = a[sample], e[sample], layout[1:]
+    if layout == "HW":
+        a, e, layout = a[None], e[None], "CHW"
+    case = StageCase(a, e, tol, layout=layout, shape=a.shape, shape_layout=layout, ref_layout=layout,
+                     normalized=mean is not None and std is not None)
+    raise AssertionError(StageDiagnoser(mean=mean, std=std, sides=ARRAYS).diagnose(result, case).message())

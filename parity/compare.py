@@ -49,6 +49,7 @@ class StageResult:
     diagnosis: Diagnosis | None = None  # why it failed (failures only)
     first_divergence: str = ""  # the earliest failing stage of this image, when it is not this one
     skip_reason: str = ""
+    sides: tuple = ("DALI", "reference")  # what the two tensors are called in messages
 
     def __bool__(self) -> bool:
         return self.status != "failed"
@@ -72,8 +73,48 @@ class StageResult:
         return head + "".join(p + "; " for p in self.problems) + (f"max abs {self.max_abs:.4g}, mean abs {self.mean_abs:.4g}, "
                        f"{100 * self.mismatch_fraction:.2f}% mismatched")
 
+    @property
+    def subject(self) -> str:
+        """'image: stage' (or what of it is named): the first words of every line about this result."""
+        return ": ".join(p for p in (self.image, self.stage) if p and p != "-") or \
+            f"{self.sides[0]} vs {self.sides[1]}"
+
+    @property
+    def headline(self) -> str:
+        """One line naming the image, the stage and the primary cause (or the statistics when none explains
+        it): the first line of every message, pytest's short summary and JUnit's message attribute."""
+        if self.status == "skipped":
+            return f"{self.subject}: not compared ({self.skip_reason})"
+        if self.status == "passed":
+            return f"{self.subject}: close (max abs {_fmt(self.max_abs)}, mean abs {_fmt(self.mean_abs)})"
+        if self.diagnosis is not None:
+            return f"{self.subject}: {self.diagnosis.finding}"
+        if self.problems:
+            return f"{self.subject}: {self.problems[0]}"
+        return (f"{self.subject}: not explained by a known cause (max abs {_fmt(self.max_abs)}, mean abs "
+                f"{_fmt(self.mean_abs)})")
+
+    def statistics(self) -> str:
+        """One line of the comparison's statistics."""
+        if not self.total or not self.max_abs_index:
+            return "; ".join(self.problems)
+        return (f"Mismatched elements: {self.mismatched} / {self.total} ({100 * self.mismatch_fraction:.1f}%); "
+                f"greatest absolute difference {_fmt(self.max_abs)} at index {self.max_abs_index}; mean absolute "
+                f"difference {_fmt(self.mean_abs)}")
+
+    def short_message(self) -> str:
+        """The headline, the change to make and one line of statistics."""
+        lines = [self.headline]
+        primary = self.diagnosis.primary if self.diagnosis is not None else None
+        if primary is not None and primary.advice is not None:
+            lines.append(str(primary.advice))
+        stats = self.statistics()
+        if stats:
+            lines.append(stats)
+        return "\n".join(lines)
+
     def message(self) -> str:
-        """The failure message, laid out like ``torch.testing.assert_close``'s."""
+        """The full failure message: the headline, then laid out like ``torch.testing.assert_close``'s."""
         return format_message(self)
 
 
@@ -85,23 +126,25 @@ def _channel_stats(array: np.ndarray, channel_axis: int) -> tuple:
 
 
 def compare_arrays(actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance, *, image: str, stage: str,
-                   dali_op: str, reference: str, problems=(), notes=(), channel_axis: int = 0) -> StageResult:
-    """Compare two arrays of the same layout; ``problems`` are attribute mismatches found by the caller.
+                   dali_op: str, reference: str, problems=(), notes=(), channel_axis: int = 0,
+                   sides: tuple = ("DALI", "reference")) -> StageResult:
+    """Compare two arrays of the same layout; ``problems`` are attribute mismatches found by the caller;
+    ``sides`` name the two arrays in messages.
 
     A passing comparison computes only what decides the verdict (it runs for every image and stage);
     statistics that only a failure message shows are computed for failures.
     """
     problems = list(problems)
     common: dict[str, Any] = dict(image=image, stage=stage, dali_op=dali_op, reference=reference,
-                                  tolerance=tolerance, notes=tuple(notes))
+                                  tolerance=tolerance, notes=tuple(notes), sides=tuple(sides))
     if actual.shape != expected.shape:
-        problems.insert(0, f"Shape mismatch: DALI {tuple(actual.shape)}, reference {tuple(expected.shape)}")
+        problems.insert(0, f"Shape mismatch: {sides[0]} {tuple(actual.shape)}, {sides[1]} {tuple(expected.shape)}")
         return StageResult(status="failed", problems=tuple(problems), total=expected.size,
                            dali_channels=_channel_stats(actual, channel_axis) if actual.size else (),
                            ref_channels=_channel_stats(expected, channel_axis) if expected.size else (), **common)
     diff, work = _abs_diff(actual, expected)
     if work is not None and not np.isfinite(diff).all():
-        problems.append(f"DALI output holds {int(np.isnan(actual).sum())} NaN and {int(np.isinf(actual).sum())} "
+        problems.append(f"{sides[0]} holds {int(np.isnan(actual).sum())} NaN and {int(np.isinf(actual).sum())} "
                         "Inf values")
         diff = np.where(np.isfinite(diff), diff, np.inf)
     # float32 model inputs carry ~1e-7 relative rounding: a difference of exactly atol is within it
@@ -182,33 +225,39 @@ def _fmt(x: float) -> str:
 
 def format_message(r: StageResult) -> str:
     if r.status == "skipped":
-        return f"Stage {r.stage!r} of {r.image!r} was not compared: {r.skip_reason}"
+        return r.headline
     tol = r.tolerance or Tolerance(atol=0.0)
+    actual, expected = r.sides
+    width = max(len(actual), len(expected)) + 2
     verb = "are close" if r.passed else "are not close"
-    lines = [f"DALI and reference {verb} at stage {r.stage!r} of image {r.image!r}!", ""]
-    lines.append(f"DALI:      {r.dali_op}")
-    lines.append(f"Reference: {r.reference}")
+    where = " ".join(f"{what} {name!r}" for what, name in (("at stage", r.stage), ("of image", r.image))
+                     if name and name != "-")
+    lines = [r.headline, "", f"{actual[0].upper()}{actual[1:]} and {expected} {verb}{' ' + where if where else ''}."]
+    if r.dali_op:
+        lines.append(f"{actual + ':':<{width}}{r.dali_op}")
+    if r.reference:
+        lines.append(f"{expected[0].upper() + expected[1:] + ':':<{width}}{r.reference}")
     lines.extend(r.problems)
     lines.extend(f"Note: {n}" for n in r.notes)
     if r.total and r.max_abs_index:
+        threshold = _fmt(tol.atol) + (f" + {_fmt(tol.rtol)} * |{expected}|" if tol.rtol else "")
         lines.append(f"Mismatched elements: {r.mismatched} / {r.total} ({100 * r.mismatch_fraction:.1f}%) "
-                     f"(up to {100 * tol.max_mismatch:.2g}% allowed; element threshold {_fmt(tol.atol)} + "
-                     f"{_fmt(tol.rtol)} * |reference|, in {tol.unit})")
+                     f"(up to {100 * tol.max_mismatch:.2g}% allowed; element threshold {threshold}, in {tol.unit})")
         lines.append(f"Greatest absolute difference: {_fmt(r.max_abs)} at index {r.max_abs_index} "
                      f"(up to {_fmt(tol.atol)} allowed)")
-        lines.append(f"Greatest relative difference: {_fmt(r.max_rel)} at index {r.max_rel_index} "
-                     f"(up to {_fmt(tol.rtol)} allowed)")
+        relative = f" (up to {_fmt(tol.rtol)} allowed)" if tol.rtol else ""
+        lines.append(f"Greatest relative difference: {_fmt(r.max_rel)} at index {r.max_rel_index}{relative}")
         mean_allowed = "" if tol.mean_atol is None else f" (up to {_fmt(tol.mean_atol)} allowed)"
         lines.append(f"Mean absolute difference: {_fmt(r.mean_abs)}{mean_allowed}; 99th percentile {_fmt(r.p99_abs)}")
     if r.dali_channels and r.ref_channels:
         lines.append("")
-        lines.append(f"{'Channel':<9}| {'DALI min / max / mean':<30}| reference min / max / mean")
+        lines.append(f"{'Channel':<9}| {actual + ' min / max / mean':<30}| {expected} min / max / mean")
         for i, (d, e) in enumerate(zip(r.dali_channels, r.ref_channels)):
             lines.append(f"{i:<9}| {_fmt(d.min) + ' / ' + _fmt(d.max) + ' / ' + _fmt(d.mean):<30}| "
                          f"{_fmt(e.min)} / {_fmt(e.max)} / {_fmt(e.mean)}")
     if r.worst and not r.passed:
         lines.append("")
-        lines.append(f"{'Index':<18}| {'DALI':<12}| reference")
+        lines.append(f"{'Index':<18}| {actual:<12}| {expected}")
         for index, a, e in r.worst:
             lines.append(f"{str(index):<18}| {_fmt(a):<12}| {_fmt(e)}")
     if r.diagnosis is not None:

@@ -20,23 +20,12 @@ from parity.align import StagePair, align
 from parity.compare import StageResult, compare_arrays
 from parity.config import ParityConfig
 from parity.dali import DaliRunner, open_pipeline
-from parity.diagnose import (
-    NORMALIZATION_KINDS,
-    Cause,
-    Diagnosis,
-    attribute_causes,
-    crop_anchor_fix,
-    diagnose_shapes,
-    diagnose_value_transform,
-    diagnose_values,
-    normalization_fix,
-    resize_filter_cause,
-    spatial_size,
-)
+from parity.determinism import random_operators
 from parity.images import check_image, client_input, image_ids
 from parity.model import DegenerateResult, ModelCheck, ModelResult
 from parity.reference import ReferencePipeline, RefStage, is_geometry_name
 from parity.snapshot import Snapshot
+from parity.stage_diagnosis import Operator, OwnSource, StageCase, StageDiagnoser
 from parity.triton import TritonCheck
 
 
@@ -126,6 +115,13 @@ class Harness:
                                                onnx=(config.base_dir / onnx).resolve() if onnx else None)
         self._final_index = next(i for i, p in enumerate(self.pairs) if p.final)
         self._final = self.pairs[self._final_index]
+        geometry = [p.dali for p in self.pairs if p.dali.changes_shape and not p.final]
+        self.diagnoser = StageDiagnoser(
+            mean=self.reference.mean, std=self.reference.std, to_rgb=self.reference.to_rgb,
+            normalizers=[(p.dali.op, p.dali.where, p.dali.args, p.channels) for p in self.pairs
+                         if p.dali.op in ("CropMirrorNormalize", "Normalize")],
+            add_after=geometry[-1].where if geometry else "", random_operators=random_operators(self.dali.stages))
+        self._diverged: list[tuple[str, str]] = []  # (image, first failed stage) of every image run so far
 
     @property
     def stage_labels(self) -> list[str]:
@@ -166,8 +162,12 @@ class Harness:
                     views: dict | None = {} if keep_views and keep_views(image) else None
                     stages = self.compare(image, ref, out, views)
                     served = triton.check(image, feed, ref[-1], stages) if triton else None
-                    yield ImageResult(image, path, stages, views or {}, self._run_model(image, ref, out, stages),
-                                      served)
+                    model = self._run_model(image, ref, out, stages)
+                    divergence = next((r.stage for r in stages if r.status == "failed"), "")
+                    if divergence:
+                        self._diverged.append((image, divergence))
+                    yield ImageResult(image, path, stages, views or {}, _consequence(model, divergence),
+                                      _consequence(served, divergence))
 
     def _run_model(self, image: str, ref: list[RefStage], out, stages) -> ModelResult | None:
         if self.model is None:
@@ -184,8 +184,17 @@ class Harness:
         return _to_layout(array, self._layout(name, array), "CHW")
 
     def degenerate(self) -> DegenerateResult | None:
-        """The cross-image collapse check over every image run so far (None without a model section)."""
-        return self.model.degenerate() if self.model else None
+        """The cross-image collapse check over every image run so far (None without a model section); when
+        preprocessing diverged, a collapse is reported as its consequence."""
+        if not self.model:
+            return None
+        result = self.model.degenerate()
+        if result.status != "failed" or not self._diverged:
+            return result
+        image, stage = self._diverged[0]
+        more = len({i for i, _ in self._diverged}) - 1
+        others = f" and {more} more image{'s' * (more > 1)}" if more else ""
+        return dataclasses.replace(result, consequence_of=f"{stage} divergence on {image}{others}")
 
     def _prepare(self, references: ThreadPoolExecutor, chunk: list[Path]):
         """(reference stages, DALI outputs, client input) per image of a chunk; an image whose reference or
@@ -199,63 +208,22 @@ class Harness:
 
     def compare(self, image: str, ref: list[RefStage], out: dict[str, np.ndarray], views=None) -> list[StageResult]:
         """Compare every stage pair of one image; ``views``, when a dict, receives the compared tensors."""
-        results = [self._compare_pair(image, pair, ref, out, views) for pair in self.pairs]
-        return _mark_first_divergence(self._with_own_value_causes(results, ref, out), self.config.path)
+        results: list[StageResult] = []
+        for pair in self.pairs:
+            results.append(self._compare_pair(image, pair, ref, out, views, results))
+        return _mark_first_divergence(results, self.config.path)
 
-    def _with_own_value_causes(self, results: list[StageResult], ref: list[RefStage], out) -> list[StageResult]:
-        """When the geometry diverged (before or at the model input), a normalization or channel mistake is
-        hidden behind it in the comparison with the reference; measure it from DALI's own last pixel stage."""
-        index = self._final_index
-        final = results[index]
-        named = set(final.diagnosis.kinds) if final.diagnosis else set()
-        if final.status != "failed" or named & (NORMALIZATION_KINDS | {"channel_order", "value_scale"}):
-            return results
-        own = self._own_value_causes(ref, out)
-        if not own:
-            return results
-        kinds = {c.kind for c in own}
-        rest = tuple(c for c in (final.diagnosis.causes if final.diagnosis else ()) if c.kind not in kinds)
-        results = list(results)
-        results[index] = dataclasses.replace(final, diagnosis=Diagnosis(own + rest))
-        return results
-
-    def _own_value_causes(self, ref: list[RefStage], out) -> tuple:
-        actual = out[self._final.dali.name]
+    def _own_source(self, out) -> OwnSource | None:
+        """DALI's last pixel stage before the model input, as (C,H,W): the value mistake at the model input is
+        measured from it when the geometry diverged too."""
         source = next((p for p in reversed(self.pairs[:self._final_index]) if p.pixels and p.channels
                        and out[p.dali.name].ndim == 3), None)
-        if actual.ndim != 3 or source is None:
-            return ()
-        final = self._chw(self._final.dali.name, actual)
-        pixels = self._chw(source.dali.name, out[source.dali.name])
-        mean, std = self.reference.mean, self.reference.std
-        ideals = []
-        op, args = self._final.dali.op, self._final.dali.args
-        for window in _mirrored(_crop_windows(pixels, final.shape, op, args), op, args):
-            window = window.astype(np.float64)
-            if ref[-1].channels and source.channels != ref[-1].channels:
-                window = window[::-1]  # the model's channel order, as the reference's model input has it
-            ideals.append(window if mean is None or std is None else (window - mean[:, None, None]) / std[:, None, None])
-        causes = diagnose_value_transform(final.astype(np.float64), ideals, mean=mean, std=std,
-                                          to_rgb=self.reference.to_rgb)
-        lead = (f"Measured from DALI's own {source.label} output to its model input (same geometry, so the "
-                "divergence before it does not hide this): ")
-        return tuple(self._normalization_fix(Cause(c.kind, lead + c.sentence, c.numbers), ref[-1].channels)
-                     for c in causes)
+        if source is None:
+            return None
+        return OwnSource(self._chw(source.dali.name, out[source.dali.name]), source.channels, source.label)
 
-    def _normalization_fix(self, cause: Cause, model_channels: str) -> Cause:
-        normalizers, after = self._normalizers
-        return normalization_fix(cause, normalizers, self.reference.mean, self.reference.std, model_channels, after)
-
-    @functools.cached_property
-    def _normalizers(self) -> tuple[list[tuple], str]:
-        """(op, where, args, channels) of the normalizing operators on the data path, and where a missing
-        one would go (after the last geometry operator)."""
-        normalizers = [(p.dali.op, p.dali.where, p.dali.args, p.channels) for p in self.pairs
-                       if p.dali.op in ("CropMirrorNormalize", "Normalize")]
-        geometry = [p.dali for p in self.pairs if p.dali.changes_shape and not p.final]
-        return normalizers, geometry[-1].where if geometry else ""
-
-    def _compare_pair(self, image: str, pair: StagePair, ref: list[RefStage], out, views) -> StageResult:
+    def _compare_pair(self, image: str, pair: StagePair, ref: list[RefStage], out, views,
+                      upstream: list[StageResult]) -> StageResult:
         where = pair.dali.where
         if pair.ref_index is None:
             return StageResult(image=image, stage=pair.label, dali_op=where, reference="-", status="skipped",
@@ -269,7 +237,7 @@ class Harness:
             if views is not None and actual.ndim == 3:
                 views[pair.label] = StageView(_to_layout(actual, layout, "CHW"), target.array, "CHW",
                                               target.channels, target.pixels)
-            return self._compare_final(actual, layout, target, common)
+            return self._compare_final(actual, layout, target, common, self._own_source(out), upstream)
         if actual.ndim != 3:
             return StageResult(status="skipped", skip_reason=f"not an image (shape {actual.shape})", **common)
         expected = _to_layout(target.array, target.layout, layout)
@@ -283,16 +251,17 @@ class Harness:
                 f"Shape mismatch: DALI {actual.shape}, reference {expected.shape}"]
             result = StageResult(status="failed" if problems else "passed", problems=tuple(problems),
                                  notes=("values are transformed at this point; only the shape is compared",), **common)
-            return self._diagnosed(result, actual, expected, layout, ref, pair)
+            return self._diagnosed(result, actual, expected, layout, ref, pair, upstream)
         if views is not None:
             views[pair.label] = StageView(actual, expected, layout, pair.channels, True)
         if actual.dtype != expected.dtype:
             notes.append(f"dtypes differ (DALI {actual.dtype}, reference {expected.dtype}); values compared as float")
         result = compare_arrays(actual, expected, self.config.tolerance_for(pair.label), notes=notes,
                                 channel_axis=layout.index("C") if "C" in layout else 0, **common)
-        return self._diagnosed(result, actual, expected, layout, ref, pair)
+        return self._diagnosed(result, actual, expected, layout, ref, pair, upstream)
 
-    def _compare_final(self, actual, layout, target: RefStage, common) -> StageResult:
+    def _compare_final(self, actual, layout, target: RefStage, common, own: OwnSource | None,
+                       upstream: list[StageResult]) -> StageResult:
         problems, notes = [], []
         expected_layout = self.config.dali["output_layout"]
         if actual.ndim == 3 and layout != expected_layout:
@@ -301,50 +270,48 @@ class Harness:
         chw = _to_layout(actual, layout, "CHW")
         if chw is not actual:
             notes.append(f"DALI's {layout} output transposed to CHW to compare values")
-        if actual.dtype != target.array.dtype:
-            problems.append(f"Dtype mismatch: DALI {actual.dtype}, model input {target.array.dtype}")
+        takes = self.model.input_dtype if self.model is not None else None
+        expected_dtype = target.array.dtype
+        if actual.dtype != expected_dtype and takes is not None and actual.dtype == takes:
+            # the dtype policy (docs/diagnosis.md): the deployed model takes DALI's dtype, so only values count
+            notes.append(f"DALI emits {actual.dtype}, which the deployed model takes; values compared as float "
+                         f"against the reference's {expected_dtype}")
+            expected_dtype = actual.dtype
+        elif actual.dtype != expected_dtype:
+            problems.append(f"Dtype mismatch: DALI {actual.dtype}, model input {expected_dtype}")
         std = self.reference.std
         tol = self.config.tolerance_for("model_input", normalized_by=float(np.min(std)) if std is not None else None)
         result = compare_arrays(chw, target.array, tol, problems=problems, notes=notes, **common)
-        if result.status != "failed":
-            return result
-        attributes = attribute_causes(layout=layout if actual.ndim == 3 else "", expected_layout=expected_layout,
-                                      dtype=actual.dtype, expected_dtype=target.array.dtype, values=actual)
-        value_causes = self._diagnose(chw, target.array, "CHW", actual.shape, layout, normalized=True)
-        if attributes and chw.shape == target.array.shape and result.mismatch_fraction == 0:
-            value_causes = ()  # the values are right; only the layout or dtype is not
-        if any(c.kind == "dtype" and "clipped" in c.sentence for c in attributes):
-            value_causes = ()  # rounding and clipping to an integer range make any value analysis misleading
         final = self._final.dali
-        fixed = tuple(crop_anchor_fix(self._normalization_fix(c, target.channels), final.op, final.args, final.where)
-                      for c in value_causes)
-        return dataclasses.replace(result, diagnosis=Diagnosis(fixed + tuple(attributes)))
+        case = StageCase(chw, target.array, tol, shape=actual.shape, shape_layout=layout, normalized=True,
+                         operator=Operator(final.op, final.args, final.where), own=own,
+                         model_channels=target.channels or "", emitted_layout=layout if actual.ndim == 3 else "",
+                         expected_layout=expected_layout, expected_dtype=expected_dtype)
+        return self.diagnoser.diagnose(result, case, upstream)
 
-    def _diagnosed(self, result: StageResult, actual, expected, layout, ref: list[RefStage],
-                   pair: StagePair) -> StageResult:
-        if result.status != "failed":
-            return result
-        causes = list(self._diagnose(actual, expected, layout, actual.shape, layout, ref_layout=layout,
-                                     input_hw=ref[0].array.shape[:2]))
+    def _diagnosed(self, result: StageResult, actual, expected, layout, ref: list[RefStage], pair: StagePair,
+                   upstream: list[StageResult]) -> StageResult:
         steps = self.reference.pipeline_cfg
-        if pair.dali.op == "Resize" and pair.ref_index is not None and pair.ref_index < len(steps) and \
-                [c.kind for c in causes] == ["interpolation"]:
-            # name the argument: the filter, antialiasing or sub-pixel scaling that differs from the reference's
-            causes = [resize_filter_cause(pair.dali.args, steps[pair.ref_index], ref[pair.ref_index - 1].array.shape[:2],
-                                          spatial_size(actual.shape, layout)) or causes[0]]
-        causes = [crop_anchor_fix(c, pair.dali.op, pair.dali.args, pair.dali.where) for c in causes]
-        return dataclasses.replace(result, diagnosis=Diagnosis(tuple(causes)))
+        index = pair.ref_index
+        before = ref[index - 1] if index else None
+        case = StageCase(actual, expected, result.tolerance or self.config.tolerance_for(pair.label), layout=layout,
+                         shape=actual.shape, shape_layout=layout, ref_layout=layout,
+                         operator=Operator(pair.dali.op, pair.dali.args, pair.dali.where),
+                         ref_step=steps[index] if index is not None and index < len(steps) else None,
+                         step_input_hw=before.array.shape[:2] if before is not None else None,
+                         input_hw=ref[0].array.shape[:2], step_input=self._step_input(before, pair, layout))
+        return self.diagnoser.diagnose(result, case, upstream)
 
-    def _diagnose(self, actual, expected, layout, original_shape, original_layout, *, normalized=False,
-                  ref_layout="CHW", input_hw=None) -> tuple:
-        if actual.shape != expected.shape:
-            return diagnose_shapes(original_shape, expected.shape, original_layout, ref_layout=ref_layout,
-                                   input_hw=input_hw).causes
-        chw_a, chw_e = _to_layout(actual, layout, "CHW"), _to_layout(expected, layout, "CHW")
-        ref = self.reference
-        return diagnose_values(chw_a.astype(np.float64), chw_e.astype(np.float64),
-                               mean=ref.mean if normalized else None, std=ref.std if normalized else None,
-                               to_rgb=ref.to_rgb).causes
+    @staticmethod
+    def _step_input(before: RefStage | None, pair: StagePair, layout: str) -> np.ndarray | None:
+        """The reference's input to this stage's step as DALI's (H,W,C) pixels in DALI's channel order (None
+        unless both are pixel images)."""
+        if before is None or not before.pixels or before.array.dtype != np.uint8 or layout != "HWC":
+            return None
+        image = _to_layout(before.array, before.layout, "HWC")
+        if pair.channels and before.channels and pair.channels != before.channels:
+            image = image[..., ::-1]
+        return np.ascontiguousarray(image)
 
     def _describe(self, index: int) -> str:
         names = self.reference.stage_names
@@ -363,23 +330,12 @@ def _or_error(run):
     return wrapped
 
 
-def _crop_windows(pixels: np.ndarray, shape: tuple, op: str, args: dict) -> list[np.ndarray]:
-    """The (C,H,W) windows of ``pixels`` that a final operator of output ``shape`` may have read: the
-    whole tensor, or for a cropping crop_mirror_normalize its window with the anchor rounded either way."""
-    if pixels.shape == shape:
-        return [pixels]
-    if op != "CropMirrorNormalize" or "crop" not in args or pixels.shape[0] != shape[0] or \
-            pixels.shape[1] < shape[1] or pixels.shape[2] < shape[2]:
-        return []
-    anchors = [sorted({int(np.floor(v)), int(np.ceil(v))}) for v in (
-        (pixels.shape[1] - shape[1]) * float(args.get("crop_pos_y", 0.5)),
-        (pixels.shape[2] - shape[2]) * float(args.get("crop_pos_x", 0.5)))]
-    return [pixels[:, y:y + shape[1], x:x + shape[2]] for y in anchors[0] for x in anchors[1]]
-
-
-def _mirrored(windows: list[np.ndarray], op: str, args: dict) -> list[np.ndarray]:
-    """crop_mirror_normalize(mirror=1) flips what it reads horizontally."""
-    return [w[:, :, ::-1] for w in windows] if op == "CropMirrorNormalize" and args.get("mirror") else windows
+def _consequence(result, divergence: str):
+    """A failed model or Triton answer on an image whose preprocessing diverged is that divergence's
+    consequence: it still fails, and says so first."""
+    if result is None or result.status != "failed" or not divergence:
+        return result
+    return dataclasses.replace(result, consequence_of=f"{divergence} divergence on {result.image}")
 
 
 def _shown(path: Path) -> str:

@@ -21,6 +21,17 @@ def _plain(value):
     return repr(value)
 
 
+def cause_record(c) -> dict:
+    """One :class:`~parity.diagnose.Cause`, field by field (``sentence``/``numbers`` as in schema 1's first form)."""
+    e, a = c.evidence, c.advice
+    return dict(kind=str(c.kind), finding=c.finding, confidence=str(c.confidence), sentence=c.sentence,
+                numbers=c.numbers,
+                advice=None if a is None else dict(text=a.text, argument=a.argument, value=a.value, where=a.where),
+                evidence=None if e is None else dict(model=e.model, params=e.params, residual_max=e.residual_max,
+                                                     residual_mean=e.residual_mean, residual_beyond=e.residual_beyond,
+                                                     limit=e.limit, allowed_beyond=e.allowed_beyond, unit=e.unit))
+
+
 def stage_record(r) -> dict:
     tol = r.tolerance
     return dict(
@@ -30,8 +41,7 @@ def stage_record(r) -> dict:
                         max_abs=r.max_abs, mean_abs=r.mean_abs, p99_abs=r.p99_abs, max_rel=r.max_rel),
         tolerance=None if tol is None else dict(atol=tol.atol, rtol=tol.rtol, max_mismatch=tol.max_mismatch,
                                                 mean_atol=tol.mean_atol, border=tol.border, unit=tol.unit),
-        causes=[dict(kind=c.kind, sentence=c.sentence, numbers=c.numbers) for c in (r.diagnosis.causes
-                                                                                    if r.diagnosis else ())],
+        causes=[cause_record(c) for c in (r.diagnosis.causes if r.diagnosis else ())],
         first_divergence=r.first_divergence, skip_reason=r.skip_reason)
 
 

@@ -84,6 +84,7 @@ class ModelResult:
     preprocessing: str = ""  # the preprocessing verdict of this image, when it failed
     skip_reason: str = ""
     notes: tuple = ()  # how the answer was obtained (e.g. CPU stand-ins in an embedded Triton server)
+    consequence_of: str = ""  # e.g. "model_input divergence on astronaut": set when preprocessing diverged
 
     def __bool__(self) -> bool:
         return self.status != "failed"
@@ -99,8 +100,10 @@ class ModelResult:
         if self.status == "skipped":
             return f"Model stage of {self.image!r} was not run: {self.skip_reason}"
         verb = "agree" if self.status == "passed" else "disagree"
-        lines = [f"Deployed model ({self.backend}) on DALI's input and the reference model {verb} on image "
-                 f"{self.image!r}!", ""]
+        lines = [f"{self.image}: {self.backend}: consequence of the {self.consequence_of}", ""] \
+            if self.consequence_of else []
+        lines += [f"Deployed model ({self.backend}) on DALI's input and the reference model {verb} on image "
+                  f"{self.image!r}!", ""]
         lines.extend(self.problems)
         if self.dali_top1 >= 0:  # there is an answer to compare (not a refused request)
             lines.append(f"Top-1: deployed {self.dali_top1} (p={self.dali_prob:.3f}), reference {self.ref_top1} "
@@ -128,6 +131,7 @@ class DegenerateResult:
     images: int
     findings: tuple = ()
     hint: str = ""
+    consequence_of: str = ""  # e.g. "model_input divergence on astronaut and 7 more images"
 
     def __bool__(self) -> bool:
         return self.status != "failed"
@@ -135,7 +139,8 @@ class DegenerateResult:
     def message(self) -> str:
         if self.status == "passed":
             return f"Deployed outputs vary across {self.images} images: no collapse."
-        return "\n".join(["Deployed model outputs are degenerate!", "", *self.findings] +
+        first = [f"degenerate: consequence of the {self.consequence_of}", ""] if self.consequence_of else []
+        return "\n".join([*first, "Deployed model outputs are degenerate!", "", *self.findings] +
                          (["", self.hint] if self.hint else []))
 
 
@@ -148,6 +153,10 @@ class _Collected:
     logits: list = field(default_factory=list)
     nonfinite: int = 0
     hints: list = field(default_factory=list)
+
+
+_ONNX_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16),
+                "tensor(double)": np.dtype(np.float64), "tensor(uint8)": np.dtype(np.uint8)}
 
 
 class ModelCheck:
@@ -176,6 +185,15 @@ class ModelCheck:
         return self._last_reference[1]
 
     @property
+    def input_dtype(self) -> np.dtype | None:
+        """The dtype the deployed model takes (its ONNX input or TensorRT binding), None when unknown."""
+        spec = getattr(self.deployed, "input", None)
+        if spec is not None:
+            return np.dtype(spec.dtype)
+        session = getattr(self.deployed, "session", None)
+        return _ONNX_DTYPES.get(session.get_inputs()[0].type) if session is not None else None
+
+    @property
     def _deployed_name(self) -> str:
         return f"model.{'onnx' if self.deployed.name == 'onnxruntime' else 'tensorrt'}"
 
@@ -200,7 +218,8 @@ class ModelCheck:
             backend = "tensorrt" if gpu_available() and (cfg["tensorrt"] or cfg["onnx"]) else "onnxruntime"
         if backend == "tensorrt":
             return TensorRTRunner(engine_path=(base_dir / cfg["tensorrt"]) if cfg["tensorrt"] else None,
-                                  onnx_path=(base_dir / cfg["onnx"]) if cfg["onnx"] else None)
+                                  onnx_path=(base_dir / cfg["onnx"]) if cfg["onnx"] else None,
+                                  precision=cfg.get("trt_precision"))
         if not cfg["onnx"]:
             raise ParityModelError("model.onnx is required for the onnxruntime backend")
         return OnnxRuntimeRunner((base_dir / cfg["onnx"]).resolve())
@@ -233,7 +252,8 @@ class ModelCheck:
         if ref_logits.shape != dali_logits.shape:
             raise ParityModelError(f"{self._deployed_name}: answers {dali_logits.size} classes, the reference network "
                                    f"{ref_logits.size}: is it the model exported from model.config?")
-        conversion = float(np.abs(self.deployed.infer(ref_input[None].astype(np.float32))[0] - ref_logits).max())
+        deployed_on_ref = self.deployed.infer(ref_input[None].astype(np.float32))[0]
+        conversion = float(np.abs(deployed_on_ref - ref_logits).max())
         fields = answer_fields(ref_logits, dali_logits, p_dali, self.cfg["topk"])
         c.ref_top1.append(fields["ref_top1"])
         c.ref_prob.append(fields["ref_prob"])
@@ -242,7 +262,13 @@ class ModelCheck:
             problems.append(f"Top-{fields['topk']} overlap {100 * fields['topk_overlap']:.0f}% < "
                             f"{100 * self.cfg['topk_overlap']:.0f}% allowed")
         scale = max(1.0, float(np.abs(ref_logits).max()))
-        if conversion > self.cfg["conversion_atol"] * scale:
+        tolerance = getattr(self.deployed, "tolerance", None)  # a TensorRT engine of known precision
+        if tolerance is not None:
+            if tolerance.excess(deployed_on_ref, ref_logits) > 0:
+                problems.append(f"Conversion error: the TensorRT {tolerance.description} engine differs from the "
+                                f"reference model by {conversion:.4g} in logits on the same input (> {tolerance.line()} "
+                                "allowed for its precision, docs/tolerances.md)")
+        elif conversion > self.cfg["conversion_atol"] * scale:
             problems.append(f"Conversion error: the deployed model differs from the reference model by {conversion:.4g}"
                             f" in logits on the same input (> {self.cfg['conversion_atol']} x {scale:.3g} allowed)")
         if not np.isfinite(dali_logits).all():
