@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from parity.errors import ParityUsageError
+from parity.gpu_margins import TrtPrecision, trt_tolerance
 
 
 class ParityModelError(ParityUsageError):
@@ -165,11 +166,17 @@ def output_shape(spec: TensorSpec, batch_size: int) -> tuple:
 
 
 class TensorRTRunner(Runner):
-    """A TensorRT engine (a .plan/.engine file, or built from the ONNX) run with pycuda buffers."""
+    """A TensorRT engine (a .plan/.engine file, or built from the ONNX) run with pycuda buffers.
+
+    ``precision`` ('fp32' with TF32 off, 'tf32', 'fp16'; model.trt_precision) says how an engine file was
+    built, and how parity builds one from the ONNX (TensorRT's default, 'tf32', when not given). Where it is
+    known, ``tolerance`` is the logit tolerance of that precision (docs/tolerances.md).
+    """
 
     name = "tensorrt"
 
-    def __init__(self, engine_path: Path | None = None, onnx_path: Path | None = None, max_batch: int = 32):
+    def __init__(self, engine_path: Path | None = None, onnx_path: Path | None = None, max_batch: int = 32,
+                 precision: str | None = None):
         try:
             import pycuda.autoinit  # noqa: F401  (creates the CUDA context)
             import pycuda.driver as cuda
@@ -183,13 +190,16 @@ class TensorRTRunner(Runner):
         if engine_path is not None:
             data = Path(engine_path).read_bytes()
         elif onnx_path is not None:
-            data = self._build(trt, logger, Path(onnx_path), max_batch)
+            precision = precision or TrtPrecision.TF32.value
+            data = self._build(trt, logger, Path(onnx_path), max_batch, TrtPrecision(precision))
         else:
             raise ParityModelError("TensorRT backend needs model.tensorrt (engine file) or model.onnx")
         self.engine = trt.Runtime(logger).deserialize_cuda_engine(data)
         if self.engine is None:
             raise ParityModelError(f"{engine_path or onnx_path}: TensorRT could not deserialize the engine")
         self.context = self.engine.create_execution_context()
+        self.precision = TrtPrecision(precision) if precision else None
+        self.tolerance = trt_tolerance(self.precision) if self.precision else None
         specs = [TensorSpec(name, self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
                             tuple(self.engine.get_tensor_shape(name)),
                             np.dtype(trt.nptype(self.engine.get_tensor_dtype(name))))
@@ -199,7 +209,7 @@ class TensorRTRunner(Runner):
         self.stream = cuda.Stream()
 
     @staticmethod
-    def _build(trt, logger, onnx_path: Path, max_batch: int) -> bytes:
+    def _build(trt, logger, onnx_path: Path, max_batch: int, precision: TrtPrecision) -> bytes:
         builder = trt.Builder(logger)
         network = builder.create_network(0)
         parser = trt.OnnxParser(network, logger)
@@ -207,6 +217,10 @@ class TensorRTRunner(Runner):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise ParityModelError(f"{onnx_path}: TensorRT cannot parse the ONNX: {errors}")
         config = builder.create_builder_config()
+        if precision is TrtPrecision.FP32:  # TF32 is on by default: FP32 proper needs it cleared
+            config.clear_flag(trt.BuilderFlag.TF32)
+        elif precision is TrtPrecision.FP16:
+            config.set_flag(trt.BuilderFlag.FP16)
         tensor = network.get_input(0)
         shape = tuple(tensor.shape)
         if shape[0] == -1:

@@ -49,6 +49,8 @@ _MODEL_KEYS = {
     "onnx": (None, str, "the exported model: run by ONNX Runtime, and what TensorRT engines are built from"),
     "tensorrt": (None, str, "a serialized TensorRT engine (.plan/.engine), used where a GPU is present"),
     "backend": ("auto", ("auto", "onnxruntime", "tensorrt"), "deployed backend: TensorRT on a GPU, else ONNX Runtime"),
+    "trt_precision": (None, ("fp32", "tf32", "fp16"), "how the TensorRT engine computes (FP32 with TF32 off, TF32, "
+                      "FP16): its logit tolerance (docs/tolerances.md) and how parity builds one from the ONNX"),
     "reference_model": (True, bool, "run the reference network (False: degenerate-output check only)"),
     "topk": (5, int, "k for the top-k overlap"),
     "kl": (0.01, float, "largest KL(reference || deployed) of the probabilities per image"),

@@ -42,6 +42,8 @@ class DaliStage:
     source: str  # "file.py:6: images = fn.resize(...)" when DALI recorded it
     args: dict = field(default_factory=dict, compare=False)
     inputs: tuple = ()
+    arguments: dict = field(default_factory=dict, compare=False)  # argument inputs: name -> producing output
+    device: str = field(default="", compare=False)  # as written ('cpu', 'gpu', 'mixed'), before any CPU rewrite
 
     @property
     def where(self) -> str:
@@ -97,8 +99,9 @@ def _stage_from_op(op) -> list[DaliStage]:
                   f"{args['_origin_stack_line'][-1].strip()}")
     public = {k: v for k, v in args.items() if not k.startswith("_") and k not in ("device", "preserve_name")}
     inputs = tuple(i.name for i in op.input if not i.is_argument_input)
-    return [DaliStage(name=o.name, op=op.name, display=display, source=source, args=public, inputs=inputs)
-            for o in op.output]
+    arguments = {i.arg_name: i.name for i in op.input if i.is_argument_input}
+    return [DaliStage(name=o.name, op=op.name, display=display, source=source, args=public, inputs=inputs,
+                      arguments=arguments, device=args.get("device") or "") for o in op.output]
 
 
 def _set_device(op, device: str) -> None:
@@ -132,12 +135,12 @@ def rewrite(serialized: bytes, *, to_cpu: bool) -> tuple[bytes, list[DaliStage],
     if dangling:  # cut at an operator boundary: it parses, but names data no operator makes
         raise ParityDaliError(f"not a complete serialized DALI pipeline (truncated? no operator produces "
                               f"{', '.join(dict.fromkeys(dangling))})")
+    stages = [s for op in pipe.op for s in _stage_from_op(op)]  # before the rewrite: each keeps its written device
     if to_cpu:
         _check_cpu_support(pipe)
         for op in pipe.op:
             _set_device(op, "cpu")
         pipe.device_id = CPU_ONLY_DEVICE_ID
-    stages = [s for op in pipe.op for s in _stage_from_op(op)]
     device_of = {o.name: ("cpu" if to_cpu else o.device) for op in pipe.op for o in op.output}
     originals = [o.name for o in pipe.pipe_outputs]
     for out in pipe.pipe_outputs:
