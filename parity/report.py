@@ -103,3 +103,46 @@ class RunSummary:
     def verdict_line(self) -> str:
         errors = f", {len(self.errors)} could not be checked" if self.errors else ""
         return f"{self.images - self.failed_images} of {self.images} images match{errors}"
+
+
+@dataclass
+class AnswerTally:
+    """The degenerate-output check over image records, for a pytest-xdist controller whose workers each saw
+    some images: one class for (nearly) all images, or saturated probabilities, as
+    :func:`parity.model.degenerate_of` judges them (its identical-logits finding needs the logits, which stay on
+    the workers; identical logits also answer one class, which this finds)."""
+
+    share: float
+    top1: Counter = field(default_factory=Counter)
+    prob_sum: Counter = field(default_factory=Counter)
+    ref_classes: set = field(default_factory=set)
+    saturated: int = 0
+    ref_saturated: int = 0
+    images: int = 0
+
+    def add(self, record: dict) -> None:
+        answer = record.get("model")
+        if answer is None or answer["status"] == "skipped" or answer["top1"] < 0:
+            return
+        self.images += 1
+        self.top1[answer["top1"]] += 1
+        self.prob_sum[answer["top1"]] += answer["prob"]
+        self.ref_classes.add(answer["reference_top1"])
+        self.saturated += answer["prob"] >= 0.999
+        self.ref_saturated += answer["reference_prob"] >= 0.999
+
+    def verdict(self):
+        from parity.model import DegenerateResult
+
+        n = self.images
+        if n < 2:
+            return DegenerateResult("skipped", n, ("fewer than 2 images reached the model",))
+        findings = []
+        cls, count = self.top1.most_common(1)[0]
+        if count / n >= self.share and len(self.ref_classes) > 1:
+            findings.append(f"{count} of {n} images -> class {cls} with mean p={self.prob_sum[cls] / count:.3f} "
+                            f"(the reference model answers {len(self.ref_classes)} different classes)")
+        if self.saturated / n >= self.share and self.ref_saturated / n < self.share:
+            findings.append(f"probabilities saturated: p >= 0.999 for {100 * self.saturated / n:.0f}% of images "
+                            f"(reference {100 * self.ref_saturated / n:.0f}%)")
+        return DegenerateResult("failed" if findings else "passed", n, tuple(findings))

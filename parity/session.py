@@ -126,7 +126,17 @@ class CheckItem(_ParityItemBase):
     def _result(self, plugin):
         if self.name == REPOSITORY:
             return plugin.harness.repository
+        if plugin.on_worker:
+            return _Skipped("under pytest-xdist the degenerate-output check is judged by the controller over every "
+                            "worker's images: see the parity summary (a collapse fails the run)")
         return plugin.degenerate()
+
+
+class _Skipped:
+    status = "skipped"
+
+    def __init__(self, reason: str):
+        self.skip_reason = reason
 
 
 class ParityPlugin:
@@ -134,7 +144,7 @@ class ParityPlugin:
 
     def __init__(self, config, cfg, *, report_dir: Path | None, shard=None):
         from parity.interrupt import signals_unwind
-        from parity.report import RunSummary
+        from parity.report import AnswerTally, RunSummary
 
         self.pytest_config = config
         self.cfg = cfg
@@ -144,6 +154,7 @@ class ParityPlugin:
         self.signals = signals_unwind()  # entered for the session: SIGTERM/SIGHUP unwind like Ctrl-C
         self.signals.__enter__()
         self.summary = RunSummary()
+        self.answers = AnswerTally(cfg.model["degenerate_share"] if cfg.model else 0.9)
         self._harness = None
         self._lazy = None
         self._degenerate = None
@@ -192,6 +203,25 @@ class ParityPlugin:
         return paths if self.shard is None else {i: p for i, p in paths.items() if self.shard.selects(p)}
 
     @property
+    def on_worker(self) -> bool:
+        return hasattr(self.pytest_config, "workerinput")
+
+    @functools.cached_property
+    def chunk(self) -> dict[str, int]:
+        """image -> its DALI batch among the run's images: pytest-xdist sends a batch to one worker."""
+        step = self.cfg.dali["batch_size"]
+        return {image: i // step for i, image in enumerate(self.image_ids)}
+
+    def scope(self, nodeid: str) -> str | None:
+        """The pytest-xdist work unit of a parity node id (None: not parity's)."""
+        parts = nodeid.split("::")
+        if (self.pytest_config.rootpath / parts[0]).resolve() != self.config_path:
+            return None
+        if len(parts) == 3 and parts[1] in self.chunk:
+            return f"{parts[0]}::batch-{self.chunk[parts[1]]}"
+        return nodeid
+
+    @property
     def item_stages(self) -> list[str]:
         harness = self.harness
         return harness.stage_labels + ["model"] * bool(harness.model) + ["triton"] * bool(self.cfg.triton)
@@ -202,7 +232,8 @@ class ParityPlugin:
             from parity.lazy import LazyImages
 
             keep = lambda image: self.report is not None and self.report.wants_views(image)  # noqa: E731
-            self._lazy = LazyImages(functools.partial(self.harness.run, keep_views=keep), self._paths, self._computed)
+            self._lazy = LazyImages(functools.partial(self.harness.run, keep_views=keep), self._paths, self._computed,
+                                    group=self.chunk.get if self.on_worker else lambda image: None)
         return self._lazy
 
     def _computed(self, image_result) -> None:
@@ -272,10 +303,29 @@ class ParityPlugin:
         return report
 
     def pytest_runtest_logreport(self, report):
+        if self.on_worker:
+            return  # the controller adds them up
         for record in getattr(report, "parity_records", ()):
             self.summary.add(record)
+            if self.distributed:
+                self.answers.add(record)
 
+    @property
+    def distributed(self) -> bool:
+        """A pytest-xdist controller: its workers compute, it adds up their records."""
+        return getattr(self.pytest_config.option, "dist", "no") != "no" and not self.on_worker
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config, log):
+        """Whole DALI batches to a worker, so each image is computed once in the run and still batched."""
+        from parity.xdist_scheduling import BatchScheduling
+
+        return BatchScheduling(config, log, self.scope)
+
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
+        if self.distributed and self.cfg.model and self.answers.verdict().status == "failed":
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the controller's degenerate-output verdict
         if self._lazy is not None:
             self._lazy.close()  # the Triton server stops before the summary is printed
         if self.report is not None and self.summary.images:
@@ -288,7 +338,8 @@ class ParityPlugin:
             return
         terminalreporter.write_sep("-", "parity report summary")
         repository = self._harness.repository if self._harness is not None else None
-        for line in self.summary.lines(repository=repository, degenerate=self._degenerate):
+        degenerate = self.answers.verdict() if self.distributed and self.cfg.model else self._degenerate
+        for line in self.summary.lines(repository=repository, degenerate=degenerate):
             terminalreporter.write_line(line)
         terminalreporter.write_line(self.summary.verdict_line)
         if self.report_path:

@@ -104,3 +104,17 @@ def test_each_item_is_charged_its_own_time(pytester, deployed):
     rest = sorted(t for name, t in times.items() if name not in ("astronaut::input", "flat::input"))
     assert times["flat::input"] > 10 * rest[len(rest) // 2]  # the second batch: flat alone
     assert times["astronaut::input"] < 0.9 * total  # the first batch: astronaut and chelsea
+
+
+def test_the_plugin_costs_pytest_nothing_when_unused():
+    """Installed, parity's entry point is imported by every pytest run in that environment: under 50 ms, and
+    nothing of the engine (numpy, DALI, torch) is imported."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import pytest; import parity.plugin"],
+                          capture_output=True, text=True, check=True)
+    cumulative = {line.split("|")[2].strip(): int(line.split("|")[1]) for line in done.stderr.splitlines()
+                  if line.startswith("import time:") and line.split("|")[1].strip().isdigit()}
+    assert cumulative["parity.plugin"] < 50_000  # microseconds
+    assert not {"numpy", "nvidia.dali", "torch", "parity.engine"} & set(cumulative)
