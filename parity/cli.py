@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -54,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("results", type=Path, nargs="+", metavar="RESULT.json", help="Result files of the shards")
     merge.add_argument("--json", type=Path, metavar="FILE", help="Write the combined result file")
     merge.add_argument("--junit-xml", type=Path, metavar="FILE", help="Write the combined JUnit XML")
+    merge.add_argument("--report", type=Path, metavar="DIR", help="Write one HTML report from the shards' reports "
+                       "(found where each result file says, relative to it)")
     suggest = sub.add_parser("suggest", help="Write the DALI pipeline matching an MMPretrain config, and verify it")
     suggest.add_argument("config", type=Path, help="Parity config (its reference) or an MMPretrain config")
     suggest.add_argument("--out", type=Path, default=Path("parity-suggested"), metavar="DIR",
@@ -178,7 +181,8 @@ def _write_results(args, state: dict, recorder, seconds: float, code: int, error
 
         write_json(args.json, config=str(args.config), reference=state["reference"], records=recorder.records(),
                    degenerate=state["degenerate"], seconds=seconds, exit_code=code, error=error,
-                   repository=state["repository"], shard=state["shard"] and str(state["shard"]))
+                   repository=state["repository"], shard=state["shard"] and str(state["shard"]),
+                   report=state.get("report"))
 
 
 def _run_check(args, state: dict, recorder) -> int:
@@ -239,7 +243,8 @@ def _judge(args, state: dict, recorder, report, start: float) -> int:
     print(_paint(f"{summary.verdict_line} ({seconds:.1f} s; reference: {harness.reference.source}"
                  + (f"; shard {shard}" if shard else "") + ")"))
     if report:
-        print(f"HTML report: {report.write(seconds, degenerate, repository)}")
+        state["report"] = report.target
+        print(f"HTML report: {report.write(recorder.records(), summary, seconds=seconds, degenerate=degenerate, repository=repository)}")
     if summary.errors:
         return EXIT_USAGE
     judged = [degenerate, repository]
@@ -322,7 +327,38 @@ def _merge(args) -> int:
 
             write_junit(args.junit_xml, cases(config_classname(Path(base["config"])), recorder.records()),
                         seconds=seconds)
+        if args.report:
+            print(f"HTML report: {_merge_reports(args, documents, recorder)}")
     return code
+
+
+def _merge_reports(args, documents, recorder) -> Path:
+    """One report: every shard's pictures and sections, and an index over every record."""
+    from parity.errors import ParityUsageError
+    from parity.html import MARKER, SECTIONS, write_index
+    from parity.outputs import fresh_folder, publish
+
+    target = args.report.resolve()
+    folder = fresh_folder(target, MARKER, "--report")
+    try:
+        for path, document in zip(args.results, documents):
+            shard = (path.resolve().parent / document["report"]).resolve() if document.get("report") else None
+            if shard is None or not (shard / "index.html").is_file():
+                raise ParityUsageError(f"{path}: its shard wrote no report" + (f" (looked in {shard})" if shard else
+                                                                                 ": run the shards with --report DIR"))
+            for item in shard.rglob("*"):
+                if item.is_file() and item.name not in ("index.html", MARKER):
+                    (folder / item.relative_to(shard)).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(item, folder / item.relative_to(shard))
+        (folder / SECTIONS).mkdir(exist_ok=True)
+        write_index(folder, f"parity: {Path(documents[0]['config']).name} ({len(documents)} shards)",
+                    recorder.records(), recorder.summary)
+        (folder / MARKER).write_text("Written by parity merge; replaced whole by the next report written here.\n")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    publish(folder, target)
+    return target / "index.html"
 
 
 def _snapshot(args) -> int:

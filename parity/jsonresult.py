@@ -5,6 +5,7 @@ its version does."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,7 @@ def _json_values(record: dict) -> dict:
 
 def write_json(path: Path, *, config: str, reference: str | None, records, degenerate, seconds: float,
                exit_code: int, error: str | None = None, repository=None, shard: str | None = None,
-               shards: list | None = None) -> None:
+               shards: list | None = None, report: Path | None = None) -> None:
     """The document, its ``images`` streamed from ``records`` (one line each) so a long run holds none."""
     from parity import __version__
 
@@ -77,6 +78,7 @@ def write_json(path: Path, *, config: str, reference: str | None, records, degen
     head = dict(
         format=FORMAT, schema=SCHEMA, parity=__version__, config=config, reference=reference, verdict=verdict,
         exit_code=exit_code, error=error, seconds=round(seconds, 3), shard=shard, shards=shards,
+        report=None if report is None else os.path.relpath(report, path.resolve().parent),
         repository=None if repository is None else dict(status=repository.status, path=str(repository.repository),
                                                         problems=list(repository.problems)),
         degenerate=None if degenerate is None else dict(status=degenerate.status, images=degenerate.images,

@@ -144,7 +144,8 @@ class ParityPlugin:
 
     def __init__(self, config, cfg, *, report_dir: Path | None, shard=None):
         from parity.interrupt import signals_unwind
-        from parity.report import AnswerTally, RunSummary
+        from parity.recorder import RunRecorder
+        from parity.report import AnswerTally
 
         self.pytest_config = config
         self.cfg = cfg
@@ -153,13 +154,15 @@ class ParityPlugin:
         self.shard = shard
         self.signals = signals_unwind()  # entered for the session: SIGTERM/SIGHUP unwind like Ctrl-C
         self.signals.__enter__()
-        self.summary = RunSummary()
+        self.recorder = RunRecorder()  # image records of the run (the summary, the report's index)
+        self.summary = self.recorder.summary
         self.answers = AnswerTally(cfg.model["degenerate_share"] if cfg.model else 0.9)
         self._harness = None
         self._lazy = None
         self._degenerate = None
         self._outgoing: list[dict] = []  # records computed by the item now running, for its report
-        self.report = None
+        self.report = None  # the HTML report this process writes (not on a pytest-xdist worker)
+        self.pictures = None  # where this process draws its images' pictures (the report, or its folder)
         self.report_path: Path | None = None
 
     @classmethod
@@ -231,7 +234,7 @@ class ParityPlugin:
         if self._lazy is None:
             from parity.lazy import LazyImages
 
-            keep = lambda image: self.report is not None and self.report.wants_views(image)  # noqa: E731
+            keep = lambda image: self.pictures is not None and self.pictures.wants_views(image)  # noqa: E731
             self._lazy = LazyImages(functools.partial(self.harness.run, keep_views=keep), self._paths, self._computed,
                                     group=self.chunk.get if self.on_worker else lambda image: None)
         return self._lazy
@@ -239,8 +242,8 @@ class ParityPlugin:
     def _computed(self, image_result) -> None:
         from parity.jsonresult import image_record
 
-        if self.report is not None:
-            self.report.add(image_result)
+        if self.pictures is not None:
+            self.pictures.add(image_result)
         self._outgoing.append(image_record(image_result))
 
     def result(self, image: str, stage: str):
@@ -264,6 +267,7 @@ class ParityPlugin:
             self._lazy.close()
         if self.report is not None:
             self.report.discard()
+        self.recorder.close()
         self.signals.__exit__(None, None, None)
 
     # -- hooks -------------------------------------------------------------------------------------------
@@ -291,9 +295,24 @@ class ParityPlugin:
             return
         self.lazy.plan(images, self.image_ids if whole_run else ())  # the degenerate check looks at every image
         if self.report_dir is not None:
-            from parity.html import HtmlReport
+            if self.on_worker:  # pictures into the controller's report folder; it writes the index
+                from parity.html import ImagePictures
 
-            self.report = HtmlReport(self.report_dir, title=f"parity: {self.config_path.name}")
+                self.pictures = ImagePictures(Path(self.pytest_config.workerinput["parity_report_folder"]))
+            else:
+                self.pictures = self.report = self._new_report()
+
+    def _new_report(self):
+        from parity.html import HtmlReport
+
+        return HtmlReport(self.report_dir, title=f"parity: {self.config_path.name}")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node):
+        """pytest-xdist, on the controller: every worker draws into the one report folder."""
+        if self.report_dir is not None:
+            self.report = self.report or self._new_report()
+            node.workerinput["parity_report_folder"] = str(self.report.folder)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -306,7 +325,7 @@ class ParityPlugin:
         if self.on_worker:
             return  # the controller adds them up
         for record in getattr(report, "parity_records", ()):
-            self.summary.add(record)
+            self.recorder.add(record)
             if self.distributed:
                 self.answers.add(record)
 
@@ -322,15 +341,20 @@ class ParityPlugin:
 
         return BatchScheduling(config, log, self.scope)
 
+    def _run_degenerate(self):
+        """The degenerate-output verdict: the item's, or under pytest-xdist the controller's over all records."""
+        return self.answers.verdict() if self.distributed and self.cfg.model else self._degenerate
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
-        if self.distributed and self.cfg.model and self.answers.verdict().status == "failed":
+        if self._run_degenerate() is not None and self._run_degenerate().status == "failed" and self.distributed:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the controller's degenerate-output verdict
         if self._lazy is not None:
             self._lazy.close()  # the Triton server stops before the summary is printed
         if self.report is not None and self.summary.images:
             repository = self._harness.repository if self._harness is not None else None
-            self.report_path = self.report.write(None, self._degenerate, repository)
+            self.report_path = self.report.write(self.recorder.records(), self.summary, degenerate=self._run_degenerate(),
+                                                 repository=repository)
             self.report = None
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
@@ -338,8 +362,7 @@ class ParityPlugin:
             return
         terminalreporter.write_sep("-", "parity report summary")
         repository = self._harness.repository if self._harness is not None else None
-        degenerate = self.answers.verdict() if self.distributed and self.cfg.model else self._degenerate
-        for line in self.summary.lines(repository=repository, degenerate=degenerate):
+        for line in self.summary.lines(repository=repository, degenerate=self._run_degenerate()):
             terminalreporter.write_line(line)
         terminalreporter.write_line(self.summary.verdict_line)
         if self.report_path:

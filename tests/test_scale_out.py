@@ -32,26 +32,33 @@ def junit_cases(path) -> set:
 
 
 def test_xdist_workers_compute_each_image_once_and_the_controller_sums_up(pytester, deployed):
-    result = pytester.runpytest_subprocess("--parity-config", str(deployed), "-n", "2", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--parity-config", str(deployed), "-n", "2", "-p", "no:cacheprovider",
+                                           "--parity-report", "report")
     result.assert_outcomes(passed=12, failed=4)
     result.stdout.fnmatch_lines(["*parity report summary*", "model_input*0*4*0*missing_normalization (4)*",
                                  "0 of 4 images match"])  # four images computed in all: none twice
+    # the workers drew their own images; the controller wrote one index over all of them
+    index = (pytester.path / "report" / "index.html").read_text()
+    assert all(f"id='img-{name}'" in index for name in NAMES) and "4 images, 4 failing" in index
 
 
 def test_shards_split_by_content_and_merge_into_one_verdict(tmp_path, deployed, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    codes = [main(["check", str(deployed), "--shard", f"{k}/2", "--json", f"s{k}.json", "-q"]) for k in (1, 2)]
+    codes = [main(["check", str(deployed), "--shard", f"{k}/2", "--json", f"s{k}.json", "--report", f"r{k}", "-q"])
+             for k in (1, 2)]
     shards = [json.loads((tmp_path / f"s{k}.json").read_text()) for k in (1, 2)]
     ids = [{image["id"] for image in s["images"]} for s in shards]
     assert ids[0] | ids[1] == set(NAMES) and not ids[0] & ids[1]
     assert [s["shard"] for s in shards] == ["1/2", "2/2"] and set(codes) <= {0, 1}
     capsys.readouterr()
-    assert main(["merge", "s1.json", "s2.json", "--json", "all.json", "--junit-xml", "all.xml"]) == 1
+    assert main(["merge", "s1.json", "s2.json", "--json", "all.json", "--junit-xml", "all.xml", "--report", "all"]) == 1
     out = capsys.readouterr().out
     assert "0 of 4 images match (2 result files" in out and "model_input       0       4" in out
     merged = json.loads((tmp_path / "all.json").read_text())
     assert sorted(image["id"] for image in merged["images"]) == sorted(NAMES)
     assert len(junit_cases(tmp_path / "all.xml")) == 16
+    index = (tmp_path / "all" / "index.html").read_text()
+    assert all(f"id='img-{name}'" in index for name in NAMES) and "(2 shards)" in index
     # a shard missing, or given twice, is refused: a merge never passes on part of the set
     assert main(["merge", "s1.json"]) == 2
     assert "shard(s) [2] missing" in capsys.readouterr().err

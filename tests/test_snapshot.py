@@ -51,6 +51,8 @@ def _results_json(path: Path) -> dict:
     document = json.loads(path.read_text())
     for key in ("seconds", "reference"):
         document.pop(key)
+    for image in document["images"]:
+        image.pop("seconds")  # the time each image took
     return document
 
 
