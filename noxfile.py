@@ -22,6 +22,16 @@ def tests(session):
 
 
 @nox.session
+@nox.parametrize("pytest", ["8.3.5", "9.2.0"])
+def pytest_native(session, pytest):
+    """parity's pytest integration (selection, rerun flags, xdist, shards) under each supported pytest."""
+    _install(session)
+    session.install(f"pytest=={pytest}")
+    session.run("pytest", "tests/test_pytest_native.py", "tests/test_scale_out.py", "tests/test_plugin.py", "-ra",
+                *session.posargs)
+
+
+@nox.session
 def lint(session):
     """ruff over the package, tests, fixtures and benchmarks."""
     session.install("ruff")
@@ -41,7 +51,8 @@ def benchmarks(session):
     _install(session)
     session.run("python", "benchmarks/bench_harness.py", "benchmarks/configs/parity_224.py", "40")
     session.run("python", "benchmarks/bench_harness.py", "fixtures/seed/parity_corrected.py", "10")
-    session.run("python", "benchmarks/bench_stream.py", "benchmarks/configs/parity_224.py", "10000")
+    session.run("python", "benchmarks/bench_stream.py", "benchmarks/configs/parity_224.py", "50000")
+    session.run("python", "benchmarks/bench_xdist.py", "200", "2")
     session.run("python", "benchmarks/zoo_figures.py")
     session.run("python", "benchmarks/bench_triton.py")
 

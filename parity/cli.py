@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import os
+import re
+import shutil
 import sys
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -32,13 +34,31 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--report", type=Path, metavar="DIR", help="Write the HTML report into DIR")
     check.add_argument("--report-images", type=int, default=50, metavar="N",
                        help="Draw pictures for at most N images, failures first (default 50)")
+    check.add_argument("--shard", metavar="K/N", help="Check only shard K of N: images assigned by content hash, so "
+                       "an image keeps its shard when others are added (combine the shards with `parity merge`)")
+    for flag, what in (("--atol", "absolute tolerance"), ("--rtol", "relative tolerance"),
+                       ("--max-mismatch", "share of elements allowed over the element threshold (0..1)")):
+        check.add_argument(flag, action="append", default=[], metavar="[STAGE=]VALUE",
+                           help=f"Override the {what}: for one stage (resize=2, model_input=0.05), or bare for "
+                                "every pixel stage (the model input follows, scaled by the smallest std); repeatable")
+    check.add_argument("--strict-gpu", action="store_true",
+                       help="Fail on a GPU-only risk in the pipeline graph (docs/gpu.md); by default it is a warning")
     check.add_argument("-q", "--quiet", action="store_true", help="Print only the summary table")
+    check.add_argument("-v", "--verbose", action="count", default=0,
+                       help="-v: the full message of each distinct failure; -vv: of every failing image")
     snapshot = sub.add_parser("snapshot", help="Record the MMPretrain reference (every stage, and the reference "
                                                "network's logits) for `parity check --reference`")
     snapshot.add_argument("config", type=Path, help="Parity config file")
     snapshot.add_argument("--out", type=Path, metavar="DIR",
                           help="Snapshot folder to write (default: the config's reference.snapshot)")
     snapshot.add_argument("-q", "--quiet", action="store_true", help="Print only the last line")
+    merge = sub.add_parser("merge", help="Combine the result files of N shards (`check --shard K/N --json`) into one "
+                                         "verdict, JSON and JUnit XML")
+    merge.add_argument("results", type=Path, nargs="+", metavar="RESULT.json", help="Result files of the shards")
+    merge.add_argument("--json", type=Path, metavar="FILE", help="Write the combined result file")
+    merge.add_argument("--junit-xml", type=Path, metavar="FILE", help="Write the combined JUnit XML")
+    merge.add_argument("--report", type=Path, metavar="DIR", help="Write one HTML report from the shards' reports "
+                       "(found where each result file says, relative to it)")
     suggest = sub.add_parser("suggest", help="Write the DALI pipeline matching an MMPretrain config, and verify it")
     suggest.add_argument("config", type=Path, help="Parity config (its reference) or an MMPretrain config")
     suggest.add_argument("--out", type=Path, default=Path("parity-suggested"), metavar="DIR",
@@ -50,50 +70,6 @@ def _parser() -> argparse.ArgumentParser:
                               "covers the samples, extreme sizes and large downscales)")
     suggest.add_argument("--triton", action="store_true", help="Also write model.dali and a dali-backend config.pbtxt")
     return parser
-
-
-class _ModelCase:
-    """A model-stage result seen as a JUnit test case."""
-
-    def __init__(self, result, image=None, stage="model"):
-        self.result, self.status, self.stage = result, result.status, stage
-        self.image = image or result.image
-        self.summary = getattr(result, "summary", None) or result.message().split("\n")[0]
-        self.skip_reason = getattr(result, "skip_reason", "") or "; ".join(getattr(result, "findings", ()))
-
-    def message(self):
-        return self.result.message()
-
-
-def _junit(results, path: Path, seconds: float, degenerate=None, error: str | None = None,
-           labels: tuple = (), repository=None) -> None:
-    """JUnit XML: one case per (image, stage) check; an image that could not be checked is an errored case
-    per check (``labels``), and a usage error one errored case that names it."""
-    flat = [r for image in results for r in image.stages]
-    flat += [_ModelCase(r, stage="triton" if r.backend.startswith("triton") else "model")
-             for image in results for r in (image.model, image.triton) if r is not None]
-    if degenerate is not None:
-        flat.append(_ModelCase(degenerate, image="model", stage="degenerate"))
-    if repository is not None:
-        flat.insert(0, _ModelCase(repository, image="triton", stage="repository"))
-    errored = [(image, label) for image in results if image.error for label in labels]
-    suite = ET.Element("testsuite", name="parity", tests=str(len(flat) + len(errored) + bool(error)),
-                       time=f"{seconds:.3f}", failures=str(sum(r.status == "failed" for r in flat)),
-                       skipped=str(sum(r.status == "skipped" for r in flat)), errors=str(len(errored) + bool(error)))
-    for image, label in errored:
-        case = ET.SubElement(suite, "testcase", classname=f"parity.{image.image}", name=label)
-        ET.SubElement(case, "error", message=image.error.split("\n")[0]).text = image.error
-    for r in flat:
-        case = ET.SubElement(suite, "testcase", classname=f"parity.{r.image}", name=r.stage)
-        if r.status == "failed":
-            ET.SubElement(case, "failure", message=r.summary).text = r.message()
-        elif r.status == "skipped":
-            ET.SubElement(case, "skipped", message=r.skip_reason)
-    if error:
-        case = ET.SubElement(suite, "testcase", classname="parity", name="usage")
-        ET.SubElement(case, "error", message=error.split("\n")[0]).text = error
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
 @contextlib.contextmanager
@@ -143,7 +119,7 @@ def main(argv=None) -> int:
     from parity.errors import ParityUsageError
     from parity.interrupt import Terminated, signals_unwind
 
-    run = {"check": _check, "snapshot": _snapshot, "suggest": _suggest}[args.command]
+    run = {"check": _check, "snapshot": _snapshot, "suggest": _suggest, "merge": _merge}[args.command]
     try:
         with signals_unwind():
             return run(args)
@@ -171,38 +147,49 @@ def _check(args) -> int:
     from parity.errors import ParityUsageError
     from parity.interrupt import Terminated
     from parity.outputs import check_writable
+    from parity.recorder import RunRecorder
 
     for path, flag in ((args.junit_xml, "--junit-xml"), (args.json, "--json")):
         if path is not None:
             check_writable(path.resolve(), flag)  # before any work, and before the files are promised
     start = time.perf_counter()
-    state: dict = {"results": [], "degenerate": None, "reference": None, "labels": (), "repository": None}
+    state: dict = {"degenerate": None, "reference": None, "repository": None, "shard": None, "checks": {},
+                   "gpu": None}
     code, error = EXIT_INTERNAL, None
-    try:
-        code = _run_check(args, state)
-    except ParityUsageError as exc:
-        code, error = EXIT_USAGE, f"parity: error: {exc}"
-        print(error, file=sys.stderr)
-    except BaseException as exc:  # interrupted, or a bug in parity: recorded, then handled by main()
-        code = 128 + exc.signum if isinstance(exc, Terminated) else (
-            EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_INTERNAL)
-        error = f"parity: {type(exc).__name__}: {exc}"
-        raise
-    finally:
-        seconds = time.perf_counter() - start
-        if args.junit_xml:
-            _junit(state["results"], args.junit_xml, seconds, state["degenerate"], error, state["labels"],
-                   state["repository"])
-        if args.json:
-            from parity.jsonresult import write_json
-
-            write_json(args.json, config=str(args.config), reference=state["reference"], results=state["results"],
-                       degenerate=state["degenerate"], seconds=seconds, exit_code=code, error=error,
-                       repository=state["repository"])
+    with RunRecorder() as recorder:
+        try:
+            code = _run_check(args, state, recorder)
+        except ParityUsageError as exc:
+            code, error = EXIT_USAGE, f"parity: error: {exc}"
+            print(error, file=sys.stderr)
+        except BaseException as exc:  # interrupted, or a bug in parity: recorded, then handled by main()
+            code = 128 + exc.signum if isinstance(exc, Terminated) else (
+                EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_INTERNAL)
+            error = f"parity: {type(exc).__name__}: {exc}"
+            raise
+        finally:
+            _write_results(args, state, recorder, time.perf_counter() - start, code, error)
     return code
 
 
-def _run_check(args, state: dict) -> int:
+def _write_results(args, state: dict, recorder, seconds: float, code: int, error: str | None) -> None:
+    from parity.junit import DEGENERATE, REPOSITORY, cases, config_classname, write_junit
+
+    checks = ((REPOSITORY, state["repository"]), *state["checks"].items(), (DEGENERATE, state["degenerate"]))
+    gpu = state["gpu"]
+    if args.junit_xml:
+        write_junit(args.junit_xml, cases(config_classname(args.config), recorder.records(), checks=checks,
+                                          margins=gpu.margin_of if gpu else None), seconds=seconds, error=error)
+    if args.json:
+        from parity.jsonresult import write_json
+
+        write_json(args.json, config=str(args.config), reference=state["reference"], records=recorder.records(),
+                   degenerate=state["degenerate"], seconds=seconds, exit_code=code, error=error,
+                   repository=state["repository"], shard=state["shard"] and str(state["shard"]),
+                   report=state.get("report"), checks=state["checks"], gpu=gpu)
+
+
+def _run_check(args, state: dict, recorder) -> int:
     start = time.perf_counter()
     report = None
     if args.report:
@@ -210,58 +197,176 @@ def _run_check(args, state: dict) -> int:
 
         report = HtmlReport(args.report, title=f"parity: {args.config.name}", max_images=args.report_images)
     try:
-        return _judge(args, state, report, start)
+        return _judge(args, state, recorder, report, start)
     except BaseException:
         if report is not None:
             report.discard()
         raise
 
 
-def _judge(args, state: dict, report, start: float) -> int:
-    from parity.config import load_config
+def _judge(args, state: dict, recorder, report, start: float) -> int:
+    from parity.config import load_config, with_tolerance_overrides
     from parity.engine import Harness
-    from parity.report import summary_lines
+    from parity.jsonresult import image_record
+    from parity.junit import DETERMINISM, GPU_RISK
+    from parity.shard import Shard
 
-    harness = Harness(load_config(args.config, snapshot=args.reference))
+    shard = state["shard"] = Shard.parse(args.shard, "--shard")
+    config = with_tolerance_overrides(load_config(args.config, snapshot=args.reference),
+                                      atol=args.atol, rtol=args.rtol, max_mismatch=args.max_mismatch)
+    harness = Harness(config)
     state["reference"] = harness.reference.source
     repository = state["repository"] = harness.repository
-    if repository is not None and not repository and not args.quiet:
-        print(repository.message(), end="\n\n")
-    state["labels"] = tuple(harness.stage_labels + ["model"] * bool(harness.model) + ["triton"] * bool(harness.config.triton))
-    results = state["results"]
-    with _progress(len(harness.config.images), quiet=args.quiet) as advance:
-        for image in harness.run(keep_views=report.wants_views if report else None):
-            results.append(image)
+    state["gpu"] = harness.gpu
+    checks = state["checks"]
+    checks[GPU_RISK] = harness.gpu_lint(strict=args.strict_gpu)  # before any image: the graph alone
+    checks[DETERMINISM] = harness.determinism()
+    for r in (repository, *checks.values()):
+        if r is not None and r.status in ("failed", "warned") and not args.quiet:
+            print(_paint(r.message()), end="\n\n")
+    labels = tuple(harness.stage_labels + ["model"] * bool(harness.model) + ["triton"] * bool(harness.config.triton))
+    images = [p for p in config.images if shard is None or shard.selects(p)]
+    if shard is not None:
+        print(f"shard {shard}: {len(images)} of {len(config.images)} images (assigned by content hash)")
+    shown: dict = {}  # (stage, causes) printed in full -> its image: the rest say "same diagnosis as"
+    with _progress(len(images), quiet=args.quiet) as advance:
+        took = time.perf_counter()
+        for image in harness.run(images, keep_views=report.wants_views if report else None):
+            now = time.perf_counter()
+            recorder.add(image_record(image, seconds=now - took, labels=labels))
+            took = now
             if report:
                 report.add(image)
                 image.views.clear()  # pictures are written; keep only the numbers
             advance(image)
+            if not args.quiet:
+                _print_failure(image, shown, args.verbose)
     seconds = time.perf_counter() - start
-    failed = [image for image in results if not image.passed]
-    errors = [image for image in results if image.error]
-    if failed and not args.quiet:
-        print()
-        for image in failed:
-            if image.first_failure is not None:
-                print(image.first_failure.message(), end="\n\n")
-    for image in errors:
-        print(f"parity: error: {image.image}: {image.error}", file=sys.stderr)
+    summary = recorder.summary
+    for image, error in summary.errors:
+        print(f"parity: error: {image}: {error}", file=sys.stderr)
     degenerate = state["degenerate"] = harness.degenerate()
-    flat: list = [r for image in results for r in image.stages]
-    flat += [r for image in results for r in (image.model, image.triton) if r is not None]
-    for line in summary_lines(flat + [r for r in (degenerate, repository) if r is not None]):
-        print(line)
+    titled = [(f"{name.replace('_', '-')} check", r) for name, r in checks.items()]
+    for line in summary.lines(repository=repository, degenerate=degenerate, checks=titled) + harness.gpu.lines():
+        print(_paint(line))
     if degenerate is not None and degenerate.status == "failed" and not args.quiet:
         print(degenerate.message(), end="\n\n")
-    print(f"{len(results) - len(failed)} of {len(results)} images match"
-          + (f", {len(errors)} could not be checked" if errors else "")
-          + f" ({seconds:.1f} s; reference: {harness.reference.source})")
+    print(_paint(f"{summary.verdict_line} ({seconds:.1f} s; reference: {harness.reference.source}"
+                 + (f"; shard {shard}" if shard else "") + ")"))
     if report:
-        print(f"HTML report: {report.write(seconds, degenerate, repository)}")
-    if errors:
+        state["report"] = report.target
+        print(f"HTML report: {report.write(recorder.records(), summary, seconds=seconds, degenerate=degenerate, repository=repository, checks=titled, gpu=harness.gpu)}")
+    if summary.errors:
         return EXIT_USAGE
-    judged = [degenerate, repository]
-    return EXIT_MISMATCH if failed or any(r is not None and not r for r in judged) else EXIT_OK
+    judged = [degenerate, repository, *checks.values()]
+    return EXIT_MISMATCH if summary.failed_images or any(r is not None and not r for r in judged) else EXIT_OK
+
+
+def _print_failure(image, shown: dict, verbose: int) -> None:
+    """The first failure of an image: in full for a diagnosis not seen yet (-vv: always), else one line."""
+    failure = image.first_failure
+    if failure is None:
+        return
+    key = (failure.stage, failure.diagnosis.kinds if failure.diagnosis else ())
+    if key in shown and verbose < 2:
+        print(_paint(f"{failure.headline} (same diagnosis as {shown[key]})"), end="\n\n")
+        return
+    shown.setdefault(key, image.image)
+    text = failure.message() if verbose else failure.short_message()
+    print(_paint(text), end="\n\n")
+
+
+
+def _paint(text: str) -> str:
+    """PASSED green and FAILED red on a terminal, unless NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        return text
+    return re.sub(r"\b(PASSED|FAILED|ERROR)\b", lambda m: _COLOURS[m[1]] + m[1] + "\x1b[0m", text)
+
+
+_COLOURS = {"PASSED": "\x1b[32m", "FAILED": "\x1b[31m", "ERROR": "\x1b[31m"}
+
+
+def _merge(args) -> int:
+    """One verdict from the result files of N shards: their images together, as one run would report them."""
+    from parity.errors import ParityUsageError
+    from parity.jsonresult import read_json, write_json
+    from parity.junit import cases, write_junit
+    from parity.recorder import RunRecorder
+
+    documents = [read_json(path) for path in args.results]
+    configs = {Path(d["config"]).name for d in documents}
+    if len(configs) > 1:
+        raise ParityUsageError(f"the result files are of different configs ({', '.join(sorted(configs))})")
+    shards = [d.get("shard") for d in documents]
+    counts = {s.split("/")[1] for s in shards if s}
+    if None in shards or len(counts) != 1:
+        raise ParityUsageError("expected the result files of one sharded run (`parity check --shard K/N --json`); "
+                               f"their shards: {', '.join(str(s) for s in shards)}")
+    missing = sorted(set(range(1, int(counts.pop()) + 1)) - {int(s.split("/")[0]) for s in shards})
+    if missing or len(set(shards)) != len(shards):
+        raise ParityUsageError(f"shards {', '.join(shards)}: " + (f"shard(s) {missing} missing" if missing else
+                                                                  "a shard given twice"))
+    seen: dict = {}
+    with RunRecorder() as recorder:
+        for path, document in zip(args.results, documents):
+            for record in document["images"]:
+                if record["id"] in seen:
+                    raise ParityUsageError(f"{path}: image {record['id']!r} is also in {seen[record['id']]}: "
+                                           "shards overlap (use the same N, each K once)")
+                seen[record["id"]] = path
+                recorder.add(record)
+        codes = [d["exit_code"] for d in documents]
+        code = max(codes) if any(c not in (EXIT_OK, EXIT_MISMATCH) for c in codes) else max(codes, default=EXIT_OK)
+        seconds = sum(d["seconds"] for d in documents)
+        for line in recorder.summary.lines():
+            print(_paint(line))
+        failing = [f"{p}: {d['verdict']}" + (f" ({d['error']})" if d["error"] else "") for p, d in
+                   zip(args.results, documents) if d["exit_code"] != EXIT_OK]
+        for line in failing:
+            print(line)
+        print(_paint(f"{recorder.summary.verdict_line} ({len(documents)} result files, {seconds:.1f} s in all)"))
+        base = documents[0]
+        if args.json:
+            write_json(args.json, config=base["config"], reference=base["reference"], records=recorder.records(),
+                       degenerate=None, seconds=seconds, exit_code=code, shards=shards)
+        if args.junit_xml:
+            from parity.junit import config_classname
+
+            write_junit(args.junit_xml, cases(config_classname(Path(base["config"])), recorder.records()),
+                        seconds=seconds)
+        if args.report:
+            print(f"HTML report: {_merge_reports(args, documents, recorder)}")
+    return code
+
+
+def _merge_reports(args, documents, recorder) -> Path:
+    """One report: every shard's pictures and sections, and an index over every record."""
+    from parity.errors import ParityUsageError
+    from parity.html import MARKER, SECTIONS, write_index
+    from parity.outputs import fresh_folder, publish
+
+    target = args.report.resolve()
+    folder = fresh_folder(target, MARKER, "--report")
+    try:
+        for path, document in zip(args.results, documents):
+            shard = (path.resolve().parent / document["report"]).resolve() if document.get("report") else None
+            if shard is None or not (shard / "index.html").is_file():
+                raise ParityUsageError(f"{path}: its shard wrote no report" + (f" (looked in {shard})" if shard else
+                                                                                 ": run the shards with --report DIR"))
+            for item in shard.rglob("*"):
+                if item.is_file() and item.name not in ("index.html", MARKER):
+                    (folder / item.relative_to(shard)).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(item, folder / item.relative_to(shard))
+        (folder / SECTIONS).mkdir(exist_ok=True)
+        write_index(folder, f"parity: {Path(documents[0]['config']).name} ({len(documents)} shards)",
+                    recorder.records(), recorder.summary)
+        (folder / MARKER).write_text("Written by parity merge; replaced whole by the next report written here.\n")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    publish(folder, target)
+    return target / "index.html"
 
 
 def _snapshot(args) -> int:

@@ -4,6 +4,7 @@ the images and the tolerances. Every key is validated here, so the rest of parit
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import glob
 import warnings
@@ -145,6 +146,27 @@ class ParityConfig:
         own = {**pixels, **self.tolerances.get(stage, {})}
         own["border"] = int(own["border"])
         return Tolerance(**own)
+
+
+def with_tolerance_overrides(config: ParityConfig, **overrides: list[str]) -> ParityConfig:
+    """``config`` with command-line tolerances (``--atol resize=2``, ``--rtol 0.01``): ``[stage=]value`` per
+    tolerance key; a bare value sets the pixel default. Stage names are checked with the config's own."""
+    from parity.errors import ParityUsageError
+
+    tolerances = {stage: dict(tol) for stage, tol in config.tolerances.items()}
+    for key, values in overrides.items():
+        flag = "--" + key.replace("_", "-")
+        for text in values:
+            stage, _, value = text.rpartition("=")
+            try:
+                number = float(value)
+            except ValueError:
+                raise ParityUsageError(f"{flag} {text!r}: expected [STAGE=]NUMBER, e.g. {flag} resize=2") from None
+            if number < 0 or (key == "max_mismatch" and number > 1):
+                raise ParityUsageError(f"{flag} {text!r}: expected a number >= 0" + (" and <= 1" if key == "max_mismatch"
+                                                                                     else ""))
+            tolerances.setdefault(stage.strip() or "pixels", {})[key] = number
+    return dataclasses.replace(config, tolerances=tolerances)
 
 
 def _fail(path, msg) -> NoReturn:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from parity.dali import DaliRunner, DaliStage
+from parity.result import MessageResult
 
 # What replaces an operator that transforms the image at random; a random generator (coin_flip, uniform,
 # normal, ...) is instead fixed at the argument it draws.
@@ -58,7 +59,7 @@ class RandomOperator:
 
 
 @dataclass(frozen=True)
-class DeterminismResult:
+class DeterminismResult(MessageResult):
     """The ``dali::determinism`` check item: the pipeline run twice on the same input."""
 
     status: str  # passed | failed
@@ -77,7 +78,14 @@ class DeterminismResult:
     def summary(self) -> str:
         return f"{self.status.upper()} | dali | determinism | {self.message().splitlines()[0]}"
 
+    def record(self) -> dict:
+        return dict(status=self.status, operators=[dict(call=o.call, where=o.where, fix=o.fix) for o in self.operators],
+                    max_difference=self.max_difference if np.isfinite(self.max_difference) else None,
+                    diverged_at=self.diverged_at, samples=self.samples, message=self.message())
+
     def message(self) -> str:
+        if self.status == "skipped":
+            return f"The determinism check did not run: {self.skip_reason}"
         if self.status != "failed":
             if self.operators:
                 names = ", ".join(f"{o.call} ({o.where})" for o in self.operators)

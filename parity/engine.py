@@ -20,7 +20,10 @@ from parity.align import StagePair, align
 from parity.compare import StageResult, compare_arrays
 from parity.config import ParityConfig
 from parity.dali import DaliRunner, open_pipeline
-from parity.determinism import random_operators
+from parity.determinism import DeterminismResult, check_determinism, random_operators
+from parity.errors import ParityUsageError
+from parity.gpu_coverage import gpu_coverage
+from parity.gpu_lint import GpuLintResult, lint, reference_decoder
 from parity.images import check_image, client_input, image_ids
 from parity.model import DegenerateResult, ModelCheck, ModelResult
 from parity.reference import ReferencePipeline, RefStage, is_geometry_name
@@ -122,6 +125,28 @@ class Harness:
                          if p.dali.op in ("CropMirrorNormalize", "Normalize")],
             add_after=geometry[-1].where if geometry else "", random_operators=random_operators(self.dali.stages))
         self._diverged: list[tuple[str, str]] = []  # (image, first failed stage) of every image run so far
+        self.gpu = gpu_coverage(self.dali.stages, self.pairs, ran_on=self.dali.device,
+                                deployed=self.model.deployed.name if self.model else None,
+                                trt_precision=config.model["trt_precision"] if config.model else None)
+
+    def gpu_lint(self, *, strict: bool) -> GpuLintResult:
+        """The GPU-only risks of the pipeline graph, found before any image (``--strict-gpu`` fails on them)."""
+        return lint(self.dali.stages, source=self.dali.source, outputs=self.dali.outputs,
+                    reference_decoder=reference_decoder(self.config.test_pipeline), strict=strict)
+
+    def determinism(self) -> DeterminismResult:
+        """DALI run twice on the client inputs of the first batch's images: a training-time random operator
+        left in the inference pipeline changes its output between runs (and is named from the graph)."""
+        feed = []
+        for path in self.config.images[: self.config.dali["batch_size"]]:
+            try:
+                first = self.reference.run(path)[0]
+            except ParityUsageError:
+                continue  # an image the reference cannot read is reported by its own items
+            feed.append(client_input(first.array, first.channels, path, self.config.dali["input_format"]))
+        if not feed:
+            return DeterminismResult("skipped", skip_reason="no image of the first batch could be read")
+        return check_determinism(self.dali, feed)
 
     @property
     def stage_labels(self) -> list[str]:

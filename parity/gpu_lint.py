@@ -9,6 +9,7 @@ from enum import Enum
 
 from parity.dali import DaliStage
 from parity.gpu_margins import GPU_DEVICES, MARGINS, RESIZE_OPS, Margin, is_decoder, margin_of, output_dtypes
+from parity.result import MessageResult
 
 # Reference decoders built on libjpeg(-turbo) with its default fancy (interpolating) chroma upsampling:
 # cv2 is the cited one (opencv grfmt_jpeg.cpp keeps libjpeg's defaults); Pillow and PyTurboJPEG leave the
@@ -43,7 +44,7 @@ class GpuRisk:
 
 
 @dataclass(frozen=True)
-class GpuLintResult:
+class GpuLintResult(MessageResult):
     """The ``dali::gpu-risk`` check item: warned (or failed, when strict) where a risk was found."""
 
     status: str  # passed | warned | failed

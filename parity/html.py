@@ -1,9 +1,11 @@
 """The HTML report: per image, each stage side by side (reference, DALI, difference heatmap with its
-colour scale), per-channel histograms of the model input, the diagnosis in words. One self-contained
-folder (index.html + PNGs) that a CI system can archive.
+colour scale, mask, zoom), histograms, the diagnosis; one self-contained folder (index.html + pictures)
+that a CI system can archive.
 
-Images are written as they stream past and only text is kept, so a long run holds no tensors. Pictures
-are drawn for at most ``max_images`` images, failures first; every image still gets its table row.
+Pictures are drawn where an image is computed (this process, or a pytest-xdist worker writing into the
+same folder), each image's section into its own file; ``index.html`` is written at the end from the run's
+image records, streamed, with the sections read back from disk. No tensor and no per-image text is held,
+and the sections of CI shards are combined by ``parity merge`` the same way.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import html
 import re
 import shutil
 import time
-from collections import Counter
 from pathlib import Path
 
 from parity.html_image import IMAGE_CSS, draw_image_section
@@ -24,92 +25,67 @@ table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:
 .passed{color:#16794a;font-weight:600}.failed,.error{color:#c62828;font-weight:600}.skipped{color:#777}
 pre{background:#fff;border:1px solid #ddd;padding:8px;overflow-x:auto;font-size:12px}
 """
+MARKER = "parity-report.txt"
+SECTIONS = "sections"  # one file per drawn image: '<f|p>-<image>.html' (failures sort first)
 
 
-class HtmlReport:
-    """Collects results as they stream and writes ``index.html`` plus pictures into ``folder``: built in a
-    new folder beside it and renamed into place by :meth:`write` (no stale pictures, no two runs mixed);
-    :meth:`discard` removes it when the run fails first."""
+class ImagePictures:
+    """Draws image sections into a report folder, for at most ``max_images`` images, failures first."""
 
-    MARKER = "parity-report.txt"
-
-    def __init__(self, folder, *, title: str, max_images: int = 50):
+    def __init__(self, folder: Path, max_images: int = 50):
         from parity.extras import require
-        from parity.outputs import fresh_folder
 
         require("matplotlib", "report", "the HTML report")
-        self.target = Path(folder).resolve()
-        self.folder = fresh_folder(self.target, self.MARKER, "--report")
-        self.title = title
+        self.folder = folder
+        (folder / SECTIONS).mkdir(parents=True, exist_ok=True)
         self.max_images = max_images
-        self.sections: list[tuple[bool, str]] = []  # (failed, html), pictures drawn
-        self.rows: list[str] = []  # one summary row per image
-        self.counts: Counter = Counter()
-        self.stage_counts: dict[str, Counter] = {}
-        self.drawn = 0
+        self.drawn: list[Path] = []  # section files, in the order drawn
         self.failed_images = 0
 
     def wants_views(self, image: str) -> bool:
         """Ask for tensors while there is room for pictures (a failure may still replace a pass later)."""
-        return self.drawn < self.max_images or self.failed_images < self.max_images
+        return len(self.drawn) < self.max_images or self.failed_images < self.max_images
 
     def add(self, result) -> None:
         failed = not result.passed
         self.failed_images += failed
-        for r in result.stages:
-            self.counts[r.status] += 1
-            self.stage_counts.setdefault(r.stage, Counter())[r.status] += 1
-        first = result.first_failure
-        status = "error" if result.error else "failed" if failed else "passed"
-        anchor = f"img-{len(self.rows)}"
-        cause = result.error or ", ".join(result.cause_kinds)
-        answers = "".join(f"<td class={r.status}>{html.escape(_answer(r))}</td>" if r is not None else "<td>-</td>"
-                          for r in (result.model, result.triton))
-        self.rows.append(f"<tr><td><a href='#{anchor}'>{html.escape(result.image)}</a></td>"
-                         f"<td class={status}>{status.upper()}</td>"
-                         f"<td>{html.escape(first.stage) if first is not None else '-'}</td>"
-                         f"<td>{html.escape(cause)}</td>{answers}</tr>")
         if not result.views or not self._room_for(failed):
             return
-        self.sections.append((failed, draw_image_section(self.folder, result, anchor)))
-        self.drawn += 1
+        anchor = anchor_of(result.image)
+        section = self.folder / SECTIONS / f"{'f' if failed else 'p'}-{_safe(result.image)}.html"
+        section.write_text(draw_image_section(self.folder, result, anchor), encoding="utf-8")
+        self.drawn.append(section)
 
     def _room_for(self, failed: bool) -> bool:
-        if self.drawn < self.max_images:
+        if len(self.drawn) < self.max_images:
             return True
-        # full: a failure replaces the most recent passing picture
-        for i in range(len(self.sections) - 1, -1, -1):
-            if failed and not self.sections[i][0]:
-                del self.sections[i]
-                self.drawn -= 1
+        # full: a failure replaces the most recent passing picture (its section; its PNGs stay unlinked)
+        for section in reversed(self.drawn):
+            if failed and section.name.startswith("p-"):
+                section.unlink()
+                self.drawn.remove(section)
                 return True
         return False
 
-    def write(self, seconds: float | None = None, degenerate=None, repository=None) -> Path:
-        stages = "".join(
-            f"<tr><td>{html.escape(stage)}</td><td class=passed>{c['passed']}</td><td class=failed>{c['failed']}</td>"
-            f"<td class=skipped>{c['skipped']}</td></tr>" for stage, c in self.stage_counts.items())
-        failed = [s for failed, s in self.sections if failed]
-        passed = [s for failed, s in self.sections if not failed]
-        verdict = "FAILED" if self.failed_images else "PASSED"
-        body = (f"<h1>{html.escape(self.title)} <span class={verdict.lower()}>{verdict}</span></h1>"
-                f"<p>{len(self.rows)} images, {self.failed_images} failing. {self.counts['passed']} stage checks "
-                f"passed, {self.counts['failed']} failed, {self.counts['skipped']} skipped"
-                + (f" in {seconds:.1f} s" if seconds is not None else "") + f". Written {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>"
-                f"<table><tr><th>stage</th><th>passed</th><th>failed</th><th>skipped</th></tr>{stages}</table>"
-                + "".join(f"<h2>{title} <span class={r.status}>{r.status.upper()}</span></h2><pre>"
-                          f"{html.escape(r.message())}</pre>" for title, r in (("Triton repository check", repository),
-                                                                               ("Degenerate-output check", degenerate))
-                          if r is not None)
-                + "<table><tr><th>image</th><th>verdict</th><th>first divergence</th><th>likely cause</th>"
-                "<th>model: deployed vs reference top-1</th><th>Triton vs reference top-1</th></tr>"
-                + "".join(self.rows) + "</table>" + "".join(failed + passed))
-        page = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(self.title)}</title>"
-                f"<style>{_CSS}{IMAGE_CSS}</style></head><body>{body}</body></html>")
+
+class HtmlReport(ImagePictures):
+    """The report of one run: built in a new folder beside ``folder`` and renamed into place by
+    :meth:`write` (no stale pictures, no two runs mixed); :meth:`discard` removes it when the run fails first."""
+
+    def __init__(self, folder, *, title: str, max_images: int = 50):
+        from parity.outputs import fresh_folder
+
+        self.target = Path(folder).resolve()
+        self.title = title
+        super().__init__(fresh_folder(self.target, MARKER, "--report"), max_images)
+
+    def write(self, records, summary, *, seconds: float | None = None, degenerate=None, repository=None, checks=(),
+              gpu=None) -> Path:
+        write_index(self.folder, self.title, records, summary, seconds=seconds, degenerate=degenerate,
+                    repository=repository, checks=checks, gpu=gpu)
         from parity.outputs import publish
 
-        (self.folder / "index.html").write_text(page, encoding="utf-8")
-        (self.folder / self.MARKER).write_text("Written by parity; replaced whole by the next report written here.\n")
+        (self.folder / MARKER).write_text("Written by parity; replaced whole by the next report written here.\n")
         publish(self.folder, self.target)
         return self.target / "index.html"
 
@@ -117,10 +93,68 @@ class HtmlReport:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _answer(r) -> str:
-    if r.status == "skipped":
+def write_index(folder: Path, title: str, records, summary, *, seconds=None, degenerate=None, repository=None,
+                checks=(), gpu=None) -> None:
+    """``index.html`` from image records (streamed) and the sections drawn into ``folder``; ``checks`` are the
+    whole-run checks as (title, result), ``gpu`` what the verdict covers on the GPU."""
+    runs = [("Triton repository check", repository), *checks, ("Degenerate-output check", degenerate)]
+    verdict = "FAILED" if summary.failed_images or any(r is not None and not r for _, r in runs) else "PASSED"
+    counts = {s: sum(c[s] for c in summary.stages.values()) for s in ("passed", "failed", "skipped")}
+    stages = "".join(f"<tr><td>{html.escape(stage)}</td><td class=passed>{c['passed']}</td><td class=failed>"
+                     f"{c['failed']}</td><td class=skipped>{c['skipped']}</td></tr>" for stage, c in summary.stages.items())
+    drawn = {p.stem[2:]: p for p in sorted((folder / SECTIONS).glob("*.html"))}
+    with open(folder / "index.html", "w", encoding="utf-8") as page:
+        page.write(f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+                   f"<style>{_CSS}{IMAGE_CSS}</style></head><body>"
+                   f"<h1>{html.escape(title)} <span class={verdict.lower()}>{verdict}</span></h1>"
+                   f"<p>{summary.images} images, {summary.failed_images} failing. {counts['passed']} stage checks "
+                   f"passed, {counts['failed']} failed, {counts['skipped']} skipped"
+                   + (f" in {seconds:.1f} s" if seconds is not None else "")
+                   + f". Written {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>"
+                   f"<table><tr><th>stage</th><th>passed</th><th>failed</th><th>skipped</th></tr>{stages}</table>")
+        if gpu is not None and gpu.lines():
+            page.write("<h2>What this CPU verdict covers on the GPU</h2><pre>" + html.escape("\n".join(gpu.lines()))
+                       + "</pre>")
+        for name, r in runs:
+            if r is not None and r.status != "passed":
+                page.write(f"<h2>{name} <span class={r.status}>{r.status.upper()}</span></h2><pre>"
+                           f"{html.escape(r.message())}</pre>")
+        page.write("<table><tr><th>image</th><th>verdict</th><th>first divergence</th><th>likely cause</th>"
+                   "<th>model: deployed vs reference top-1</th><th>Triton vs reference top-1</th></tr>")
+        for record in records:
+            page.write(_row(record, _safe(record["id"]) in drawn))
+        page.write("</table>")
+        for section in sorted(drawn.values(), key=lambda p: p.name):  # failures ('f-') first
+            page.write(section.read_text(encoding="utf-8"))
+        page.write("</body></html>")
+
+
+def anchor_of(image: str) -> str:
+    return f"img-{_safe(image)}"
+
+
+def _row(record: dict, drawn: bool) -> str:
+    first = next((s for s in record["stages"] if s["status"] == "failed"), None)
+    status = "error" if record["error"] else "passed" if record["passed"] else "failed"
+    kinds = dict.fromkeys(c["kind"] for s in record["stages"] if s["status"] == "failed" for c in s["causes"])
+    cause = record["error"] or ", ".join(kinds)
+    name = html.escape(record["id"])
+    link = f"<a href='#{anchor_of(record['id'])}'>{name}</a>" if drawn else name
+    answers = "".join(f"<td class={a['status']}>{html.escape(_answer(a))}</td>" if a is not None else "<td>-</td>"
+                      for a in (record.get("model"), record.get("triton")))
+    return (f"<tr><td>{link}</td>"
+            f"<td class={status}>{status.upper()}</td><td>{html.escape(first['stage']) if first else '-'}</td>"
+            f"<td>{html.escape(cause)}</td>{answers}</tr>")
+
+
+def _answer(a: dict) -> str:
+    if a["status"] == "skipped":
         return "skipped"
-    if r.dali_top1 < 0:
-        problem = re.sub(r"in ensemble '[^']*', \[request id: [^\]]*\] ", "", r.problems[0]) if r.problems else ""
-        return f"{r.status}: {problem[:140]}"
-    return f"{r.dali_top1} (p={r.dali_prob:.3f}) vs {r.ref_top1} (p={r.ref_prob:.3f})"
+    if a["top1"] < 0:
+        problem = re.sub(r"in ensemble '[^']*', \[request id: [^\]]*\] ", "", a["problems"][0]) if a["problems"] else ""
+        return f"{a['status']}: {problem[:140]}"
+    return f"{a['top1']} (p={a['prob']:.3f}) vs {a['reference_top1']} (p={a['reference_prob']:.3f})"
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

@@ -5,6 +5,7 @@ its version does."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 FORMAT, SCHEMA = "parity-result", 1
 
 
-def _plain(value):
+def plain(value):
     """numpy scalars and arrays as JSON values."""
     if isinstance(value, np.generic):
         return value.item()
@@ -34,8 +35,10 @@ def cause_record(c) -> dict:
 
 def stage_record(r) -> dict:
     tol = r.tolerance
+    failed = r.status == "failed"
     return dict(
-        stage=r.stage, status=r.status, dali_op=r.dali_op, reference=r.reference, problems=list(r.problems),
+        stage=r.stage, status=r.status, headline=r.headline if failed else "", message=r.message() if failed else "",
+        dali_op=r.dali_op, reference=r.reference, problems=list(r.problems),
         notes=list(r.notes),
         statistics=dict(mismatched=r.mismatched, total=r.total, mismatch_fraction=r.mismatch_fraction,
                         max_abs=r.max_abs, mean_abs=r.mean_abs, p99_abs=r.p99_abs, max_rel=r.max_rel),
@@ -47,32 +50,65 @@ def stage_record(r) -> dict:
 
 def answer_record(r) -> dict:
     """A model or Triton answer (:class:`~parity.model.ModelResult`)."""
-    return dict(backend=r.backend, status=r.status, reference_top1=r.ref_top1, reference_prob=r.ref_prob,
+    failed = r.status == "failed"
+    return dict(backend=r.backend, status=r.status, headline=r.headline if failed else "",
+                message=r.message() if failed else "", reference_top1=r.ref_top1, reference_prob=r.ref_prob,
                 top1=r.dali_top1, prob=r.dali_prob, topk=r.topk, topk_overlap=r.topk_overlap,
                 topk_counted=r.topk_counted, kl=r.kl, max_abs_logit=r.max_abs_logit,
                 conversion_max_abs=r.conversion_max_abs, problems=list(r.problems), notes=list(r.notes),
                 preprocessing=r.preprocessing, skip_reason=r.skip_reason)
 
 
-def image_record(image) -> dict:
-    return dict(id=image.image, path=str(image.path), passed=image.passed, error=image.error or None,
+def image_record(image, *, seconds: float = 0.0, labels: tuple = ()) -> dict:
+    """One image, JSON-able: what the summary, the report index, JUnit, pytest-xdist workers and ``parity
+    merge`` read. ``labels`` name the checks an image that could not be checked counts as errored."""
+    return _json_values(dict(id=image.image, path=str(image.path), passed=image.passed, error=image.error or None,
+                seconds=round(seconds, 4), labels=list(labels) if image.error else [],
                 stages=[stage_record(r) for r in image.stages],
                 model=None if image.model is None else answer_record(image.model),
-                triton=None if image.triton is None else answer_record(image.triton))
+                triton=None if image.triton is None else answer_record(image.triton)))
 
 
-def write_json(path: Path, *, config: str, reference: str | None, results, degenerate, seconds: float,
-               exit_code: int, error: str | None = None, repository=None) -> None:
+def _json_values(record: dict) -> dict:
+    """Plain JSON types only (numpy scalars converted): records cross processes (pytest-xdist) and files."""
+    return json.loads(json.dumps(record, default=plain))
+
+
+def write_json(path: Path, *, config: str, reference: str | None, records, degenerate, seconds: float,
+               exit_code: int, error: str | None = None, repository=None, shard: str | None = None,
+               shards: list | None = None, report: Path | None = None, checks: dict | None = None,
+               gpu=None) -> None:
+    """The document, its ``images`` streamed from ``records`` (one line each) so a long run holds none."""
     from parity import __version__
 
     verdict = {0: "passed", 1: "failed"}.get(exit_code, "error")
-    document = dict(
+    head = dict(
         format=FORMAT, schema=SCHEMA, parity=__version__, config=config, reference=reference, verdict=verdict,
-        exit_code=exit_code, error=error, seconds=round(seconds, 3),
+        exit_code=exit_code, error=error, seconds=round(seconds, 3), shard=shard, shards=shards,
+        report=None if report is None else os.path.relpath(report, path.resolve().parent),
+        checks={name: r.record() for name, r in (checks or {}).items()}, gpu=gpu.record() if gpu else None,
         repository=None if repository is None else dict(status=repository.status, path=str(repository.repository),
                                                         problems=list(repository.problems)),
-        images=[image_record(image) for image in results],
         degenerate=None if degenerate is None else dict(status=degenerate.status, images=degenerate.images,
                                                         findings=list(degenerate.findings), hint=degenerate.hint))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=1, default=_plain) + "\n")
+    with open(path, "w") as out:
+        out.write(json.dumps(head, indent=1, default=plain)[:-2] + ',\n "images": [')
+        for i, record in enumerate(records):
+            out.write(("," if i else "") + "\n  " + json.dumps(record, default=plain))
+        out.write("\n ]\n}\n")
+
+
+def read_json(path: Path) -> dict:
+    """A result file written by ``parity check --json`` (for ``parity merge``); refused when not one."""
+    from parity.errors import ParityUsageError
+
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ParityUsageError(f"{path}: not a parity result file ({exc})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ParityUsageError(f"{path}: not a parity result file (no \"format\": \"{FORMAT}\")")
+    if document.get("schema") != SCHEMA:
+        raise ParityUsageError(f"{path}: result schema {document.get('schema')!r}; this parity reads schema {SCHEMA}")
+    return document

@@ -11,6 +11,7 @@ import numpy as np
 
 from parity.backends import OnnxRuntimeRunner, ParityModelError, Runner, TensorRTRunner, TorchClassifier
 from parity.reference import RefStage
+from parity.result import MessageResult
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -63,7 +64,7 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
-class ModelResult:
+class ModelResult(MessageResult):
     """One image: reference model on reference input vs deployed model on DALI input (and on reference
     input, which isolates conversion error from preprocessing error)."""
 
@@ -124,7 +125,7 @@ class ModelResult:
 
 
 @dataclass(frozen=True)
-class DegenerateResult:
+class DegenerateResult(MessageResult):
     """Across all images: do the deployed model's answers collapse?"""
 
     status: str

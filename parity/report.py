@@ -1,51 +1,148 @@
-"""Plain-text summaries of results: the stage table shown by pytest and the CLI."""
+"""Plain-text summaries of a run: the stage table shown by pytest, the CLI and ``parity merge``.
+
+:class:`RunSummary` is fed one image record (:func:`parity.jsonresult.image_record`) at a time and keeps
+only counters, so its memory does not grow with the number of images, and records from pytest-xdist
+workers or from CI shards add up to the same table as one run.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def summary_lines(results) -> list[str]:
-    """A stage x (passed, failed, skipped) table, the worst error per stage and the named causes,
-    then the model stage's line when there is one."""
-    from parity.model import DegenerateResult, ModelResult
-    from parity.triton_repository import RepositoryResult
+@dataclass
+class _Answers:
+    """The model (or Triton) answers of one backend."""
 
-    model = [r for r in results if isinstance(r, ModelResult)]
-    degenerate = [r for r in results if isinstance(r, DegenerateResult)]
-    repository = [r for r in results if isinstance(r, RepositoryResult)]
-    results = [r for r in results if not isinstance(r, (ModelResult, DegenerateResult, RepositoryResult))]
-    stages = list(dict.fromkeys(r.stage for r in results))
-    width = max([len(s) for s in stages] + [5])
-    lines = [f"{'stage':<{width}}  passed  failed  skipped  worst max abs  likely cause"]
-    for stage in stages:
-        rows = [r for r in results if r.stage == stage]
-        count = Counter(r.status for r in rows)
-        compared = [r for r in rows if r.status != "skipped" and r.total]
-        worst = max((r.max_abs for r in compared), default=0.0)
-        causes = Counter(c.kind for r in rows if r.diagnosis for c in r.diagnosis.causes)
-        cause = ", ".join(f"{k} ({n})" for k, n in causes.most_common()) or "-"
-        worst_text = f"{worst:.4g}" if compared else "-"
-        lines.append(f"{stage:<{width}}  {count['passed']:>6}  {count['failed']:>6}  {count['skipped']:>7}  "
-                     f"{worst_text:>13}  {cause}")
-    count = Counter(r.status for r in results)
-    lines.append(f"{_plural(count['passed'], 'stage check')} passed. {_plural(count['failed'], 'stage check')} "
-                 f"failed. {_plural(count['skipped'], 'stage check')} skipped.")
-    for backend in dict.fromkeys(r.backend for r in model):
-        group = [r for r in model if r.backend == backend]
-        agree = sum(r.dali_top1 == r.ref_top1 >= 0 for r in group if r.status != "skipped")
-        ran = sum(r.status != "skipped" for r in group)
-        status = Counter(r.status for r in group)
-        label = backend if backend.startswith("triton") else f"model ({backend})"
-        lines.append(f"{label}: {status['passed']} passed, {status['failed']} failed, "
-                     f"{status['skipped']} skipped; top-1 agreement {agree}/{ran}")
-    for r in repository:
-        lines.append(f"triton repository check: {r.status.upper()}" + (
-            f": {len(r.problems)} finding(s), the first: {r.problems[0]}" if r.problems else ""))
-    for r in degenerate:
-        lines.append(f"degenerate-output check: {r.status.upper()}" + (f": {'; '.join(r.findings)}" if r.findings else ""))
-    return lines
+    status: Counter = field(default_factory=Counter)
+    agree: int = 0
+    ran: int = 0
+
+
+@dataclass
+class _Diagnosis:
+    """Images whose first divergence is at the same stage with the same causes: shown once."""
+
+    first_image: str
+    headline: str
+    images: int = 0
+
+
+@dataclass
+class RunSummary:
+    images: int = 0
+    failed_images: int = 0
+    errors: list = field(default_factory=list)  # (image, error) of images that could not be checked (few)
+    stages: dict = field(default_factory=dict)  # stage -> Counter of statuses
+    worst: dict = field(default_factory=dict)  # stage -> greatest max abs among compared results
+    causes: dict = field(default_factory=dict)  # stage -> Counter of cause kinds
+    answers: dict = field(default_factory=dict)  # backend -> _Answers
+    diagnoses: dict = field(default_factory=dict)  # (stage, kinds) -> _Diagnosis
+    answer_failures: int = 0  # images whose stages match but whose model or Triton answer failed
+
+    def add(self, record: dict) -> None:
+        self.images += 1
+        self.failed_images += not record["passed"]
+        if record.get("error"):
+            self.errors.append((record["id"], record["error"]))
+            return
+        for stage in record["stages"]:
+            name, status = stage["stage"], stage["status"]
+            self.stages.setdefault(name, Counter())[status] += 1
+            self.causes.setdefault(name, Counter()).update(c["kind"] for c in stage["causes"])
+            if status != "skipped" and stage["statistics"]["total"]:
+                self.worst[name] = max(self.worst.get(name, 0.0), stage["statistics"]["max_abs"])
+        for answer in (record.get("model"), record.get("triton")):
+            if answer is not None:
+                group = self.answers.setdefault(answer["backend"], _Answers())
+                group.status[answer["status"]] += 1
+                if answer["status"] != "skipped":
+                    group.ran += 1
+                    group.agree += answer["top1"] == answer["reference_top1"] >= 0
+        first = next((s for s in record["stages"] if s["status"] == "failed"), None)
+        if first is not None:
+            kinds = tuple(dict.fromkeys(c["kind"] for c in first["causes"]))
+            group = self.diagnoses.setdefault((first["stage"], kinds),
+                                              _Diagnosis(record["id"], first.get("headline") or first["stage"]))
+            group.images += 1
+        elif not record["passed"]:
+            self.answer_failures += 1
+
+    def lines(self, *, repository=None, degenerate=None, checks=()) -> list[str]:
+        """The stage table, the distinct diagnoses, then one line per backend and per run-wide check."""
+        width = max([len(s) for s in self.stages] + [5])
+        lines = [f"{'stage':<{width}}  passed  failed  skipped  worst max abs  likely cause"]
+        total: Counter = Counter()
+        for stage, count in self.stages.items():
+            total.update(count)
+            cause = ", ".join(f"{k} ({n})" for k, n in self.causes[stage].most_common()) or "-"
+            worst = f"{self.worst[stage]:.4g}" if stage in self.worst else "-"
+            lines.append(f"{stage:<{width}}  {count['passed']:>6}  {count['failed']:>6}  {count['skipped']:>7}  "
+                         f"{worst:>13}  {cause}")
+        lines.append(f"{_plural(total['passed'], 'stage check')} passed. {_plural(total['failed'], 'stage check')} "
+                     f"failed. {_plural(total['skipped'], 'stage check')} skipped.")
+        for group in self.diagnoses.values():
+            more = f" (same diagnosis on {_plural(group.images - 1, 'more image')})" if group.images > 1 else ""
+            lines.append(f"{group.headline}{more}")
+        for backend, group in self.answers.items():
+            label = backend if backend.startswith("triton") else f"model ({backend})"
+            lines.append(f"{label}: {group.status['passed']} passed, {group.status['failed']} failed, "
+                         f"{group.status['skipped']} skipped; top-1 agreement {group.agree}/{group.ran}")
+        for title, r in (("triton repository check", repository), *checks, ("degenerate-output check", degenerate)):
+            if r is not None:
+                lines.append(f"{title}: {r.status.upper()}" + (f": {r.headline}" if r.status in ("failed", "warned")
+                                                              else ""))
+        return lines
+
+    @property
+    def verdict_line(self) -> str:
+        errors = f", {len(self.errors)} could not be checked" if self.errors else ""
+        return f"{self.images - self.failed_images} of {self.images} images match{errors}"
+
+
+@dataclass
+class AnswerTally:
+    """The degenerate-output check over image records, for a pytest-xdist controller whose workers each saw
+    some images: one class for (nearly) all images, or saturated probabilities, as
+    :func:`parity.model.degenerate_of` judges them (its identical-logits finding needs the logits, which stay on
+    the workers; identical logits also answer one class, which this finds)."""
+
+    share: float
+    top1: Counter = field(default_factory=Counter)
+    prob_sum: Counter = field(default_factory=Counter)
+    ref_classes: set = field(default_factory=set)
+    saturated: int = 0
+    ref_saturated: int = 0
+    images: int = 0
+
+    def add(self, record: dict) -> None:
+        answer = record.get("model")
+        if answer is None or answer["status"] == "skipped" or answer["top1"] < 0:
+            return
+        self.images += 1
+        self.top1[answer["top1"]] += 1
+        self.prob_sum[answer["top1"]] += answer["prob"]
+        self.ref_classes.add(answer["reference_top1"])
+        self.saturated += answer["prob"] >= 0.999
+        self.ref_saturated += answer["reference_prob"] >= 0.999
+
+    def verdict(self):
+        from parity.model import DegenerateResult
+
+        n = self.images
+        if n < 2:
+            return DegenerateResult("skipped", n, ("fewer than 2 images reached the model",))
+        findings = []
+        cls, count = self.top1.most_common(1)[0]
+        if count / n >= self.share and len(self.ref_classes) > 1:
+            findings.append(f"{count} of {n} images -> class {cls} with mean p={self.prob_sum[cls] / count:.3f} "
+                            f"(the reference model answers {len(self.ref_classes)} different classes)")
+        if self.saturated / n >= self.share and self.ref_saturated / n < self.share:
+            findings.append(f"probabilities saturated: p >= 0.999 for {100 * self.saturated / n:.0f}% of images "
+                            f"(reference {100 * self.ref_saturated / n:.0f}%)")
+        return DegenerateResult("failed" if findings else "passed", n, tuple(findings))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from parity.dali import DaliStage, rewrite
 from parity.errors import ParityDaliError
+from parity.result import MessageResult
 from parity.snapshot import file_sha256
 from parity.triton import _kind, read_repository
 
@@ -18,7 +19,7 @@ _NOT_COMPARED = {"bytes_per_sample_hint", "seed", "num_threads"}  # set per buil
 
 
 @dataclass(frozen=True)
-class RepositoryResult:
+class RepositoryResult(MessageResult):
     """The ``triton::repository`` check item."""
 
     status: str  # passed | failed

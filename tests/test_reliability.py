@@ -381,7 +381,7 @@ def _check_extras(fault: Fault, case: Case, out: str) -> None:
     folder = case.folder
     if fault.id == "image-same-stem":
         names = Path(folder / "out.xml").read_text()
-        assert 'classname="parity.same.png"' in names and 'classname="parity.same.jpg"' in names
+        assert '.same.png" name="input"' in names and '.same.jpg" name="input"' in names
     if fault.id in ("image-jfif", "image-no-suffix"):
         import json
 

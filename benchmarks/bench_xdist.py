@@ -1,0 +1,68 @@
+"""pytest-xdist over parity items: wall time of ``pytest --parity-config`` with ``-n 0`` and ``-n N``.
+
+Run: .venv/bin/python benchmarks/bench_xdist.py [n_images] [workers]. Writes ``n_images`` distinct 224-class
+images (crops of the bundled ones, 200 by default) and a config for the 224x224 benchmark pipeline into a
+temporary folder, then times both runs in this one process, one after the other, on the same machine.
+Each worker loads the reference and DALI once, then computes only its own DALI batches.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_images(folder: Path, n: int) -> None:
+    sources = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((ROOT / "fixtures/images").glob("*.png"))]
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        src = sources[i % len(sources)]
+        h, w = src.shape[:2]
+        y, x = rng.integers(0, h // 4), rng.integers(0, w // 4)
+        Image.fromarray(src[y:y + 3 * h // 4, x:x + 3 * w // 4]).save(folder / f"img{i:04d}.png")
+
+
+def run(config: Path, workers: int) -> tuple[float, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "pytest", "--parity-config", str(config), "-n", str(workers),
+                           "-p", "no:cacheprovider", "-p", "no:randomly"], cwd=config.parent, env=env,
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    last = done.stdout.strip().splitlines()[-1]
+    if done.returncode != 0:
+        raise SystemExit(f"pytest -n {workers} exited {done.returncode}: {last}")
+    return seconds, last
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    workers = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    folder = Path(tempfile.mkdtemp(prefix="parity-bench-xdist-"))
+    try:
+        (folder / "images").mkdir()
+        make_images(folder / "images", n)
+        shutil.copy(ROOT / "benchmarks/configs/pipeline_224.py", folder)
+        config = folder / "parity_bench.py"
+        config.write_text((ROOT / "benchmarks/configs/parity_224.py").read_text()
+                          .replace("../../fixtures/images/*.png", "images/*.png"))
+        serial, line0 = run(config, 0)
+        parallel, line_n = run(config, workers)
+        print(f"{n} images at 224x224 on {os.cpu_count()} cores")
+        print(f"  -n 0: {serial:.1f} s ({line0})")
+        print(f"  -n {workers}: {parallel:.1f} s ({line_n})")
+        print(f"  -n 0 / -n {workers} = {serial / parallel:.2f}x")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

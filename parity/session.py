@@ -1,0 +1,390 @@
+"""The pytest side of a parity run: collection nodes, items and the per-session plugin.
+
+Node ids are ``cfg.py::<image>::<stage>`` (the config a file, each image a collector, each stage an item)
+plus ``cfg.py::triton_repository`` and ``cfg.py::degenerate`` for the checks over the whole run. Every
+computed image becomes one JSON-able record (:func:`parity.jsonresult.image_record`) attached to the
+report of the item that computed it, so the summary and the report are built from the same records in a
+plain run and on the pytest-xdist controller.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+from _pytest._code.code import ReprEntryNative, ReprExceptionInfo, ReprFileLocation, ReprTraceback
+
+from parity.junit import DEGENERATE, DETERMINISM, GPU_RISK, REPOSITORY
+from parity.plugin import parity_key
+
+
+class ParityGpuRiskWarning(UserWarning):
+    """A GPU-only risk in the pipeline graph (an error with --parity-strict-gpu)."""
+
+
+class StageMismatch(AssertionError):
+    """Raised by a failing item; carries the result so repr_failure can render it."""
+
+    def __init__(self, result):
+        super().__init__(result.message())
+        self.result = result
+
+
+def _failure_repr(text: str, headline: str, path: str) -> ReprExceptionInfo:
+    """A failure shown as ``text``, whose crash line (pytest's short summary, JUnit's ``message`` and what
+    pytest-xdist sends to the controller) is ``headline``."""
+    lines = [line + "\n" for line in text.splitlines()]
+    return ReprExceptionInfo(ReprTraceback([ReprEntryNative(lines)], None, "native"), ReprFileLocation(path, 0, headline))
+
+
+class ParityConfigNode(pytest.File):
+    """The config file; its children are the images and the whole-run checks."""
+
+    def collect(self):
+        plugin = self.config.stash[parity_key]
+        harness = plugin.harness
+        if harness.repository is not None:  # first: the repository serves what is tested (static, no request)
+            yield CheckItem.from_parent(self, name=REPOSITORY)
+        yield CheckItem.from_parent(self, name=GPU_RISK)  # the graph's GPU-only risks (static)
+        yield CheckItem.from_parent(self, name=DETERMINISM)  # DALI run twice on the same inputs
+        for image in plugin.image_ids:
+            yield ParityImage.from_parent(self, name=image)
+        if harness.model:  # after every image: whether the deployed answers collapse across them
+            yield CheckItem.from_parent(self, name=DEGENERATE)
+
+
+class ParityImage(pytest.Collector):
+    """One image; its children are its stage items (and the model and Triton answers)."""
+
+    def collect(self):
+        plugin = self.config.stash[parity_key]
+        for stage in plugin.item_stages:
+            item = ParityItem.from_parent(self, name=stage)
+            item.add_marker(pytest.mark.parity(image=self.name, stage=stage))
+            margin = plugin.harness.gpu.margin_of(stage)
+            if margin:  # JUnit property: what this CPU verdict means on the GPU
+                item.user_properties.append(("gpu_margin", margin))
+            yield item
+
+
+class _ParityItemBase(pytest.Item):
+    def setup(self):
+        """The result is computed here, so that what keeps an item from being judged (a bad image, a DALI run
+        failure, a Triton server that does not start) is reported as a pytest error, never as a mismatch; the
+        item that computes an image is charged its time."""
+        from parity.errors import ParityUsageError
+
+        plugin = self.config.stash[parity_key]
+        earlier = plugin.lazy.error
+        try:
+            self.result = self._result(plugin)
+        except ParityUsageError as exc:  # one sentence, no traceback
+            pytest.fail(f"parity: {exc}", pytrace=False)
+        except Exception as exc:
+            if earlier is None:
+                raise  # the first item shows the full traceback
+            pytest.fail(f"parity: the run failed on an earlier item: {type(exc).__name__}: {exc}", pytrace=False)
+        if isinstance(self.result, str):  # this image could not be checked
+            pytest.fail(f"parity: {self.result}", pytrace=False)
+
+    def runtest(self):
+        result = self.result
+        if result.status == "warned":
+            import warnings
+
+            warnings.warn(ParityGpuRiskWarning(result.message()), stacklevel=1)
+            return
+        if result.status == "skipped":
+            pytest.skip(f"{self.name}: {result.skip_reason}")
+        if result.status == "failed":
+            raise StageMismatch(result)
+
+    def repr_failure(self, excinfo, style=None):
+        if not isinstance(excinfo.value, StageMismatch):
+            return super().repr_failure(excinfo, style)
+        result = excinfo.value.result
+        text = result.message() if self.config.get_verbosity() > 0 else result.short_message()
+        plugin = self.config.stash[parity_key]
+        if self.config.get_verbosity() <= 0:
+            text += "\n(the full message with -v" + (f"; pictures in {plugin.report_dir}" if plugin.report_dir else "") + ")"
+        return _failure_repr(text, result.headline, str(self.path))
+
+    def reportinfo(self):
+        return self.path, None, self.name
+
+
+class ParityItem(_ParityItemBase):
+    """One stage (or the model or Triton answer) of one image."""
+
+    @property
+    def image(self) -> str:
+        return self.parent.name
+
+    def _result(self, plugin):
+        return plugin.result(self.image, self.name)
+
+    def teardown(self):
+        self.config.stash[parity_key].lazy.release(self.image)
+
+
+class CheckItem(_ParityItemBase):
+    """A check over the whole run: the Triton repository (static) or the degenerate-output check."""
+
+    def _result(self, plugin):
+        if self.name == REPOSITORY:
+            return plugin.harness.repository
+        if self.name == GPU_RISK:
+            plugin.checks[GPU_RISK] = plugin.harness.gpu_lint(strict=self.config.getoption("parity_strict_gpu"))
+            return plugin.checks[GPU_RISK]
+        if self.name == DETERMINISM:
+            plugin.checks[DETERMINISM] = plugin.harness.determinism()
+            return plugin.checks[DETERMINISM]
+        if plugin.on_worker:
+            return _Skipped("under pytest-xdist the degenerate-output check is judged by the controller over every "
+                            "worker's images: see the parity summary (a collapse fails the run)")
+        return plugin.degenerate()
+
+
+class _Skipped:
+    status = "skipped"
+
+    def __init__(self, reason: str):
+        self.skip_reason = reason
+
+
+class ParityPlugin:
+    """Per-session state: the config, the harness (built when collected), computed images and the summary."""
+
+    def __init__(self, config, cfg, *, report_dir: Path | None, shard=None):
+        from parity.interrupt import signals_unwind
+        from parity.recorder import RunRecorder
+        from parity.report import AnswerTally
+
+        self.pytest_config = config
+        self.cfg = cfg
+        self.config_path = cfg.path
+        self.report_dir = report_dir
+        self.shard = shard
+        self.signals = signals_unwind()  # entered for the session: SIGTERM/SIGHUP unwind like Ctrl-C
+        self.signals.__enter__()
+        self.recorder = RunRecorder()  # image records of the run (the summary, the report's index)
+        self.summary = self.recorder.summary
+        self.answers = AnswerTally(cfg.model["degenerate_share"] if cfg.model else 0.9)
+        self._harness = None
+        self._lazy = None
+        self._degenerate = None
+        self.checks: dict = {}  # whole-run check name -> result, as judged in this process
+        self._outgoing: list[dict] = []  # records computed by the item now running, for its report
+        self.report = None  # the HTML report this process writes (not on a pytest-xdist worker)
+        self.pictures = None  # where this process draws its images' pictures (the report, or its folder)
+        self.report_path: Path | None = None
+
+    @classmethod
+    def from_pytest(cls, config, path: Path) -> ParityPlugin:
+        from parity.config import load_config
+        from parity.errors import ParityUsageError
+        from parity.shard import Shard
+
+        snapshot = config.getoption("parity_reference")
+        report_dir = config.getoption("parity_report") or config.getini("parity_report")
+        try:
+            cfg = load_config(path, snapshot=Path(config.invocation_params.dir, snapshot) if snapshot else None)
+            shard = Shard.parse(config.getoption("parity_shard"), "--parity-shard")
+        except ParityUsageError as exc:
+            raise pytest.UsageError(f"parity: {exc}") from None
+        return cls(config, cfg, report_dir=Path(config.invocation_params.dir, report_dir) if report_dir else None,
+                   shard=shard)
+
+    @property
+    def harness(self):
+        """Loaded on first use: a pytest-xdist controller, which collects nothing, never loads it."""
+        if self._harness is None:
+            from parity.engine import Harness
+            from parity.errors import ParityUsageError
+
+            try:
+                self._harness = Harness(self.cfg)
+            except ParityUsageError as exc:
+                raise pytest.UsageError(f"parity: {exc}") from None
+        return self._harness
+
+    @property
+    def image_ids(self) -> list[str]:
+        return list(self._paths)
+
+    @functools.cached_property
+    def _paths(self) -> dict[str, Path]:
+        from parity.images import image_ids
+
+        paths = dict(zip(image_ids(self.cfg.images), self.cfg.images))
+        return paths if self.shard is None else {i: p for i, p in paths.items() if self.shard.selects(p)}
+
+    @property
+    def on_worker(self) -> bool:
+        return hasattr(self.pytest_config, "workerinput")
+
+    @functools.cached_property
+    def chunk(self) -> dict[str, int]:
+        """image -> its DALI batch among the run's images: pytest-xdist sends a batch to one worker."""
+        step = self.cfg.dali["batch_size"]
+        return {image: i // step for i, image in enumerate(self.image_ids)}
+
+    def scope(self, nodeid: str) -> str | None:
+        """The pytest-xdist work unit of a parity node id (None: not parity's)."""
+        parts = nodeid.split("::")
+        if (self.pytest_config.rootpath / parts[0]).resolve() != self.config_path:
+            return None
+        if len(parts) == 3 and parts[1] in self.chunk:
+            return f"{parts[0]}::batch-{self.chunk[parts[1]]}"
+        return nodeid
+
+    @property
+    def item_stages(self) -> list[str]:
+        harness = self.harness
+        return harness.stage_labels + ["model"] * bool(harness.model) + ["triton"] * bool(self.cfg.triton)
+
+    @property
+    def lazy(self):
+        if self._lazy is None:
+            from parity.lazy import LazyImages
+
+            keep = lambda image: self.pictures is not None and self.pictures.wants_views(image)  # noqa: E731
+            self._lazy = LazyImages(functools.partial(self.harness.run, keep_views=keep), self._paths, self._computed,
+                                    group=self.chunk.get if self.on_worker else lambda image: None)
+        return self._lazy
+
+    def _computed(self, image_result) -> None:
+        from parity.jsonresult import image_record
+
+        if self.pictures is not None:
+            self.pictures.add(image_result)
+        self._outgoing.append(image_record(image_result))
+
+    def result(self, image: str, stage: str):
+        """The result of one item, its image computed on first use."""
+        image_result = self.lazy.get(image)
+        if image_result.error:
+            return image_result.error
+        if stage == "model":
+            return image_result.model
+        if stage == "triton":
+            return image_result.triton
+        return next(r for r in image_result.stages if r.stage == stage)
+
+    def degenerate(self):
+        self.lazy.compute_all()
+        self._degenerate = self.harness.degenerate()
+        return self._degenerate
+
+    def close(self) -> None:
+        if self._lazy is not None:
+            self._lazy.close()
+        if self.report is not None:
+            self.report.discard()
+        self.recorder.close()
+        self.signals.__exit__(None, None, None)
+
+    # -- hooks -------------------------------------------------------------------------------------------
+
+    def _is_config(self, path) -> bool:
+        return Path(path).resolve() == self.config_path
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pycollect_makemodule(self, module_path, parent):
+        # the config is a .py file given on the command line: collect it as parity items, never import it
+        if self._is_config(module_path):
+            return ParityConfigNode.from_parent(parent, path=module_path)
+        return None
+
+    def pytest_collect_file(self, file_path, parent):
+        if file_path.suffix != ".py" and self._is_config(file_path):
+            return ParityConfigNode.from_parent(parent, path=file_path)
+        return None
+
+    def pytest_collection_finish(self, session):
+        """The selected items, after -k, -m, --deselect and --lf: the plan of what to compute."""
+        images = [item.image for item in session.items if isinstance(item, ParityItem)]
+        whole_run = any(isinstance(item, CheckItem) and item.name == DEGENERATE for item in session.items)
+        if not images and not whole_run:
+            return
+        self.lazy.plan(images, self.image_ids if whole_run else ())  # the degenerate check looks at every image
+        if self.report_dir is not None:
+            if self.on_worker:  # pictures into the controller's report folder; it writes the index
+                from parity.html import ImagePictures
+
+                self.pictures = ImagePictures(Path(self.pytest_config.workerinput["parity_report_folder"]))
+            else:
+                self.pictures = self.report = self._new_report()
+
+    def _new_report(self):
+        from parity.html import HtmlReport
+
+        return HtmlReport(self.report_dir, title=f"parity: {self.config_path.name}")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node):
+        """pytest-xdist, on the controller: every worker draws into the one report folder."""
+        if self.report_dir is not None:
+            self.report = self.report or self._new_report()
+            node.workerinput["parity_report_folder"] = str(self.report.folder)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        if self._outgoing:
+            report.parity_records, self._outgoing = self._outgoing, []
+        return report
+
+    def pytest_runtest_logreport(self, report):
+        if self.on_worker:
+            return  # the controller adds them up
+        for record in getattr(report, "parity_records", ()):
+            self.recorder.add(record)
+            if self.distributed:
+                self.answers.add(record)
+
+    @property
+    def distributed(self) -> bool:
+        """A pytest-xdist controller: its workers compute, it adds up their records."""
+        return getattr(self.pytest_config.option, "dist", "no") != "no" and not self.on_worker
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config, log):
+        """Whole DALI batches to a worker, so each image is computed once in the run and still batched."""
+        from parity.xdist_scheduling import BatchScheduling
+
+        return BatchScheduling(config, log, self.scope)
+
+    def _run_degenerate(self):
+        """The degenerate-output verdict: the item's, or under pytest-xdist the controller's over all records."""
+        return self.answers.verdict() if self.distributed and self.cfg.model else self._degenerate
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session):
+        if self._run_degenerate() is not None and self._run_degenerate().status == "failed" and self.distributed:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the controller's degenerate-output verdict
+        if self._lazy is not None:
+            self._lazy.close()  # the Triton server stops before the summary is printed
+        if self.report is not None and self.summary.images:
+            repository = self._harness.repository if self._harness is not None else None
+            self.report_path = self.report.write(
+                self.recorder.records(), self.summary, degenerate=self._run_degenerate(), repository=repository,
+                checks=[(f"{name.replace('_', '-')} check", r) for name, r in self.checks.items()],
+                gpu=self._harness.gpu if self._harness is not None else None)
+            self.report = None
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
+        if not self.summary.images or config.get_verbosity() < 0:
+            return
+        terminalreporter.write_sep("-", "parity report summary")
+        repository = self._harness.repository if self._harness is not None else None
+        checks = [(f"{name.replace('_', '-')} check", r) for name, r in self.checks.items()]
+        for line in self.summary.lines(repository=repository, degenerate=self._run_degenerate(), checks=checks):
+            terminalreporter.write_line(line)
+        if self._harness is not None:
+            for line in self._harness.gpu.lines():
+                terminalreporter.write_line(line)
+        terminalreporter.write_line(self.summary.verdict_line)
+        if self.report_path:
+            terminalreporter.write_line(f"HTML report: {self.report_path}")

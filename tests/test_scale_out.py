@@ -1,0 +1,107 @@
+"""Spreading a validation set: pytest-xdist workers, CI shards merged by `parity merge`, and one JUnit identity
+for the same checks whether `parity check` or `pytest --parity-config` ran them."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from parity.cli import main
+
+from .conftest import IMAGES, SEED
+
+NAMES = ("astronaut", "chelsea", "flat", "noise")
+
+
+@pytest.fixture
+def deployed(tmp_path):
+    """The seed's deployed (broken) pipeline on four images, without the model stage."""
+    images = ", ".join(repr(str(IMAGES / f"{name}.png")) for name in NAMES)
+    cfg = tmp_path / "parity_cfg.py"
+    cfg.write_text(f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\nimages = [{images}]\n"
+                   f"dali = dict(pipeline='{SEED / 'deployed_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline', "
+                   "input_name='INPUT_PREPROCESS', batch_size=2)\n")
+    return cfg
+
+
+def junit_cases(path) -> set:
+    outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}
+    return {(case.get("classname"), case.get("name"), next((outcome[c.tag] for c in case if c.tag in outcome),
+                                                           "passed"))
+            for case in ET.parse(path).iter("testcase")}
+
+
+def test_xdist_workers_compute_each_image_once_and_the_controller_sums_up(pytester, deployed):
+    result = pytester.runpytest_subprocess("--parity-config", str(deployed), "-n", "2", "-p", "no:cacheprovider",
+                                           "--parity-report", "report")
+    result.assert_outcomes(passed=12, failed=4)
+    result.stdout.fnmatch_lines(["*parity report summary*", "model_input*0*4*0*missing_normalization (4)*",
+                                 "0 of 4 images match"])  # four images computed in all: none twice
+    # the workers drew their own images; the controller wrote one index over all of them
+    index = (pytester.path / "report" / "index.html").read_text()
+    assert all(f"id='img-{name}'" in index for name in NAMES) and "4 images, 4 failing" in index
+
+
+def test_shards_split_by_content_and_merge_into_one_verdict(tmp_path, deployed, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    codes = [main(["check", str(deployed), "--shard", f"{k}/2", "--json", f"s{k}.json", "--report", f"r{k}", "-q"])
+             for k in (1, 2)]
+    shards = [json.loads((tmp_path / f"s{k}.json").read_text()) for k in (1, 2)]
+    ids = [{image["id"] for image in s["images"]} for s in shards]
+    assert ids[0] | ids[1] == set(NAMES) and not ids[0] & ids[1]
+    assert [s["shard"] for s in shards] == ["1/2", "2/2"] and set(codes) <= {0, 1}
+    capsys.readouterr()
+    assert main(["merge", "s1.json", "s2.json", "--json", "all.json", "--junit-xml", "all.xml", "--report", "all"]) == 1
+    out = capsys.readouterr().out
+    assert "0 of 4 images match (2 result files" in out and "model_input       0       4" in out
+    merged = json.loads((tmp_path / "all.json").read_text())
+    assert sorted(image["id"] for image in merged["images"]) == sorted(NAMES)
+    assert len(junit_cases(tmp_path / "all.xml")) == 16
+    index = (tmp_path / "all" / "index.html").read_text()
+    assert all(f"id='img-{name}'" in index for name in NAMES) and "(2 shards)" in index
+    # a shard missing, or given twice, is refused: a merge never passes on part of the set
+    assert main(["merge", "s1.json"]) == 2
+    assert "shard(s) [2] missing" in capsys.readouterr().err
+    assert main(["merge", "s1.json", "s1.json"]) == 2
+
+
+def test_a_shard_holds_the_same_images_in_pytest_and_the_cli(pytester, deployed, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    main(["check", str(deployed), "--shard", "2/2", "--json", "s2.json", "-q"])
+    cli_ids = {image["id"] for image in json.loads((tmp_path / "s2.json").read_text())["images"]}
+    result = pytester.runpytest_subprocess("--parity-config", str(deployed), "--parity-shard", "2/2",
+                                           "--collect-only", "-q")
+    assert {line.split("::")[1] for line in result.outlines if line.count("::") == 2} == cli_ids
+
+
+def test_the_cli_and_pytest_write_the_same_junit_identities_and_verdicts(pytester, deployed):
+    pytester.chdir()
+    assert main(["check", str(deployed), "--junit-xml", str(pytester.path / "cli.xml"), "-q"]) == 1
+    pytester.runpytest_subprocess("--parity-config", str(deployed), "--junit-xml", "pytest.xml",
+                                  "-p", "no:cacheprovider", f"--rootdir={deployed.parent}")
+    assert junit_cases(pytester.path / "cli.xml") == junit_cases(pytester.path / "pytest.xml")
+    suite = ET.parse(pytester.path / "cli.xml").getroot().find("testsuite")
+    assert suite.get("timestamp") and suite.get("hostname") and float(suite.get("time")) > 0
+
+
+def test_tolerances_can_be_overridden_per_stage_from_the_command_line(deployed, capsys):
+    assert main(["check", str(deployed), "--atol", "resize=0", "--max-mismatch", "resize=0", "-q"]) == 1
+    assert "resize            0       4" in capsys.readouterr().out  # the corrected resize differs by up to 3 levels
+    assert main(["check", str(deployed), "--atol", "rezise=1", "-q"]) == 2
+    assert "did you mean 'resize'?" in capsys.readouterr().err
+    assert main(["check", str(deployed), "--rtol", "resize=lots"]) == 2
+    assert "--rtol 'resize=lots': expected [STAGE=]NUMBER" in capsys.readouterr().err
+
+
+def test_verbosity_levels_and_no_color(deployed, capsys, monkeypatch):
+    import parity.cli as cli
+
+    main(["check", str(deployed)])
+    default = capsys.readouterr().out
+    main(["check", str(deployed), "-vv"])
+    every = capsys.readouterr().out
+    assert default.count("same diagnosis as astronaut") == 3 and "same diagnosis as" not in every
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert "\x1b[31mFAILED" in cli._paint("FAILED | x")
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert cli._paint("FAILED | x") == "FAILED | x"
