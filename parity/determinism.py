@@ -60,7 +60,7 @@ class RandomOperator:
 
 @dataclass(frozen=True)
 class DeterminismResult(MessageResult):
-    """The ``dali::determinism`` check item: the pipeline run twice on the same input."""
+    """The ``determinism`` check item: the pipeline run twice on the same input."""
 
     status: str  # passed | failed
     operators: tuple = ()  # RandomOperator, in graph order

@@ -108,7 +108,7 @@ class Harness:
         if config.model:
             self.model = ModelCheck(config.model, model_cfg=config.model_cfg, source=config.reference_source,
                                     base_dir=config.base_dir, recorded=config.snapshot is not None)
-        self.repository = None  # the served repository against what is tested (triton::repository)
+        self.repository = None  # the served repository against what is tested (triton_repository)
         if config.triton and config.triton["repository"]:
             from parity.triton_repository import check_repository
 
@@ -146,7 +146,10 @@ class Harness:
             feed.append(client_input(first.array, first.channels, path, self.config.dali["input_format"]))
         if not feed:
             return DeterminismResult("skipped", skip_reason="no image of the first batch could be read")
-        return check_determinism(self.dali, feed)
+        try:
+            return check_determinism(self.dali, feed)
+        except ParityUsageError as exc:  # the images' own results say which input DALI fails on
+            return DeterminismResult("skipped", skip_reason=f"DALI failed on the first batch ({exc})")
 
     @property
     def stage_labels(self) -> list[str]:

@@ -45,7 +45,7 @@ class GpuRisk:
 
 @dataclass(frozen=True)
 class GpuLintResult(MessageResult):
-    """The ``dali::gpu-risk`` check item: warned (or failed, when strict) where a risk was found."""
+    """The ``gpu_risk`` check item: warned (or failed, when strict) where a risk was found."""
 
     status: str  # passed | warned | failed
     source: str  # the pipeline spec or model.dali path

@@ -46,8 +46,8 @@ class ParityConfigNode(pytest.File):
         harness = plugin.harness
         if harness.repository is not None:  # first: the repository serves what is tested (static, no request)
             yield CheckItem.from_parent(self, name=REPOSITORY)
-        yield CheckItem.from_parent(self, name=GPU_RISK)  # the graph's GPU-only risks (static)
-        yield CheckItem.from_parent(self, name=DETERMINISM)  # DALI run twice on the same inputs
+        for name in (GPU_RISK, DETERMINISM):  # the graph's GPU-only risks (static); DALI run twice on the same inputs
+            yield CheckItem.from_parent(self, name=name)
         for image in plugin.image_ids:
             yield ParityImage.from_parent(self, name=image)
         if harness.model:  # after every image: whether the deployed answers collapse across them
@@ -129,7 +129,12 @@ class ParityItem(_ParityItemBase):
 
 
 class CheckItem(_ParityItemBase):
-    """A check over the whole run: the Triton repository (static) or the degenerate-output check."""
+    """A check over the whole run: the Triton repository and the GPU risks (static), determinism, and the
+    degenerate-output check."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_marker(pytest.mark.parity(image=None, stage=self.name))
 
     def _result(self, plugin):
         if self.name == REPOSITORY:

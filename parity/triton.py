@@ -373,7 +373,7 @@ class TritonCheck:
         except ParityTritonError as exc:
             # the static repository check says what to change; the server's own words stay below it
             found = self.repository.problems if self.repository is not None else ()
-            why = tuple(f"Why (triton::repository): {p}" for p in found)
+            why = tuple(f"Why (triton_repository): {p}" for p in found)
             return ModelResult(image, backend, "failed", problems=(*why, f"Triton refused the request: {exc}"),
                                preprocessing=note, notes=served)
         ref_logits = self.model_check.reference_logits(image, ref)

@@ -20,7 +20,7 @@ _NOT_COMPARED = {"bytes_per_sample_hint", "seed", "num_threads"}  # set per buil
 
 @dataclass(frozen=True)
 class RepositoryResult(MessageResult):
-    """The ``triton::repository`` check item."""
+    """The ``triton_repository`` check item."""
 
     status: str  # passed | failed
     repository: Path

@@ -416,11 +416,11 @@ def test_the_first_line_names_image_stage_and_cause_and_the_answers_are_its_cons
 def test_a_cause_is_written_to_json_field_by_field():
     import json
 
-    from parity.jsonresult import _plain, cause_record
+    from parity.jsonresult import cause_record, plain
 
     pixels = _textured()
     [cause] = diagnose_arrays(pixels, (pixels - M) / S, NORMALIZED, mean=MEAN, std=STD).causes
-    record = json.loads(json.dumps(cause_record(cause), default=_plain))
+    record = json.loads(json.dumps(cause_record(cause), default=plain))
     assert (record["kind"], record["confidence"], record["advice"]["argument"]) == \
         ("missing_normalization", "exact", "mean/std")
     assert record["evidence"]["limit"] == pytest.approx(NORMALIZED.atol)

@@ -46,8 +46,8 @@ def test_report_shows_every_stage_side_by_side_with_heatmaps_and_the_cause(seed_
 
 
 def test_the_failing_stage_comes_first_and_open_with_its_causes_as_a_numbered_list(seed_report):
-    astronaut = _section((seed_report / "index.html").read_text(), "img-0")
-    stages = re.findall(r"<(section|details) class='?stage[^>]* id='img-0-(\w+)'>", astronaut)
+    astronaut = _section((seed_report / "index.html").read_text(), "img-astronaut")
+    stages = re.findall(r"<(section|details) class='?stage[^>]* id='img-astronaut-(\w+)'>", astronaut)
     assert stages == [("section", "model_input"), ("details", "input"), ("details", "resize"), ("details", "crop")]
     causes = re.search(r"<ol class=causes>(.*?)</ol>", astronaut).group(1)
     kinds = re.findall(r"<li><b><code>(\w+)</code></b> <small>\((?:fit|exact)\)</small>", causes)
@@ -59,9 +59,9 @@ def test_the_failing_stage_comes_first_and_open_with_its_causes_as_a_numbered_li
 
 
 def test_the_heatmap_caption_and_the_stage_table_print_the_same_statistic(seed_report):
-    astronaut = _section((seed_report / "index.html").read_text(), "img-0")
+    astronaut = _section((seed_report / "index.html").read_text(), "img-astronaut")
     for stage in ("resize", "crop", "model_input"):
-        max_abs, mean_abs = re.search(rf"img-0-{stage}'>{stage}</a></td><td class=\w+>\w+</td>"
+        max_abs, mean_abs = re.search(rf"img-astronaut-{stage}'>{stage}</a></td><td class=\w+>\w+</td>"
                                       r"<td>([^<]+)</td><td>([^<]+)</td>", astronaut).groups()
         assert f"max abs {max_abs}, mean abs {mean_abs} " in astronaut
     assert "max abs 252.8, mean abs 86.44 normalized units" in astronaut
@@ -90,8 +90,19 @@ def _small_bug_report(folder, name, **bug):
     report = HtmlReport(folder / "report", title=name)
     [result] = Harness(load_config(cfg)).run(keep_views=report.wants_views)
     report.add(result)
-    report.write()
+    _publish(report, [result])
     return folder / "report", [r.stage for r in result.stages if r.status == "failed"]
+
+
+def _publish(report, results) -> str:
+    """Write the report's index from the results' records, as the CLI does; the page's text."""
+    from parity.jsonresult import image_record
+    from parity.recorder import RunRecorder
+
+    with RunRecorder() as recorder:
+        for result in results:
+            recorder.add(image_record(result))
+        return report.write(recorder.records(), recorder.summary).read_text()
 
 
 def _mask_classes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,7 +138,7 @@ def test_a_one_pixel_crop_offset_shows_as_red_edges_in_the_mask_and_a_two_signed
     assert diff.shape == (24 * 8, 24 * 8, 3)  # x8 nearest neighbour on a 24-pixel window
     # the later failures follow from the crop: folded below it, with their statistics in the heading
     page = (report / "index.html").read_text()
-    assert re.findall(r"<(section|details) class=(?:stage|'stage failed-stage') id='img-0-(\w+)'>", page) == [
+    assert re.findall(r"<(section|details) class=(?:stage|'stage failed-stage') id='img-chelsea_wide-(\w+)'>", page) == [
         ("section", "crop"), ("details", "color_space_conversion"), ("details", "model_input")]
 
 
@@ -144,7 +155,7 @@ def test_one_wrong_pixel_of_a_large_photograph_survives_the_reduction_of_heatmap
     stage = compare_arrays(dali, reference, Tolerance(atol=5.0), image="big", stage="input", dali_op="deploy.py:3",
                            reference="LoadImageFromFile", channel_axis=2)
     result = ImageResult("big", tmp_path / "big.png", [stage], {"input": StageView(dali, reference, "HWC", "RGB", True)})
-    page = draw_image_section(tmp_path, result, "img-0")
+    page = draw_image_section(tmp_path, result, "img-astronaut")
     assert "4x4 max-pooled" in page and "1 over tolerance" in page
     mask = np.asarray(Image.open(tmp_path / "big-input-mask.png"))
     red, _ = _mask_classes(mask)
@@ -179,9 +190,12 @@ def test_report_keeps_pictures_for_failures_first(tmp_path):
 
     harness = Harness(load_config(SEED / "parity_corrected.py"))
     report = HtmlReport(tmp_path, title="t", max_images=2)
+    results = []
     for result in harness.run([IMAGES / "astronaut.png", IMAGES / "noise.png", IMAGES / "flat.png"],
                               keep_views=report.wants_views):
         report.add(result)
-    report.write()
-    assert report.drawn == 2 and len(report.rows) == 3
+        results.append(result)
+    page = _publish(report, results)
+    rows = re.findall(r"<tr><td>(?:<a href='#img-\w+'>)?(\w+)(?:</a>)?</td><td class=\w+>(?:PASSED|FAILED)</td>", page)
+    assert len(report.drawn) == 2 and rows == ["astronaut", "noise", "flat"]  # every image has its row
     assert not (tmp_path / "flat-input-ref.png").exists()

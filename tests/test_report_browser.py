@@ -48,8 +48,8 @@ def test_the_failing_stage_is_on_screen_with_its_pictures(seed_page, tmp_path):
 
 def test_the_browser_reads_the_failing_stage_first_and_folds_the_passing_ones(seed_page, tmp_path):
     dom = _chromium(tmp_path, "--dump-dom", seed_page)
-    first = dom.index('id="img-0-model_input"')
+    first = dom.index('id="img-astronaut-model_input"')
     assert dom[dom.rindex("<", 0, first):first].startswith("<section")
     for stage in ("input", "resize", "crop"):
-        assert f'<details class="stage passed-stage" id="img-0-{stage}">' in dom
-        assert dom.index(f'id="img-0-{stage}"') > first
+        assert f'<details class="stage passed-stage" id="img-astronaut-{stage}">' in dom
+        assert dom.index(f'id="img-astronaut-{stage}"') > first

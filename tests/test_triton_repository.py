@@ -1,5 +1,5 @@
 """The served pipeline is the tested pipeline: repository mistakes users make, each named before any request
-(`triton::repository`), with the config.pbtxt line or the operator to change."""
+(`triton_repository`), with the config.pbtxt line or the operator to change."""
 
 from __future__ import annotations
 
@@ -116,9 +116,9 @@ def test_the_repository_item_fails_first_in_pytest_and_explains_the_refusal(pyte
     result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_triton_deployed.py"), "-k",
                                            "repository or astronaut", "-p", "no:randomly")
     text = result.stdout.str()
-    assert "FAILED" in text and "::triton::repository" in text
+    assert "FAILED" in text and "::triton_repository" in text
     assert "'classifier' declares 'input' dims [3, 512, 384] (CHW), but 'preprocess' emits HWC" in text
-    assert "Why (triton::repository):" in text  # the refusal is explained by the static check
+    assert "Why (triton_repository):" in text  # the refusal is explained by the static check
 
 
 def test_map_keys_that_are_not_the_step_models_tensors(repo):
