@@ -7,6 +7,7 @@ Each worker loads the reference and DALI once, then computes only its own DALI b
 """
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,17 +31,21 @@ def make_images(folder: Path, n: int) -> None:
         Image.fromarray(src[y:y + 3 * h // 4, x:x + 3 * w // 4]).save(folder / f"img{i:04d}.png")
 
 
-def run(config: Path, workers: int) -> tuple[float, str]:
+def run(config: Path, workers: int, *extra: str) -> tuple[float, str, float]:
+    """Wall seconds, pytest's last line, and the CPU seconds of the run (every process of it)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "pytest", "--parity-config", str(config), "-n", str(workers),
-                           "-p", "no:cacheprovider", "-p", "no:randomly"], cwd=config.parent, env=env,
+                           "-p", "no:cacheprovider", *extra], cwd=config.parent, env=env,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    last = done.stdout.strip().splitlines()[-1]
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (now.ru_utime - used.ru_utime) + (now.ru_stime - used.ru_stime)
+    last = done.stdout.strip().splitlines()[-1].strip("= ")
     if done.returncode != 0:
         raise SystemExit(f"pytest -n {workers} exited {done.returncode}: {last}")
-    return seconds, last
+    return seconds, last, cpu
 
 
 def main():
@@ -54,11 +59,15 @@ def main():
         config = folder / "parity_bench.py"
         config.write_text((ROOT / "benchmarks/configs/parity_224.py").read_text()
                           .replace("../../fixtures/images/*.png", "images/*.png"))
-        serial, line0 = run(config, 0)
-        parallel, line_n = run(config, workers)
+        load, _, load_cpu = run(config, 0, "--collect-only", "-q")  # pytest, the reference and DALI loaded
+        serial, line0, serial_cpu = run(config, 0)
+        parallel, line_n, parallel_cpu = run(config, workers)
         print(f"{n} images at 224x224 on {os.cpu_count()} cores")
-        print(f"  -n 0: {serial:.1f} s ({line0})")
-        print(f"  -n {workers}: {parallel:.1f} s ({line_n})")
+        print(f"  start-up (collect only): {load:.1f} s wall, {load_cpu:.1f} s CPU")
+        print(f"  -n 0: {serial:.1f} s wall, {serial_cpu:.1f} s CPU ({serial_cpu / serial:.2f} cores busy; "
+              f"{1000 * (serial_cpu - load_cpu) / n:.1f} ms CPU per image after start-up) [{line0}]")
+        print(f"  -n {workers}: {parallel:.1f} s wall, {parallel_cpu:.1f} s CPU ({parallel_cpu / parallel:.2f} cores "
+              f"busy; {parallel_cpu - serial_cpu:+.1f} s CPU for the extra start-ups and the controller) [{line_n}]")
         print(f"  -n 0 / -n {workers} = {serial / parallel:.2f}x")
     finally:
         shutil.rmtree(folder, ignore_errors=True)

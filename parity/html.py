@@ -112,6 +112,9 @@ def write_index(folder: Path, title: str, records, summary, *, seconds=None, deg
                    + (f" in {seconds:.1f} s" if seconds is not None else "")
                    + f". Written {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>"
                    f"<table><tr><th>stage</th><th>passed</th><th>failed</th><th>skipped</th></tr>{stages}</table>")
+        if summary.diagnoses:
+            page.write("<h2>Diagnoses</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>"
+                                                         for line in summary.diagnosis_lines()) + "</ul>")
         if gpu is not None and gpu.lines():
             page.write("<h2>What this CPU verdict covers on the GPU</h2><pre>" + html.escape("\n".join(gpu.lines()))
                        + "</pre>")

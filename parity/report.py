@@ -86,9 +86,7 @@ class RunSummary:
                          f"{worst:>13}  {cause}")
         lines.append(f"{_plural(total['passed'], 'stage check')} passed. {_plural(total['failed'], 'stage check')} "
                      f"failed. {_plural(total['skipped'], 'stage check')} skipped.")
-        for group in self.diagnoses.values():
-            more = f" (same diagnosis on {_plural(group.images - 1, 'more image')})" if group.images > 1 else ""
-            lines.append(f"{group.headline}{more}")
+        lines += self.diagnosis_lines()
         for backend, group in self.answers.items():
             label = backend if backend.startswith("triton") else f"model ({backend})"
             lines.append(f"{label}: {group.status['passed']} passed, {group.status['failed']} failed, "
@@ -98,6 +96,11 @@ class RunSummary:
                 lines.append(f"{title}: {r.status.upper()}" + (f": {r.headline}" if r.status in ("failed", "warned")
                                                               else ""))
         return lines
+
+    def diagnosis_lines(self) -> list[str]:
+        """Each distinct diagnosis once (the first image's headline), with how many more images share it."""
+        return [group.headline + (f" (same diagnosis on {_plural(group.images - 1, 'more image')})"
+                                  if group.images > 1 else "") for group in self.diagnoses.values()]
 
     @property
     def verdict_line(self) -> str:
