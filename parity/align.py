@@ -50,7 +50,7 @@ def align(stages: list[DaliStage], final_output: str, ref_names: list[str], ref_
     """One :class:`StagePair` per DALI image stage, in graph order; the final output pairs with the
     reference's last stage (the model input)."""
     state = _track(stages, input_format)
-    stages = _data_path(stages, final_output)
+    stages = data_path(stages, [final_output])
     geo_dali = [s for s in stages if s.changes_shape]
     geo_ref = [i for i, g in enumerate(ref_geometry) if g]
     partner = {d.name: r for d, r in zip(reversed(geo_dali), reversed(geo_ref))}
@@ -86,11 +86,11 @@ def align(stages: list[DaliStage], final_output: str, ref_names: list[str], ref_
     return pairs
 
 
-def _data_path(stages: list[DaliStage], final_output: str) -> list[DaliStage]:
-    """The stages the final output is computed from through each operator's first input: the image
-    flows through it (a slice's anchor and shape, a resize's size arithmetic, are not image stages)."""
+def data_path(stages: list[DaliStage], outputs: list[str]) -> list[DaliStage]:
+    """The stages the outputs are computed from through each operator's first input: the image flows
+    through it (a slice's anchor and shape, a resize's size arithmetic, are not image stages)."""
     by_name = {s.name: s for s in stages}
-    needed, todo = set(), [final_output]
+    needed, todo = set(), list(outputs)
     while todo:
         name = todo.pop()
         if name in needed or name not in by_name:

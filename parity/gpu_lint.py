@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from parity.align import data_path
 from parity.dali import DaliStage
 from parity.gpu_margins import GPU_DEVICES, MARGINS, RESIZE_OPS, Margin, is_decoder, margin_of, output_dtypes
 from parity.result import MessageResult
@@ -100,21 +101,6 @@ def _hw_default(op: str) -> float | None:
         return None
 
 
-def _data_path(stages: list[DaliStage], outputs: list[str] | None) -> list[DaliStage]:
-    """The stages the outputs are computed from through each operator's first input (all, without outputs)."""
-    if not outputs:
-        return stages
-    by_name = {s.name: s for s in stages}
-    needed, todo = set(), list(outputs)
-    while todo:
-        name = todo.pop()
-        if name in needed or name not in by_name:
-            continue
-        needed.add(name)
-        todo.extend(by_name[name].inputs[:1])
-    return [s for s in stages if s.name in needed]
-
-
 def _decoder_risks(s: DaliStage, ref_decoder: str | None) -> list[GpuRisk]:
     risks = []
     if not s.args.get("jpeg_fancy_upsampling") and (ref_decoder is None or ref_decoder in LIBJPEG_DECODERS):
@@ -145,7 +131,7 @@ def lint(stages: list[DaliStage], *, source: str, outputs: list[str] | None = No
         reference_decoder (str | None): what the reference decodes with (:func:`reference_decoder`); None: unknown.
         strict (bool): a risk fails the item (``--strict-gpu``) instead of warning. Defaults to False.
     """
-    path = _data_path(stages, outputs)
+    path = data_path(stages, outputs) if outputs else stages
     dtypes = output_dtypes(stages)
     risks: list[GpuRisk] = []
     resized = set()  # outputs downstream of a resize

@@ -15,6 +15,18 @@ IMAGES = ROOT / "fixtures" / "images"
 MEAN = [123.675, 116.28, 103.53]
 STD = [58.395, 57.12, 57.375]
 
+# A pipeline written for the GPU as users write it: nvJPEG decoding ('mixed'), resize, crop, normalize;
+# {decoder_args} adds arguments to the decoder (jpeg_fancy_upsampling=True, hw_decoder_load=0.0...).
+GPU_DECODE_PIPELINE = """
+    jpegs = fn.external_source(name="INPUT", dtype=types.UINT8)
+    images = fn.decoders.image(jpegs, device="mixed", output_type=types.RGB{decoder_args})
+    images = fn.resize(images, resize_shorter=256)
+    images = fn.crop(images, crop=(224, 224))
+    return fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW",
+                                    mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
+"""
+
+
 # The model's shipped HRNet-W30 preprocessing, as an inline reference (no config file needed).
 HRNET_REFERENCE = dict(config=str(SEED / "hrnet_w30_512x384.py"))
 

@@ -8,18 +8,10 @@ import json
 from parity.dali import open_pipeline
 from parity.gpu_lint import Rule, lint, reference_decoder
 
-from .conftest import ROOT, write_pipeline
+from .conftest import GPU_DECODE_PIPELINE, ROOT, write_pipeline
 
 REPOS = ROOT / "fixtures" / "triton" / "build"
 
-DECODE_AND_RESIZE = """
-    jpegs = fn.external_source(name="INPUT", dtype=types.UINT8)
-    images = fn.decoders.image(jpegs, device="mixed", output_type=types.RGB{decoder_args})
-    images = fn.resize(images, resize_shorter=256)
-    images = fn.crop(images, crop=(224, 224))
-    return fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW",
-                                    mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
-"""
 
 
 def _open(folder, body: str):
@@ -34,7 +26,7 @@ def _lint(folder, body: str, **kwargs):
 
 
 def test_a_mixed_decoder_with_its_defaults_is_named_with_the_arguments_to_set(tmp_path):
-    result = _lint(tmp_path, DECODE_AND_RESIZE.format(decoder_args=""))
+    result = _lint(tmp_path, GPU_DECODE_PIPELINE.format(decoder_args=""))
     assert result.status == "warned" and result  # a warning does not fail the run
     upsampling, hardware = result.risks
     assert (upsampling.rule, upsampling.argument) == (Rule.DECODER_UPSAMPLING, "jpeg_fancy_upsampling=True")
@@ -51,24 +43,24 @@ def test_a_mixed_decoder_with_its_defaults_is_named_with_the_arguments_to_set(tm
 
 
 def test_the_decoder_set_as_advised_passes(tmp_path):
-    result = _lint(tmp_path, DECODE_AND_RESIZE.format(decoder_args=", jpeg_fancy_upsampling=True, hw_decoder_load=0"))
+    result = _lint(tmp_path, GPU_DECODE_PIPELINE.format(decoder_args=", jpeg_fancy_upsampling=True, hw_decoder_load=0"))
     assert result.status == "passed" and not result.risks
     assert result.summary == "PASSED | dali | gpu-risk | no GPU-only risk in pipe.py:pipe"
 
 
 def test_strict_gpu_fails_the_item(tmp_path):
-    result = _lint(tmp_path, DECODE_AND_RESIZE.format(decoder_args=""), strict=True)
+    result = _lint(tmp_path, GPU_DECODE_PIPELINE.format(decoder_args=""), strict=True)
     assert result.status == "failed" and not result
     assert "--strict-gpu" not in result.message()
 
 
 def test_a_decoder_on_the_cpu_carries_no_gpu_risk(tmp_path):
-    result = _lint(tmp_path, DECODE_AND_RESIZE.format(decoder_args="").replace('device="mixed"', 'device="cpu"'))
+    result = _lint(tmp_path, GPU_DECODE_PIPELINE.format(decoder_args="").replace('device="mixed"', 'device="cpu"'))
     assert result.status == "passed"
 
 
 def test_the_upsampling_risk_follows_the_reference_decoder(tmp_path):
-    body = DECODE_AND_RESIZE.format(decoder_args=", hw_decoder_load=0")
+    body = GPU_DECODE_PIPELINE.format(decoder_args=", hw_decoder_load=0")
     pillow = reference_decoder([dict(type="LoadImageFromFile", imdecode_backend="pillow"), dict(type="PackInputs")])
     assert pillow == "pillow"
     assert [r.rule for r in _lint(tmp_path, body, reference_decoder=pillow).risks] == [Rule.DECODER_UPSAMPLING]
@@ -132,7 +124,7 @@ def test_the_served_model_dali_is_linted_like_the_python_pipeline(tmp_path):
     _, stages, outputs = rewrite(served.read_bytes(), to_cpu=True)
     assert lint(stages, source=str(served), outputs=outputs).status == "passed"
 
-    spec = write_pipeline(tmp_path, DECODE_AND_RESIZE.format(decoder_args=""))
+    spec = write_pipeline(tmp_path, GPU_DECODE_PIPELINE.format(decoder_args=""))
     data = serialize_function(load_function(spec, tmp_path), spec, batch_size=8, num_threads=1)
     pipe = dali_proto.PipelineDef()
     pipe.ParseFromString(data)

@@ -25,16 +25,7 @@ from parity.gpu_margins import (
     trt_tolerance,
 )
 
-from .conftest import IMAGES, ROOT, SEED, STD, write_pipeline
-
-GPU_PIPELINE = """
-    jpegs = fn.external_source(name="INPUT", dtype=types.UINT8)
-    images = fn.decoders.image(jpegs, device="mixed", output_type=types.RGB{decoder_args})
-    images = fn.resize(images, resize_shorter=256)
-    images = fn.crop(images, crop=(224, 224))
-    return fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW",
-                                    mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
-"""
+from .conftest import GPU_DECODE_PIPELINE, IMAGES, ROOT, SEED, STD, write_pipeline
 
 
 def _stages(tmp_path, body: str, device: str = "cpu"):
@@ -50,7 +41,7 @@ def _by_op(stages, margins, op):
 
 def test_a_gpu_pipeline_on_the_cpu_states_each_stage_margin(tmp_path):
     """The user wrote the decoder as 'mixed' and the rest follows it onto the GPU; parity ran it on the CPU."""
-    stages, ran_on = _stages(tmp_path, GPU_PIPELINE.format(decoder_args=""))
+    stages, ran_on = _stages(tmp_path, GPU_DECODE_PIPELINE.format(decoder_args=""))
     margins = stage_margins(stages, ran_on=ran_on)
 
     decoded = _by_op(stages, margins, "decoders__Image")
@@ -69,7 +60,7 @@ def test_a_gpu_pipeline_on_the_cpu_states_each_stage_margin(tmp_path):
 
 
 def test_fancy_upsampling_tightens_the_decode_margin(tmp_path):
-    stages, ran_on = _stages(tmp_path, GPU_PIPELINE.format(decoder_args=", jpeg_fancy_upsampling=True"))
+    stages, ran_on = _stages(tmp_path, GPU_DECODE_PIPELINE.format(decoder_args=", jpeg_fancy_upsampling=True"))
     decoded = _by_op(stages, stage_margins(stages, ran_on=ran_on), "decoders__Image")
     assert decoded.line() == ("decode (mixed, jpeg_fancy_upsampling=True): up to 4 levels (mean ≤1) from the IDCT and "
                               "colour conversion")
@@ -77,7 +68,7 @@ def test_fancy_upsampling_tightens_the_decode_margin(tmp_path):
 
 
 def test_a_run_on_rewritten_operators_says_so_once(tmp_path):
-    stages, ran_on = _stages(tmp_path, GPU_PIPELINE.format(decoder_args=""))
+    stages, ran_on = _stages(tmp_path, GPU_DECODE_PIPELINE.format(decoder_args=""))
     note = cpu_stand_in(stages, ran_on=ran_on)
     assert note.operators == ("image (mixed)", "resize (gpu)", "crop (gpu)", "crop_mirror_normalize (gpu)")
     assert note.line().startswith("DALI ran on the CPU: 4 of 5 operators were written for the GPU (image (mixed), ")
@@ -85,14 +76,14 @@ def test_a_run_on_rewritten_operators_says_so_once(tmp_path):
 
 
 def test_a_pipeline_written_for_the_cpu_needs_no_margin(tmp_path):
-    body = GPU_PIPELINE.format(decoder_args="").replace('device="mixed"', 'device="cpu"')
+    body = GPU_DECODE_PIPELINE.format(decoder_args="").replace('device="mixed"', 'device="cpu"')
     stages, ran_on = _stages(tmp_path, body)
     assert cpu_stand_in(stages, ran_on=ran_on) is None
     assert not any(m.applies for m in stage_margins(stages, ran_on=ran_on).values())
 
 
 def test_on_the_gpu_nothing_was_rewritten(tmp_path):
-    stages, _ = _stages(tmp_path, GPU_PIPELINE.format(decoder_args=""))
+    stages, _ = _stages(tmp_path, GPU_DECODE_PIPELINE.format(decoder_args=""))
     assert cpu_stand_in(stages, ran_on="gpu") is None
     assert not any(m.applies for m in stage_margins(stages, ran_on="gpu").values())
 
