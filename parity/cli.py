@@ -208,7 +208,7 @@ def _judge(args, state: dict, recorder, report, start: float) -> int:
     from parity.config import load_config, with_tolerance_overrides
     from parity.engine import Harness
     from parity.jsonresult import image_record
-    from parity.junit import DETERMINISM, GPU_RISK
+    from parity.junit import DETERMINISM, GPU_RISK, GPU_VS_CPU
     from parity.shard import Shard
 
     shard = state["shard"] = Shard.parse(args.shard, "--shard")
@@ -220,6 +220,7 @@ def _judge(args, state: dict, recorder, report, start: float) -> int:
     state["gpu"] = harness.gpu
     checks = state["checks"]
     checks[GPU_RISK] = harness.gpu_lint(strict=args.strict_gpu)  # before any image: the graph alone
+    checks[GPU_VS_CPU] = harness.gpu_vs_cpu()  # skipped where no GPU is present
     checks[DETERMINISM] = harness.determinism()
     for r in (repository, *checks.values()):
         if r is not None and r.status in ("failed", "warned") and not args.quiet:

@@ -22,6 +22,7 @@ from parity.config import ParityConfig
 from parity.dali import DaliRunner, open_pipeline
 from parity.determinism import DeterminismResult, check_determinism, random_operators
 from parity.errors import ParityUsageError
+from parity.gpu_compare import GpuCompareResult
 from parity.gpu_coverage import gpu_coverage
 from parity.gpu_lint import GpuLintResult, lint, reference_decoder
 from parity.images import check_image, client_input, image_ids
@@ -134,16 +135,38 @@ class Harness:
         return lint(self.dali.stages, source=self.dali.source, outputs=self.dali.outputs,
                     reference_decoder=reference_decoder(self.config.test_pipeline), strict=strict)
 
-    def determinism(self) -> DeterminismResult:
-        """DALI run twice on the client inputs of the first batch's images: a training-time random operator
-        left in the inference pipeline changes its output between runs (and is named from the graph)."""
-        feed = []
+    def _first_batch(self) -> tuple[list, list[str]]:
+        """What the client sends for the first batch's images, and their ids (images the reference cannot
+        read are left out: their own items report them)."""
+        ids = dict(zip(self.config.images, self.image_ids))
+        feed, names = [], []
         for path in self.config.images[: self.config.dali["batch_size"]]:
             try:
                 first = self.reference.run(path)[0]
             except ParityUsageError:
-                continue  # an image the reference cannot read is reported by its own items
+                continue
             feed.append(client_input(first.array, first.channels, path, self.config.dali["input_format"]))
+            names.append(ids[path])
+        return feed, names
+
+    def gpu_vs_cpu(self) -> GpuCompareResult:
+        """Where a GPU is present: the pipeline as written on the GPU against its CPU rewrite, on the first
+        batch, each stage's measured difference next to its published margin (skipped without a GPU)."""
+        from parity.gpu_compare import run_on_both
+
+        feed, names = self._first_batch()
+        dali = self.config.dali
+        results = run_on_both(feed, names, pipeline=dali["pipeline"], serialized=dali["serialized"],
+                              base_dir=self.config.base_dir, input_name=dali["input_name"],
+                              batch_size=dali["batch_size"], num_threads=dali["num_threads"]) if feed else []
+        if not results:
+            return GpuCompareResult("skipped", "all images", skip_reason="no image of the first batch could be read")
+        return next((r for r in results if r.status == "failed"), results[0])
+
+    def determinism(self) -> DeterminismResult:
+        """DALI run twice on the client inputs of the first batch's images: a training-time random operator
+        left in the inference pipeline changes its output between runs (and is named from the graph)."""
+        feed, _ = self._first_batch()
         if not feed:
             return DeterminismResult("skipped", skip_reason="no image of the first batch could be read")
         try:

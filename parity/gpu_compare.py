@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from parity.gpu_margins import StageMargins, stage_margins
+from parity.result import MessageResult
 
 NO_GPU = "no CUDA device visible to DALI: the GPU-vs-CPU comparison runs where a GPU is present"
 NOTHING_ON_GPU = "the pipeline has no operator written for the GPU: it computes the same on both devices"
@@ -49,7 +50,7 @@ class DeviceDifference:
 
 
 @dataclass(frozen=True)
-class GpuCompareResult:
+class GpuCompareResult(MessageResult):
     """One image's ``gpu-vs-cpu`` check: failed where a stage is beyond its margin."""
 
     status: str  # passed | failed | skipped

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: names of the checks over the whole run (items directly under the config in pytest)
-REPOSITORY, GPU_RISK, DETERMINISM, DEGENERATE = "triton_repository", "gpu_risk", "determinism", "degenerate"
+REPOSITORY, GPU_RISK, GPU_VS_CPU, DETERMINISM, DEGENERATE = (
+    "triton_repository", "gpu_risk", "gpu_vs_cpu", "determinism", "degenerate")
 
 
 def config_classname(config: Path, rootdir: Path | None = None) -> str:

@@ -93,7 +93,7 @@ class RunSummary:
                          f"{group.status['skipped']} skipped; top-1 agreement {group.agree}/{group.ran}")
         for title, r in (("triton repository check", repository), *checks, ("degenerate-output check", degenerate)):
             if r is not None:
-                lines.append(f"{title}: {r.status.upper()}" + (f": {r.headline}" if r.status in ("failed", "warned")
+                lines.append(f"{title}: {r.status.upper()}" + (f": {r.headline}" if r.status != "passed"
                                                               else ""))
         return lines
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from _pytest._code.code import ReprEntryNative, ReprExceptionInfo, ReprFileLocation, ReprTraceback
 
-from parity.junit import DEGENERATE, DETERMINISM, GPU_RISK, REPOSITORY
+from parity.junit import DEGENERATE, DETERMINISM, GPU_RISK, GPU_VS_CPU, REPOSITORY
 from parity.plugin import parity_key
 
 
@@ -46,7 +46,8 @@ class ParityConfigNode(pytest.File):
         harness = plugin.harness
         if harness.repository is not None:  # first: the repository serves what is tested (static, no request)
             yield CheckItem.from_parent(self, name=REPOSITORY)
-        for name in (GPU_RISK, DETERMINISM):  # the graph's GPU-only risks (static); DALI run twice on the same inputs
+        # the graph's GPU-only risks (static); the GPU run against the CPU one; DALI run twice on the same inputs
+        for name in (GPU_RISK, GPU_VS_CPU, DETERMINISM):
             yield CheckItem.from_parent(self, name=name)
         for image in plugin.image_ids:
             yield ParityImage.from_parent(self, name=image)
@@ -142,6 +143,9 @@ class CheckItem(_ParityItemBase):
         if self.name == GPU_RISK:
             plugin.checks[GPU_RISK] = plugin.harness.gpu_lint(strict=self.config.getoption("parity_strict_gpu"))
             return plugin.checks[GPU_RISK]
+        if self.name == GPU_VS_CPU:
+            plugin.checks[GPU_VS_CPU] = plugin.harness.gpu_vs_cpu()
+            return plugin.checks[GPU_VS_CPU]
         if self.name == DETERMINISM:
             plugin.checks[DETERMINISM] = plugin.harness.determinism()
             return plugin.checks[DETERMINISM]

@@ -13,8 +13,8 @@ def test_gate_passes_the_corrected_pipeline_and_writes_junit(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "40 stage checks passed. 0 stage checks failed." in out and "8 of 8 images match" in out
     suite = ET.parse(junit).getroot().find("testsuite")
-    # 8 images x 5 stages, 8 model comparisons; gpu_risk, determinism and degenerate-output checks
-    assert (suite.get("tests"), suite.get("failures")) == ("51", "0")
+    # 8 images x 5 stages, 8 model comparisons; gpu_risk, gpu_vs_cpu (skipped), determinism, degenerate output
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("52", "0", "1")
 
 
 def test_gate_fails_the_deployed_pipeline_with_the_cause(tmp_path, capsys):

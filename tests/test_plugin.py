@@ -6,10 +6,10 @@ from .conftest import SEED
 def test_seed_deployment_fails_loudly_with_one_item_per_image_and_stage(pytester):
     result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_deployed.py"), "-rf")
     # 8 images x (input, resize, crop) pass; model_input and the model stage fail; and the outputs collapse
-    result.assert_outcomes(passed=26, failed=17)
+    result.assert_outcomes(passed=26, failed=17, skipped=1)  # gpu_vs_cpu: no GPU here
     assert result.ret == 1
     result.stdout.fnmatch_lines([
-        "*collected 43 items*",
+        "*collected 44 items*",
         "*DALI output is the un-normalized image (values 0..255)*",
         "*parity report summary*",
         "model_input*0*8*0*missing_normalization (8), channel_order (8), layout (8)",
@@ -78,7 +78,7 @@ def test_report_option_and_a_failing_run_reported_once_per_item_without_tracebac
     result = pytester.runpytest_subprocess("--parity-config", str(cfg))
     # 2 images x (5 stages, model, triton) + degenerate: errors, not mismatches; the repository check names the
     # file; the pipeline's own checks (gpu_risk, determinism) pass
-    result.assert_outcomes(errors=15, failed=1, passed=2)
+    result.assert_outcomes(errors=15, failed=1, passed=2, skipped=1)
     assert "preprocess/1/model.dali: not a serialized DALI pipeline" in result.stdout.str()
     assert result.stdout.str().count("tritonserver exited with code 1 while loading the repository") >= 15
     assert "not a serialized DALI pipeline" in result.stdout.str()

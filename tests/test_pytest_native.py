@@ -32,13 +32,13 @@ def test_one_item_per_image_and_stage_under_an_image_node(pytester, deployed):
     result = pytester.runpytest_subprocess("--parity-config", str(deployed), "--collect-only", "-q")
     assert "parity_cfg.py::astronaut::model_input" in result.outlines
     assert "parity_cfg.py::flat::resize" in result.outlines
-    assert "parity_cfg.py::gpu_risk" in result.outlines and "parity_cfg.py::determinism" in result.outlines
-    assert sum(line.startswith("parity_cfg.py::") for line in result.outlines) == 14  # 3 x 4 stages, 2 checks
+    assert {"parity_cfg.py::gpu_risk", "parity_cfg.py::gpu_vs_cpu", "parity_cfg.py::determinism"} <= set(result.outlines)
+    assert sum(line.startswith("parity_cfg.py::") for line in result.outlines) == 15  # 3 x 4 stages, 3 checks
 
 
 def test_k_computes_only_the_selected_image(pytester, deployed):
     result = pytester.runpytest_subprocess("--parity-config", str(deployed), "-k", "chelsea")
-    result.assert_outcomes(passed=3, failed=1, deselected=10)
+    result.assert_outcomes(passed=3, failed=1, deselected=11)
     assert computed(result) == "0 of 1 images match"
 
 
@@ -55,40 +55,40 @@ def test_a_node_id_runs_that_item_and_computes_its_image(pytester, deployed):
 def test_deselect_and_marker_expressions(pytester, deployed):
     result = pytester.runpytest_subprocess("--parity-config", str(deployed), "--deselect", "parity_cfg.py::astronaut",
                                            "--deselect", "parity_cfg.py::flat::model_input")
-    result.assert_outcomes(passed=8, failed=1, deselected=5)
+    result.assert_outcomes(passed=8, failed=1, skipped=1, deselected=5)
     assert computed(result) == "0 of 2 images match"
     result = pytester.runpytest_subprocess("--parity-config", str(deployed), "-m", "parity")
-    result.assert_outcomes(passed=11, failed=3)
+    result.assert_outcomes(passed=11, failed=3, skipped=1)
     result = pytester.runpytest_subprocess("--parity-config", str(deployed), "-m", "not parity")
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
 
 
 def test_last_failed_reruns_only_the_failures_and_failed_first_runs_them_first(pytester, deployed):
     first = pytester.runpytest_subprocess("--parity-config", str(deployed))
-    first.assert_outcomes(passed=11, failed=3)
+    first.assert_outcomes(passed=11, failed=3, skipped=1)
     again = pytester.runpytest_subprocess("--parity-config", str(deployed), "--lf")
-    again.assert_outcomes(failed=3, deselected=11)
+    again.assert_outcomes(failed=3, deselected=12)
     again.stdout.fnmatch_lines(["run-last-failure: rerun previous 3 failures*"])
     assert "not in selected tests" not in again.stdout.str()
     assert computed(again) == "0 of 3 images match"
     ordered = pytester.runpytest_subprocess("--parity-config", str(deployed), "--ff", "-v")
-    ordered.assert_outcomes(passed=11, failed=3)
+    ordered.assert_outcomes(passed=11, failed=3, skipped=1)
     run = [line.split(" ")[0] for line in ordered.outlines if line.startswith("parity_cfg.py::")]
     assert [r.rsplit("::", 1)[1] for r in run[:3]] == ["model_input"] * 3
 
 
 def test_stepwise_stops_at_the_first_failure_and_resumes_there(pytester, deployed):
     first = pytester.runpytest_subprocess("--parity-config", str(deployed), "--sw")
-    first.assert_outcomes(passed=5, failed=1)  # gpu_risk, determinism and astronaut's first three stages
+    first.assert_outcomes(passed=5, failed=1, skipped=1)  # the checks and astronaut's first three stages
     assert computed(first) == "0 of 1 images match"  # the rest was never computed
     second = pytester.runpytest_subprocess("--parity-config", str(deployed), "--sw")
-    second.stdout.fnmatch_lines(["stepwise: skipping 5 already passed items*"])
-    second.assert_outcomes(failed=1, deselected=5)
+    second.stdout.fnmatch_lines(["stepwise: skipping 6 already passed items*"])
+    second.assert_outcomes(failed=1, deselected=6)
 
 
 def test_exitfirst_stops_the_computing(pytester, deployed):
     result = pytester.runpytest_subprocess("--parity-config", str(deployed), "-x")
-    result.assert_outcomes(passed=5, failed=1)
+    result.assert_outcomes(passed=5, failed=1, skipped=1)
     assert computed(result) == "0 of 1 images match"
 
 
@@ -98,7 +98,7 @@ def test_each_item_is_charged_its_own_time(pytester, deployed):
     import xml.etree.ElementTree as ET
 
     result = pytester.runpytest_subprocess("--parity-config", str(deployed), "--junit-xml", "junit.xml")
-    result.assert_outcomes(passed=11, failed=3)
+    result.assert_outcomes(passed=11, failed=3, skipped=1)
     times = {f"{case.get('classname').rsplit('.', 1)[-1]}::{case.get('name')}": float(case.get("time"))
              for case in ET.parse(pytester.path / "junit.xml").iter("testcase")}
     total = sum(times.values())
