@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
                                 "every pixel stage (the model input follows, scaled by the smallest std); repeatable")
     check.add_argument("--strict-gpu", action="store_true",
                        help="Fail on a GPU-only risk in the pipeline graph (docs/gpu.md); by default it is a warning")
-    check.add_argument("-q", "--quiet", action="store_true", help="Print only the summary table")
+    check.add_argument("-q", "--quiet", action="store_true", help="Print only the summary (no line per image, no full messages)")
     check.add_argument("-v", "--verbose", action="count", default=0,
                        help="-v: the full message of each distinct failure; -vv: of every failing image")
     snapshot = sub.add_parser("snapshot", help="Record the MMPretrain reference (every stage, and the reference "
@@ -212,9 +212,10 @@ def _judge(args, state: dict, recorder, report, start: float) -> int:
     from parity.shard import Shard
 
     shard = state["shard"] = Shard.parse(args.shard, "--shard")
-    config = with_tolerance_overrides(load_config(args.config, snapshot=args.reference),
-                                      atol=args.atol, rtol=args.rtol, max_mismatch=args.max_mismatch)
-    harness = Harness(config)
+    config = load_config(args.config, snapshot=args.reference)
+    harness = Harness(config)  # checks the config file's own tolerance labels
+    config = harness.config = with_tolerance_overrides(config, harness.stage_labels, atol=args.atol, rtol=args.rtol,
+                                                       max_mismatch=args.max_mismatch)
     state["reference"] = harness.reference.source
     repository = state["repository"] = harness.repository
     state["gpu"] = harness.gpu
@@ -304,10 +305,12 @@ def _merge(args) -> int:
     if None in shards or len(counts) != 1:
         raise ParityUsageError("expected the result files of one sharded run (`parity check --shard K/N --json`); "
                                f"their shards: {', '.join(str(s) for s in shards)}")
+    twice = sorted({s for s in shards if shards.count(s) > 1})
     missing = sorted(set(range(1, int(counts.pop()) + 1)) - {int(s.split("/")[0]) for s in shards})
-    if missing or len(set(shards)) != len(shards):
-        raise ParityUsageError(f"shards {', '.join(shards)}: " + (f"shard(s) {missing} missing" if missing else
-                                                                  "a shard given twice"))
+    if twice or missing:
+        raise ParityUsageError(f"shards {', '.join(shards)}: " + "; ".join(
+            ([f"shard {', '.join(twice)} given twice"] if twice else []) +
+            ([f"shard(s) {missing} missing"] if missing else [])))
     seen: dict = {}
     with RunRecorder() as recorder:
         for path, document in zip(args.results, documents):

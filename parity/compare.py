@@ -82,17 +82,21 @@ class StageResult:
     @property
     def headline(self) -> str:
         """One line naming the image, the stage and the primary cause (or the statistics when none explains
-        it): the first line of every message, pytest's short summary and JUnit's message attribute."""
+        it): the first line of every message, the CLI's line and JUnit's message attribute."""
+        return f"{self.subject}: {self.finding}"
+
+    @property
+    def finding(self) -> str:
+        """The headline without the image and stage: pytest's short summary line, which names them already."""
         if self.status == "skipped":
-            return f"{self.subject}: not compared ({self.skip_reason})"
+            return f"not compared ({self.skip_reason})"
         if self.status == "passed":
-            return f"{self.subject}: close (max abs {_fmt(self.max_abs)}, mean abs {_fmt(self.mean_abs)})"
+            return f"close (max abs {_fmt(self.max_abs)}, mean abs {_fmt(self.mean_abs)})"
         if self.diagnosis is not None:
-            return f"{self.subject}: {self.diagnosis.finding}"
+            return self.diagnosis.finding
         if self.problems:
-            return f"{self.subject}: {self.problems[0]}"
-        return (f"{self.subject}: not explained by a known cause (max abs {_fmt(self.max_abs)}, mean abs "
-                f"{_fmt(self.mean_abs)})")
+            return self.problems[0]
+        return f"not explained by a known cause (max abs {_fmt(self.max_abs)}, mean abs {_fmt(self.mean_abs)})"
 
     def statistics(self) -> str:
         """One line of the comparison's statistics."""
@@ -105,9 +109,8 @@ class StageResult:
     def short_message(self) -> str:
         """The headline, the change to make and one line of statistics."""
         lines = [self.headline]
-        primary = self.diagnosis.primary if self.diagnosis is not None else None
-        if primary is not None and primary.advice is not None:
-            lines.append(str(primary.advice))
+        causes = self.diagnosis.causes if self.diagnosis is not None else ()
+        lines += [f"{c.kind}: {c.advice}" if len(causes) > 1 else str(c.advice) for c in causes if c.advice is not None]
         stats = self.statistics()
         if stats:
             lines.append(stats)

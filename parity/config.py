@@ -119,7 +119,7 @@ class ParityConfig:
 
     def check_tolerance_labels(self, labels: list[str]) -> None:
         """Refuse a tolerance entry that names no stage of the pipeline (a typo would silently not apply)."""
-        allowed = ["pixels", "model_input", *labels]
+        allowed = list(dict.fromkeys(["pixels", "model_input", *labels]))
         for stage in self.tolerances:
             if stage not in allowed:
                 close = difflib.get_close_matches(stage, allowed, n=1)
@@ -148,11 +148,12 @@ class ParityConfig:
         return Tolerance(**own)
 
 
-def with_tolerance_overrides(config: ParityConfig, **overrides: list[str]) -> ParityConfig:
+def with_tolerance_overrides(config: ParityConfig, labels: list[str], **overrides: list[str]) -> ParityConfig:
     """``config`` with command-line tolerances (``--atol resize=2``, ``--rtol 0.01``): ``[stage=]value`` per
-    tolerance key; a bare value sets the pixel default. Stage names are checked with the config's own."""
+    tolerance key; a bare value sets the pixel default. ``labels`` are the pipeline's stages."""
     from parity.errors import ParityUsageError
 
+    allowed = list(dict.fromkeys(["pixels", "model_input", *labels]))
     tolerances = {stage: dict(tol) for stage, tol in config.tolerances.items()}
     for key, values in overrides.items():
         flag = "--" + key.replace("_", "-")
@@ -165,7 +166,12 @@ def with_tolerance_overrides(config: ParityConfig, **overrides: list[str]) -> Pa
             if number < 0 or (key == "max_mismatch" and number > 1):
                 raise ParityUsageError(f"{flag} {text!r}: expected a number >= 0" + (" and <= 1" if key == "max_mismatch"
                                                                                      else ""))
-            tolerances.setdefault(stage.strip() or "pixels", {})[key] = number
+            stage = stage.strip() or "pixels"
+            if stage not in allowed:
+                close = difflib.get_close_matches(stage, allowed, n=1)
+                raise ParityUsageError(f"{flag} {text!r}: no stage of this pipeline is called {stage!r}"
+                                       + (f" (did you mean {close[0]!r}?)" if close else "") + f"; expected one of {allowed}")
+            tolerances.setdefault(stage, {})[key] = number
     return dataclasses.replace(config, tolerances=tolerances)
 
 

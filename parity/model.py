@@ -137,7 +137,13 @@ class DegenerateResult(MessageResult):
     def __bool__(self) -> bool:
         return self.status != "failed"
 
+    @property
+    def skip_reason(self) -> str:
+        return "; ".join(self.findings) if self.status == "skipped" else ""
+
     def message(self) -> str:
+        if self.status == "skipped":
+            return f"The degenerate-output check did not run: {self.skip_reason}"
         if self.status == "passed":
             return f"Deployed outputs vary across {self.images} images: no collapse."
         first = [f"degenerate: consequence of the {self.consequence_of}", ""] if self.consequence_of else []

@@ -1,7 +1,7 @@
 """The one result protocol: every check's result has ``status`` ('passed', 'failed', 'skipped'; the
 GPU-risk lint also 'warned'), ``message()``, ``headline`` (the first line: what failed and why, shown by
 pytest's short summary, JUnit's ``message`` and the CLI) and ``short_message()`` (what pytest shows without
-``-v``). :class:`~parity.compare.StageResult` composes its own from the diagnosis; results whose message
+``-v``) and ``finding`` (the headline without the image and stage, for pytest's short summary line). :class:`~parity.compare.StageResult` composes its own from the diagnosis; results whose message
 opens with that line inherit it from :class:`MessageResult`."""
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ class MessageResult:
     @property
     def headline(self) -> str:
         return self.message().split("\n", 1)[0]  # type: ignore[attr-defined]
+
+    @property
+    def finding(self) -> str:
+        return self.headline
 
     def short_message(self) -> str:
         return self.message()  # type: ignore[attr-defined]

@@ -109,7 +109,7 @@ class _ParityItemBase(pytest.Item):
         plugin = self.config.stash[parity_key]
         if self.config.get_verbosity() <= 0:
             text += "\n(the full message with -v" + (f"; pictures in {plugin.report_dir}" if plugin.report_dir else "") + ")"
-        return _failure_repr(text, result.headline, str(self.path))
+        return _failure_repr(text, result.finding, str(self.path))
 
     def reportinfo(self):
         return self.path, None, self.name
@@ -117,6 +117,9 @@ class _ParityItemBase(pytest.Item):
 
 class ParityItem(_ParityItemBase):
     """One stage (or the model or Triton answer) of one image."""
+
+    def reportinfo(self):
+        return self.path, None, f"{self.image}::{self.name}"  # failure headers name the image too
 
     @property
     def image(self) -> str:

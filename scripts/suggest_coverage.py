@@ -120,16 +120,17 @@ def main():
         key = json.dumps([pipeline, dp], sort_keys=True, default=str)
         groups_by_key.setdefault(key, []).append(name)
         pipelines[key] = (pipeline, dp)
-    tmp = Path(tempfile.mkdtemp(prefix="parity-coverage-"))
-    images, below = verdict_images(tmp / "images", SAMPLE_IMAGES)
     rows = []
-    # one process per pipeline: DALI keeps each pipeline's buffers (12 Mpx images) until its process ends
-    with ProcessPoolExecutor(max_workers=1, max_tasks_per_child=1, mp_context=get_context("spawn")) as pool:
-        for i, (key, configs) in enumerate(sorted(groups_by_key.items(), key=lambda kv: -len(kv[1]))):
-            pipeline, dp = pipelines[key]
-            outcome, detail = pool.submit(measure, pipeline, dp, tmp / f"p{i}", images, below).result()
-            rows.append(Row(configs, _steps(pipeline), outcome, detail))
-            print(f"{len(configs):3d} {outcome.value:12s} {configs[0]}: {detail}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="parity-coverage-") as folder:  # removed however the run ends
+        tmp = Path(folder)
+        images, below = verdict_images(tmp / "images", SAMPLE_IMAGES)
+        # one process per pipeline: DALI keeps each pipeline's buffers (12 Mpx images) until its process ends
+        with ProcessPoolExecutor(max_workers=1, max_tasks_per_child=1, mp_context=get_context("spawn")) as pool:
+            for i, (key, configs) in enumerate(sorted(groups_by_key.items(), key=lambda kv: -len(kv[1]))):
+                pipeline, dp = pipelines[key]
+                outcome, detail = pool.submit(measure, pipeline, dp, tmp / f"p{i}", images, below).result()
+                rows.append(Row(configs, _steps(pipeline), outcome, detail))
+                print(f"{len(configs):3d} {outcome.value:12s} {configs[0]}: {detail}", flush=True)
     rows += [Row([name], "-", Outcome.NOT_MEASURABLE, why) for name, why in skipped]
     counts = Counter()
     for row in rows:

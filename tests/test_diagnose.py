@@ -401,8 +401,10 @@ def test_the_first_line_names_image_stage_and_cause_and_the_answers_are_its_cons
     assert final.headline == f"astronaut: model_input: {final.diagnosis.primary.finding}"
     assert final.headline.startswith("astronaut: model_input: DALI output is the un-normalized image (values 0..255")
     assert final.message().splitlines()[0] == final.headline
-    headline, fix, statistics = final.short_message().splitlines()
-    assert headline == final.headline and fix == str(final.diagnosis.primary.advice)
+    headline, *fixes, statistics = final.short_message().splitlines()  # every cause's change, then the numbers
+    assert headline == final.headline
+    assert fixes == [f"{c.kind}: {c.advice}" for c in final.diagnosis.causes]
+    assert [c.kind for c in final.diagnosis.causes] == ["missing_normalization", "channel_order", "layout"]
     assert statistics.startswith("Mismatched elements: 589824 / 589824 (100.0%); greatest absolute difference")
     assert result.model.status == "failed" and result.model.consequence_of == "model_input divergence on astronaut"
     assert result.model.message().splitlines()[0] == \
