@@ -83,3 +83,18 @@ def test_report_option_and_a_failing_run_reported_once_per_item_without_tracebac
     assert result.stdout.str().count("tritonserver exited with code 1 while loading the repository") >= 15
     assert "not a serialized DALI pipeline" in result.stdout.str()
     assert "Traceback" not in result.stdout.str()
+
+
+def test_one_image_with_a_model_passes_and_the_degenerate_check_says_why_it_skipped(pytester):
+    """A shard or a selection of one image: there is nothing to compare across images, and that is not a failure."""
+    build = SEED.parent / "model" / "build"
+    cfg = pytester.makepyfile(parity_one=(
+        f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\n"
+        f"images = ['{SEED.parent / 'images' / 'astronaut.png'}']\n"
+        f"model = dict(config='mmpretrain::resnet/resnet18_8xb32_in1k.py', checkpoint='{build / 'known_answer.pth'}', "
+        f"onnx='{build / 'known_answer.onnx'}')\n"
+        f"dali = dict(pipeline='{SEED / 'corrected_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline', "
+        "input_name='INPUT_PREPROCESS')\n"))
+    result = pytester.runpytest_subprocess("--parity-config", str(cfg), "-rs")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*degenerate: fewer than 2 images reached the model*"])
