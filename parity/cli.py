@@ -248,8 +248,7 @@ def _judge(args, state: dict, recorder, report, start: float) -> int:
     for image, error in summary.errors:
         print(f"parity: error: {image}: {error}", file=sys.stderr)
     degenerate = state["degenerate"] = harness.degenerate()
-    titled = [(f"{name.replace('_', '-')} check", r) for name, r in checks.items()]
-    for line in summary.lines(repository=repository, degenerate=degenerate, checks=titled) + harness.gpu.lines():
+    for line in summary.lines(repository=repository, degenerate=degenerate, checks=checks) + harness.gpu.lines():
         print(_paint(line))
     if degenerate is not None and degenerate.status == "failed" and not args.quiet:
         print(degenerate.message(), end="\n\n")
@@ -257,7 +256,7 @@ def _judge(args, state: dict, recorder, report, start: float) -> int:
                  + (f"; shard {shard}" if shard else "") + ")"))
     if report:
         state["report"] = report.target
-        print(f"HTML report: {report.write(recorder.records(), summary, seconds=seconds, degenerate=degenerate, repository=repository, checks=titled, gpu=harness.gpu)}")
+        print(f"HTML report: {report.write(recorder.records(), summary, seconds=seconds, degenerate=degenerate, repository=repository, checks=checks, gpu=harness.gpu)}")
     if summary.errors:
         return EXIT_USAGE
     judged = [degenerate, repository, *checks.values()]

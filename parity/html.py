@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from parity.html_image import IMAGE_CSS, draw_image_section
+from parity.report import titled_checks
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d1d1f;background:#fafafa}
@@ -79,7 +80,7 @@ class HtmlReport(ImagePictures):
         self.title = title
         super().__init__(fresh_folder(self.target, MARKER, "--report"), max_images)
 
-    def write(self, records, summary, *, seconds: float | None = None, degenerate=None, repository=None, checks=(),
+    def write(self, records, summary, *, seconds: float | None = None, degenerate=None, repository=None, checks=None,
               gpu=None) -> Path:
         write_index(self.folder, self.title, records, summary, seconds=seconds, degenerate=degenerate,
                     repository=repository, checks=checks, gpu=gpu)
@@ -94,10 +95,10 @@ class HtmlReport(ImagePictures):
 
 
 def write_index(folder: Path, title: str, records, summary, *, seconds=None, degenerate=None, repository=None,
-                checks=(), gpu=None) -> None:
+                checks=None, gpu=None) -> None:
     """``index.html`` from image records (streamed) and the sections drawn into ``folder``; ``checks`` are the
-    whole-run checks as (title, result), ``gpu`` what the verdict covers on the GPU."""
-    runs = [("Triton repository check", repository), *checks, ("Degenerate-output check", degenerate)]
+    whole-run checks by item name, ``gpu`` what the verdict covers on the GPU."""
+    runs = [(title[0].upper() + title[1:], r) for title, r in titled_checks(repository, checks, degenerate)]
     verdict = "FAILED" if summary.failed_images or any(r is not None and not r for _, r in runs) else "PASSED"
     counts = {s: sum(c[s] for c in summary.stages.values()) for s in ("passed", "failed", "skipped")}
     stages = "".join(f"<tr><td>{html.escape(stage)}</td><td class=passed>{c['passed']}</td><td class=failed>"

@@ -15,6 +15,13 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def titled_checks(repository, checks: dict | None, degenerate) -> list[tuple[str, object]]:
+    """The whole-run checks in report order, each with its title ('gpu-risk check'); ``checks`` maps the
+    item names (parity.junit's GPU_RISK...) to results."""
+    middle = [(f"{name.replace('_', '-')} check", r) for name, r in (checks or {}).items()]
+    return [("triton repository check", repository), *middle, ("degenerate-output check", degenerate)]
+
+
 @dataclass
 class _Answers:
     """The model (or Triton) answers of one backend."""
@@ -73,7 +80,7 @@ class RunSummary:
         elif not record["passed"]:
             self.answer_failures += 1
 
-    def lines(self, *, repository=None, degenerate=None, checks=()) -> list[str]:
+    def lines(self, *, repository=None, degenerate=None, checks: dict | None = None) -> list[str]:
         """The stage table, the distinct diagnoses, then one line per backend and per run-wide check."""
         width = max([len(s) for s in self.stages] + [5])
         lines = [f"{'stage':<{width}}  passed  failed  skipped  worst max abs  likely cause"]
@@ -91,7 +98,7 @@ class RunSummary:
             label = backend if backend.startswith("triton") else f"model ({backend})"
             lines.append(f"{label}: {group.status['passed']} passed, {group.status['failed']} failed, "
                          f"{group.status['skipped']} skipped; top-1 agreement {group.agree}/{group.ran}")
-        for title, r in (("triton repository check", repository), *checks, ("degenerate-output check", degenerate)):
+        for title, r in titled_checks(repository, checks, degenerate):
             if r is not None:
                 lines.append(f"{title}: {r.status.upper()}" + (f": {r.headline}" if r.status != "passed"
                                                               else ""))

@@ -141,17 +141,14 @@ class CheckItem(_ParityItemBase):
         self.add_marker(pytest.mark.parity(image=None, stage=self.name))
 
     def _result(self, plugin):
+        harness = plugin.harness
         if self.name == REPOSITORY:
-            return plugin.harness.repository
-        if self.name == GPU_RISK:
-            plugin.checks[GPU_RISK] = plugin.harness.gpu_lint(strict=self.config.getoption("parity_strict_gpu"))
-            return plugin.checks[GPU_RISK]
-        if self.name == GPU_VS_CPU:
-            plugin.checks[GPU_VS_CPU] = plugin.harness.gpu_vs_cpu()
-            return plugin.checks[GPU_VS_CPU]
-        if self.name == DETERMINISM:
-            plugin.checks[DETERMINISM] = plugin.harness.determinism()
-            return plugin.checks[DETERMINISM]
+            return harness.repository
+        run = {GPU_RISK: lambda: harness.gpu_lint(strict=self.config.getoption("parity_strict_gpu")),
+               GPU_VS_CPU: harness.gpu_vs_cpu, DETERMINISM: harness.determinism}.get(self.name)
+        if run is not None:
+            plugin.checks[self.name] = run()  # for the summary and the report
+            return plugin.checks[self.name]
         if plugin.on_worker:
             return _Skipped("under pytest-xdist the degenerate-output check is judged by the controller over every "
                             "worker's images: see the parity summary (a collapse fails the run)")
@@ -374,15 +371,15 @@ class ParityPlugin:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
-        if self._run_degenerate() is not None and self._run_degenerate().status == "failed" and self.distributed:
+        degenerate = self._run_degenerate()
+        if degenerate is not None and degenerate.status == "failed" and self.distributed:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the controller's degenerate-output verdict
         if self._lazy is not None:
             self._lazy.close()  # the Triton server stops before the summary is printed
         if self.report is not None and self.summary.images:
             repository = self._harness.repository if self._harness is not None else None
             self.report_path = self.report.write(
-                self.recorder.records(), self.summary, degenerate=self._run_degenerate(), repository=repository,
-                checks=[(f"{name.replace('_', '-')} check", r) for name, r in self.checks.items()],
+                self.recorder.records(), self.summary, degenerate=degenerate, repository=repository, checks=self.checks,
                 gpu=self._harness.gpu if self._harness is not None else None)
             self.report = None
 
@@ -391,8 +388,7 @@ class ParityPlugin:
             return
         terminalreporter.write_sep("-", "parity report summary")
         repository = self._harness.repository if self._harness is not None else None
-        checks = [(f"{name.replace('_', '-')} check", r) for name, r in self.checks.items()]
-        for line in self.summary.lines(repository=repository, degenerate=self._run_degenerate(), checks=checks):
+        for line in self.summary.lines(repository=repository, degenerate=self._run_degenerate(), checks=self.checks):
             terminalreporter.write_line(line)
         if self._harness is not None:
             for line in self._harness.gpu.lines():
