@@ -1,14 +1,17 @@
 """pytest-xdist over parity items: wall time of ``pytest --parity-config`` with ``-n 0`` and ``-n N``.
 
-Run: .venv/bin/python benchmarks/bench_xdist.py [n_images] [workers]. Writes ``n_images`` distinct 224-class
-images (crops of the bundled ones, 200 by default) and a config for the 224x224 benchmark pipeline into a
-temporary folder, then times both runs in this one process, one after the other, on the same machine.
+Run: .venv/bin/python benchmarks/bench_xdist.py [n_images] [workers] [repeats]. Writes ``n_images`` distinct
+224-class images (crops of the bundled ones, 200 by default) and a config for the 224x224 benchmark pipeline
+into a temporary folder, then times both runs in this one process, alternating ``-n 0`` and ``-n N``
+``repeats`` times (3 by default) on the same machine, and prints every pair and the median of their ratios:
+a shared machine's speed drifts by tens of percent between runs, so one pair decides nothing.
 Each worker loads the reference and DALI once, then computes only its own DALI batches.
 """
 
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +54,7 @@ def run(config: Path, workers: int, *extra: str) -> tuple[float, str, float]:
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     workers = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     folder = Path(tempfile.mkdtemp(prefix="parity-bench-xdist-"))
     try:
         (folder / "images").mkdir()
@@ -60,15 +64,18 @@ def main():
         config.write_text((ROOT / "benchmarks/configs/parity_224.py").read_text()
                           .replace("../../fixtures/images/*.png", "images/*.png"))
         load, _, load_cpu = run(config, 0, "--collect-only", "-q")  # pytest, the reference and DALI loaded
-        serial, line0, serial_cpu = run(config, 0)
-        parallel, line_n, parallel_cpu = run(config, workers)
-        print(f"{n} images at 224x224 on {os.cpu_count()} cores")
-        print(f"  start-up (collect only): {load:.1f} s wall, {load_cpu:.1f} s CPU")
-        print(f"  -n 0: {serial:.1f} s wall, {serial_cpu:.1f} s CPU ({serial_cpu / serial:.2f} cores busy; "
-              f"{1000 * (serial_cpu - load_cpu) / n:.1f} ms CPU per image after start-up) [{line0}]")
-        print(f"  -n {workers}: {parallel:.1f} s wall, {parallel_cpu:.1f} s CPU ({parallel_cpu / parallel:.2f} cores "
-              f"busy; {parallel_cpu - serial_cpu:+.1f} s CPU for the extra start-ups and the controller) [{line_n}]")
-        print(f"  -n 0 / -n {workers} = {serial / parallel:.2f}x")
+        print(f"{n} images at 224x224 on {os.cpu_count()} cores; start-up (collect only): {load:.1f} s wall, "
+              f"{load_cpu:.1f} s CPU")
+        ratios = []
+        for _ in range(repeats):
+            serial, line0, serial_cpu = run(config, 0)
+            parallel, line_n, parallel_cpu = run(config, workers)
+            ratios.append(serial / parallel)
+            print(f"  -n 0: {serial:5.1f} s wall, {serial_cpu:5.1f} s CPU ({serial_cpu / serial:.2f} cores busy) | "
+                  f"-n {workers}: {parallel:5.1f} s wall, {parallel_cpu:5.1f} s CPU ({parallel_cpu / parallel:.2f} cores "
+                  f"busy) | ratio {serial / parallel:.2f}x   [{line0}] [{line_n}]")
+        print(f"  -n 0 / -n {workers}, median of {repeats}: {statistics.median(ratios):.2f}x "
+              f"(range {min(ratios):.2f}x to {max(ratios):.2f}x)")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -112,6 +112,7 @@ class ParityConfig:
     model_cfg: dict | None = None  # the MMPretrain network definition (config's `model`)
     reference: dict = field(default_factory=dict)  # the `reference` section as written (validated)
     snapshot: Path | None = None  # the recorded reference to compare against, instead of running MMPretrain
+    reference_read: bool = True  # False: the MMPretrain config was left unread (load_config(reference=False))
 
     @property
     def base_dir(self) -> Path:
@@ -201,20 +202,22 @@ def _check_value(path, name, value, expected):
         _fail(path, f"{name}={value!r} (type={type(value).__name__}): expected {expected.__name__}")
 
 
-def load_config(path, *, snapshot=None, live: bool = False) -> ParityConfig:
+def load_config(path, *, snapshot=None, live: bool = False, reference: bool = True) -> ParityConfig:
     """Read and validate a parity config file (mmengine-style Python, ``_base_`` files merged).
 
     ``snapshot`` (a folder written by ``parity snapshot``) replaces the live MMPretrain reference, as
     ``reference.snapshot`` in the file does; no training package is imported then. ``live`` runs the
     MMPretrain reference even where the file names a snapshot (what ``parity snapshot`` records).
+    ``reference=False`` leaves the MMPretrain config unread (no mmengine import, 0.5 s): what a
+    pytest-xdist controller needs, which schedules the images while its workers load and run the reference.
     """
     from parity.configfile import read_config_file
 
     path = Path(path).resolve()
-    return config_from_dict(read_config_file(path), path, snapshot=snapshot, live=live)
+    return config_from_dict(read_config_file(path), path, snapshot=snapshot, live=live, reference=reference)
 
 
-def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False) -> ParityConfig:
+def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False, reference: bool = True) -> ParityConfig:
     """Validate a config given as a dict; relative paths resolve against ``path``'s folder."""
     path = Path(path).resolve()
     raw = {k: v for k, v in raw.items() if not k.startswith("_")}
@@ -232,6 +235,7 @@ def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False) -> P
         if dali[key] < 1:
             _fail(path, f"dali.{key}={dali[key]}: expected a positive integer")
 
+    read_reference = reference
     reference = _section(path, raw, "reference", _REFERENCE_KEYS)
     model = _section(path, raw, "model", _MODEL_KEYS) if "model" in raw else None
     snapshot = (path.parent / reference["snapshot"]).resolve() if reference["snapshot"] and not live else None
@@ -244,9 +248,10 @@ def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False) -> P
         if not reference["config"] and not reference["test_pipeline"]:
             _fail(path, "reference: give config='model_config.py' (or 'mmpretrain::path.py'), an inline "
                         "test_pipeline, or snapshot='folder/' written by `parity snapshot`")
-        source, test_pipeline, data_preprocessor, model_cfg = _reference(path, reference)
+        source, test_pipeline, data_preprocessor, model_cfg = (
+            _reference(path, reference) if read_reference else (reference["config"] or str(path), [], None, None))
     if model is not None:
-        if model["config"] and snapshot is None:
+        if model["config"] and snapshot is None and read_reference:
             model_cfg = _load_model_config(path, model["config"]).get("model")
         if not model["onnx"] and not model["tensorrt"]:
             _fail(path, "model: give onnx='model.onnx' (and/or tensorrt='model.plan') for the deployed model")
@@ -255,7 +260,7 @@ def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False) -> P
                 _fail(path, f"reference.snapshot={str(snapshot)!r} holds no reference logits (it was written from a "
                             "config without a `model` section): run `parity snapshot` again with the model section, "
                             "or set model.reference_model=False for the degenerate-output check alone")
-        elif model["reference_model"] and not model_cfg:
+        elif model["reference_model"] and not model_cfg and read_reference:
             _fail(path, "model: no `model` in the reference config to build the reference network; set "
                         "model.config, or model.reference_model=False for the degenerate-output check alone")
 
@@ -285,7 +290,8 @@ def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False) -> P
     images = resolve_images(path, raw["images"])
     return ParityConfig(path=path, reference_source=source, test_pipeline=test_pipeline,
                         data_preprocessor=data_preprocessor, dali=dali, images=images, tolerances=tolerances,
-                        model=model, model_cfg=model_cfg, triton=triton, reference=reference, snapshot=snapshot)
+                        model=model, model_cfg=model_cfg, triton=triton, reference=reference, snapshot=snapshot,
+                        reference_read=read_reference or snapshot is not None)
 
 
 def _section(path, raw, name, spec) -> dict:
@@ -396,13 +402,15 @@ def _listed_image(path: Path) -> bool:
     """What a folder or glob contributes: every file with an image suffix (a broken one is then refused by
     name, never skipped), a symlink that resolves nowhere (refused likewise), and any other file whose
     content is an image (``.jfif``, an extensionless JPEG). Sub-folders and other files are not images."""
-    from parity.images import is_image_file
-
     if path.is_symlink() and not path.exists():
         return True
     if path.is_dir():
         return False
-    return path.suffix.lower() in IMAGE_SUFFIXES or is_image_file(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    from parity.images import is_image_file  # reads the file's first bytes (and imports numpy)
+
+    return is_image_file(path)
 
 
 def _resolved(config: Path, image: Path) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from parity.align import StagePair, align
+from parity.collector import loading_stacks
 from parity.compare import StageResult, compare_arrays
 from parity.config import ParityConfig
 from parity.dali import DaliRunner, open_pipeline
@@ -27,7 +28,7 @@ from parity.gpu_coverage import gpu_coverage
 from parity.gpu_lint import GpuLintResult, lint, reference_decoder
 from parity.images import check_image, client_input, image_ids
 from parity.model import DegenerateResult, ModelCheck, ModelResult
-from parity.reference import ReferencePipeline, RefStage, is_geometry_name
+from parity.reference import ReferencePipeline, RefStage, is_geometry_name, one_torch_thread
 from parity.snapshot import Snapshot
 from parity.stage_diagnosis import Operator, OwnSource, StageCase, StageDiagnoser
 from parity.triton import TritonCheck
@@ -87,6 +88,12 @@ class Harness:
     """A loaded parity check: reference pipeline, DALI pipeline and their stage pairing."""
 
     def __init__(self, config: ParityConfig):
+        with loading_stacks():  # torch, MMPretrain and DALI load here: kept out of the collector's walks
+            self._load(config)
+
+    def _load(self, config: ParityConfig) -> None:
+        if not config.reference_read:
+            raise ValueError(f"{config.path}: loaded with reference=False, which runs nothing")
         self.config = config
         self.reference: ReferencePipeline | Snapshot
         if config.snapshot is not None:
@@ -182,8 +189,8 @@ class Harness:
         """Yield one :class:`ImageResult` per image, in order, a DALI batch at a time.
 
         While one batch is compared, the next is prepared in a worker thread, its images run through the
-        reference by a pool of threads (one per CPU core): decoding, resizing and the comparisons spend
-        most of their time in native code that releases the GIL. Only the batch in hand and the one being
+        reference by a pool of threads (one per CPU core, torch's own threads at one meanwhile): decoding,
+        resizing and the comparisons spend most of their time in native code that releases the GIL. Only the batch in hand and the one being
         prepared are held in memory; ``keep_views(image_id)`` says which images keep their compared
         tensors (for the HTML report).
         """
@@ -196,7 +203,8 @@ class Harness:
         triton = TritonCheck(self.config.triton, self.config.base_dir, self.model,
                              self.repository) if self.config.triton else None
         workers = max(1, min(step, len(os.sched_getaffinity(0))))
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-prepare") as pool, \
+        with one_torch_thread(), \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-prepare") as pool, \
                 ThreadPoolExecutor(max_workers=workers, thread_name_prefix="parity-reference") as references, \
                 (triton or contextlib.nullcontext()):
             prepare = functools.partial(self._prepare, references)

@@ -43,7 +43,10 @@ class ParityConfigNode(pytest.File):
 
     def collect(self):
         plugin = self.config.stash[parity_key]
-        harness = plugin.harness
+        try:
+            harness = plugin.harness
+        except pytest.UsageError as exc:  # the config's own sentence, not a traceback into parity
+            raise self.CollectError(str(exc)) from None
         if harness.repository is not None:  # first: the repository serves what is tested (static, no request)
             yield CheckItem.from_parent(self, name=REPOSITORY)
         # the graph's GPU-only risks (static); the GPU run against the CPU one; DALI run twice on the same inputs
@@ -162,6 +165,10 @@ class _Skipped:
         self.skip_reason = reason
 
 
+def _xdist_controller(config) -> bool:
+    return getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput")
+
+
 class ParityPlugin:
     """Per-session state: the config, the harness (built when collected), computed images and the summary."""
 
@@ -198,7 +205,11 @@ class ParityPlugin:
         snapshot = config.getoption("parity_reference")
         report_dir = config.getoption("parity_report") or config.getini("parity_report")
         try:
-            cfg = load_config(path, snapshot=Path(config.invocation_params.dir, snapshot) if snapshot else None)
+            # under pytest-xdist the MMPretrain config is read where the reference runs, when collected (the
+            # controller schedules images, never reads it): its errors are collection errors
+            xdist = _xdist_controller(config) or hasattr(config, "workerinput")
+            cfg = load_config(path, snapshot=Path(config.invocation_params.dir, snapshot) if snapshot else None,
+                              reference=not xdist)
             shard = Shard.parse(config.getoption("parity_shard"), "--parity-shard")
         except ParityUsageError as exc:
             raise pytest.UsageError(f"parity: {exc}") from None
@@ -209,10 +220,13 @@ class ParityPlugin:
     def harness(self):
         """Loaded on first use: a pytest-xdist controller, which collects nothing, never loads it."""
         if self._harness is None:
+            from parity.config import load_config
             from parity.engine import Harness
             from parity.errors import ParityUsageError
 
             try:
+                if not self.cfg.reference_read:
+                    self.cfg = load_config(self.config_path)
                 self._harness = Harness(self.cfg)
             except ParityUsageError as exc:
                 raise pytest.UsageError(f"parity: {exc}") from None
@@ -242,11 +256,15 @@ class ParityPlugin:
     def scope(self, nodeid: str) -> str | None:
         """The pytest-xdist work unit of a parity node id (None: not parity's)."""
         parts = nodeid.split("::")
-        if (self.pytest_config.rootpath / parts[0]).resolve() != self.config_path:
+        if not self._is_config_id(parts[0]):
             return None
         if len(parts) == 3 and parts[1] in self.chunk:
             return f"{parts[0]}::batch-{self.chunk[parts[1]]}"
         return nodeid
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (one plugin per session; called for every node id)
+    def _is_config_id(self, file_part: str) -> bool:
+        return (self.pytest_config.rootpath / file_part).resolve() == self.config_path
 
     @property
     def item_stages(self) -> list[str]:
@@ -356,7 +374,7 @@ class ParityPlugin:
     @property
     def distributed(self) -> bool:
         """A pytest-xdist controller: its workers compute, it adds up their records."""
-        return getattr(self.pytest_config.option, "dist", "no") != "no" and not self.on_worker
+        return _xdist_controller(self.pytest_config)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config, log):

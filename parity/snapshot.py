@@ -158,7 +158,7 @@ def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None 
     import time
 
     from parity.images import check_image, image_ids
-    from parity.reference import ReferencePipeline
+    from parity.reference import ReferencePipeline, one_torch_thread
 
     start = time.perf_counter()
     from parity.outputs import fresh_folder, publish
@@ -193,7 +193,7 @@ def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None 
         step = config.dali["batch_size"]
         workers = max(1, min(step, len(os.sched_getaffinity(0))))
         entries_file = work / "entries.jsonl"  # per-image entries stream to disk, the manifest reads them back
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="parity-snapshot") as pool, \
+        with one_torch_thread(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="parity-snapshot") as pool, \
                 open(entries_file, "w") as entries:
             for index in range(0, len(items), step):
                 for entry in pool.map(record, items[index:index + step]):

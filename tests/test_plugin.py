@@ -1,6 +1,8 @@
 """`pytest --parity-config cfg.py`: one item per image and stage, failures that explain themselves."""
 
-from .conftest import SEED
+import pytest
+
+from .conftest import IMAGES, SEED
 
 
 def test_seed_deployment_fails_loudly_with_one_item_per_image_and_stage(pytester):
@@ -51,6 +53,16 @@ def test_a_bad_config_is_a_usage_error_not_a_traceback(pytester):
     assert result.ret == 4
     result.stderr.fnmatch_lines(["ERROR: parity: *parity_bad.py: unknown key dali.'pipline' (did you mean 'pipeline'?)*"])
     assert "Traceback" not in result.stderr.str()
+
+
+def test_a_pipeline_that_cannot_be_loaded_is_a_collection_error_in_one_sentence(pytester):
+    cfg = pytester.makepyfile(parity_cfg=f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\n"
+                                         f"dali = dict(pipeline='{SEED / 'deployed_pipeline.py'}:nope')\n"
+                                         f"images = ['{IMAGES / 'astronaut.png'}']\n")
+    result = pytester.runpytest_subprocess("--parity-config", str(cfg))
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*ERROR collecting parity_cfg.py*", "parity: dali.pipeline=*has no function 'nope'"])
+    assert "session.py" not in result.stdout.str()  # no frames of parity's own code
 
 
 def test_report_option_and_a_failing_run_reported_once_per_item_without_traceback(pytester, tmp_path):

@@ -42,6 +42,16 @@ def test_xdist_workers_compute_each_image_once_and_the_controller_sums_up(pytest
     assert all(f"id='img-{name}'" in index for name in NAMES) and "4 images, 4 failing" in index
 
 
+def test_under_xdist_an_error_in_the_mmpretrain_config_is_a_collection_error_naming_it(pytester, deployed):
+    # the controller schedules images without reading the MMPretrain config; the workers read it when collecting
+    deployed.write_text(deployed.read_text().replace(str(SEED / "hrnet_w30_512x384.py"), "missing_model.py"))
+    result = pytester.runpytest_subprocess("--parity-config", str(deployed), "-n", "2", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*ERROR collecting *parity_cfg.py*",
+                                 "parity: *parity_cfg.py: reference.config='missing_model.py': file not found*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
 def test_shards_split_by_content_and_merge_into_one_verdict(tmp_path, deployed, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     codes = [main(["check", str(deployed), "--shard", f"{k}/2", "--json", f"s{k}.json", "--report", f"r{k}", "-q"])

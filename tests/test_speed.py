@@ -1,0 +1,59 @@
+"""What keeps a run fast without changing a verdict: the stacks load out of the garbage collector's way, the
+reference's images share the cores without torch's own threads, and a pytest-xdist controller reads no
+MMPretrain config (benchmarks/bench_xdist.py measures the effect)."""
+
+import gc
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from parity.collector import loading_stacks
+from parity.config import load_config
+from parity.engine import Harness
+from parity.reference import one_torch_thread
+
+from .conftest import IMAGES, ROOT, SEED, write_config
+
+
+def test_the_stacks_load_with_the_collector_paused_and_are_frozen_after():
+    assert gc.isenabled()
+    with loading_stacks():
+        assert not gc.isenabled()
+        loaded = [[object()] for _ in range(1000)]
+    assert gc.isenabled() and gc.get_freeze_count() >= len(loaded)  # later collections skip them
+    gc.unfreeze()
+
+
+def test_torch_runs_one_thread_per_image_while_images_stream_and_is_restored_after(tmp_path):
+    before = torch.get_num_threads()
+    with one_torch_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+    cfg = load_config(write_config(tmp_path, pipeline=f"{SEED / 'deployed_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline",
+                                   images=[str(IMAGES / "astronaut.png"), str(IMAGES / "chelsea.png")],
+                                   input_name="INPUT_PREPROCESS"))
+    stream = Harness(cfg).run()
+    next(stream)
+    assert torch.get_num_threads() == 1  # the reference pool's threads run one image each
+    list(stream)
+    assert torch.get_num_threads() == before
+
+
+def test_a_config_read_without_its_reference_imports_no_training_package_and_runs_nothing():
+    script = ("import sys\nfrom parity.config import load_config\n"
+              f"cfg = load_config({str(SEED / 'parity_deployed.py')!r}, reference=False)\n"
+              "assert 'mmengine' not in sys.modules and not cfg.reference_read and cfg.images\n"
+              "from parity.engine import Harness\n"
+              "try:\n    Harness(cfg)\nexcept ValueError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "loaded with reference=False" in done.stdout
+
+
+@pytest.mark.parametrize("reference", [True, False])
+def test_the_images_and_the_dali_section_are_the_same_either_way(reference):
+    cfg = load_config(SEED / "parity_deployed.py", reference=reference)
+    assert cfg.images and cfg.dali["batch_size"] >= 1 and cfg.reference_read is reference
