@@ -27,7 +27,7 @@ from parity.gpu_compare import GpuCompareResult
 from parity.gpu_coverage import gpu_coverage
 from parity.gpu_lint import GpuLintResult, lint, reference_decoder
 from parity.images import check_image, client_input, image_ids
-from parity.model import DegenerateResult, ModelCheck, ModelResult
+from parity.model import DegenerateResult, ModelCheck, ModelResult, divergence_of
 from parity.reference import ReferencePipeline, RefStage, is_geometry_name, one_torch_thread
 from parity.snapshot import Snapshot
 from parity.stage_diagnosis import Operator, OwnSource, StageCase, StageDiagnoser
@@ -251,9 +251,8 @@ class Harness:
         if result.status != "failed" or not self._diverged:
             return result
         image, stage = self._diverged[0]
-        more = len({i for i, _ in self._diverged}) - 1
-        others = f" and {more} more image{'s' * (more > 1)}" if more else ""
-        return dataclasses.replace(result, consequence_of=f"{stage} divergence on {image}{others}")
+        divergence = divergence_of(image, stage, len({i for i, _ in self._diverged}))
+        return dataclasses.replace(result, consequence_of=divergence)
 
     def _prepare(self, references: ThreadPoolExecutor, chunk: list[Path]):
         """(reference stages, DALI outputs, client input) per image of a chunk; an image whose reference or

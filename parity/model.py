@@ -141,6 +141,12 @@ class DegenerateResult(MessageResult):
     def skip_reason(self) -> str:
         return "; ".join(self.findings) if self.status == "skipped" else ""
 
+    @property
+    def finding(self) -> str:
+        """The headline without the check's name (pytest's short summary names the item)."""
+        return f"consequence of the {self.consequence_of}" if self.status == "failed" and self.consequence_of \
+            else self.headline
+
     def message(self) -> str:
         if self.status == "skipped":
             return f"The degenerate-output check did not run: {self.skip_reason}"
@@ -149,6 +155,13 @@ class DegenerateResult(MessageResult):
         first = [f"degenerate: consequence of the {self.consequence_of}", ""] if self.consequence_of else []
         return "\n".join([*first, "Deployed model outputs are degenerate!", "", *self.findings] +
                          (["", self.hint] if self.hint else []))
+
+
+def divergence_of(image: str, stage: str, images: int) -> str:
+    """What a collapse is the consequence of: the first diverged image's first failed stage, and how many
+    images diverged in all."""
+    more = images - 1
+    return f"{stage} divergence on {image}" + (f" and {more} more image{'s' * (more > 1)}" if more else "")
 
 
 @dataclass

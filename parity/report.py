@@ -129,8 +129,14 @@ class AnswerTally:
     saturated: int = 0
     ref_saturated: int = 0
     images: int = 0
+    first_divergence: tuple = ()  # (image, stage) of the first image whose preprocessing diverged
+    diverged: int = 0  # images whose preprocessing diverged
 
     def add(self, record: dict) -> None:
+        failed = next((s["stage"] for s in record["stages"] if s["status"] == "failed"), None)
+        if failed:
+            self.diverged += 1
+            self.first_divergence = self.first_divergence or (record["id"], failed)
         answer = record.get("model")
         if answer is None or answer["status"] == "skipped" or answer["top1"] < 0:
             return
@@ -142,7 +148,7 @@ class AnswerTally:
         self.ref_saturated += answer["reference_prob"] >= 0.999
 
     def verdict(self):
-        from parity.model import DegenerateResult
+        from parity.model import DegenerateResult, divergence_of
 
         n = self.images
         if n < 2:
@@ -155,4 +161,7 @@ class AnswerTally:
         if self.saturated / n >= self.share and self.ref_saturated / n < self.share:
             findings.append(f"probabilities saturated: p >= 0.999 for {100 * self.saturated / n:.0f}% of images "
                             f"(reference {100 * self.ref_saturated / n:.0f}%)")
-        return DegenerateResult("failed" if findings else "passed", n, tuple(findings))
+        if not findings:
+            return DegenerateResult("passed", n)
+        consequence = divergence_of(*self.first_divergence, self.diverged) if self.diverged else ""
+        return DegenerateResult("failed", n, tuple(findings), consequence_of=consequence)

@@ -107,12 +107,7 @@ class _ParityItemBase(pytest.Item):
     def repr_failure(self, excinfo, style=None):
         if not isinstance(excinfo.value, StageMismatch):
             return super().repr_failure(excinfo, style)
-        result = excinfo.value.result
-        text = result.message() if self.config.get_verbosity() > 0 else result.short_message()
-        plugin = self.config.stash[parity_key]
-        if self.config.get_verbosity() <= 0:
-            text += "\n(the full message with -v" + (f"; pictures in {plugin.report_dir}" if plugin.report_dir else "") + ")"
-        return _failure_repr(text, result.finding, str(self.path))
+        return self.config.stash[parity_key].failure_repr(excinfo.value.result, str(self.path))
 
     def reportinfo(self):
         return self.path, None, self.name
@@ -152,17 +147,21 @@ class CheckItem(_ParityItemBase):
         if run is not None:
             plugin.checks[self.name] = run()  # for the summary and the report
             return plugin.checks[self.name]
-        if plugin.on_worker:
-            return _Skipped("under pytest-xdist the degenerate-output check is judged by the controller over every "
-                            "worker's images: see the parity summary (a collapse fails the run)")
+        if plugin.on_worker and plugin.images_spread:
+            return JUDGED_BY_CONTROLLER
         return plugin.degenerate()
 
 
-class _Skipped:
-    status = "skipped"
+class _JudgedByController:
+    """A pytest-xdist worker's stand-in for the degenerate-output check when the images are spread over the
+    workers: the controller, which receives every image's answer before this item runs (the scheduler
+    sends it last), puts its verdict into this item's report."""
 
-    def __init__(self, reason: str):
-        self.skip_reason = reason
+    status = "skipped"
+    skip_reason = "judged by the pytest-xdist controller over every worker's images"
+
+
+JUDGED_BY_CONTROLLER = _JudgedByController()
 
 
 def _xdist_controller(config) -> bool:
@@ -190,6 +189,7 @@ class ParityPlugin:
         self._harness = None
         self._lazy = None
         self._degenerate = None
+        self.images_spread = False  # stage items selected (under pytest-xdist: spread over the workers)
         self.checks: dict = {}  # whole-run check name -> result, as judged in this process
         self._outgoing: list[dict] = []  # records computed by the item now running, for its report
         self.report = None  # the HTML report this process writes (not on a pytest-xdist worker)
@@ -333,6 +333,7 @@ class ParityPlugin:
         """The selected items, after -k, -m, --deselect and --lf: the plan of what to compute."""
         images = [item.image for item in session.items if isinstance(item, ParityItem)]
         whole_run = any(isinstance(item, CheckItem) and item.name == DEGENERATE for item in session.items)
+        self.images_spread = bool(images)  # every pytest-xdist worker selects the same items
         if not images and not whole_run:
             return
         self.lazy.plan(images, self.image_ids if whole_run else ())  # the degenerate check looks at every image
@@ -361,8 +362,11 @@ class ParityPlugin:
         report = yield
         if self._outgoing:
             report.parity_records, self._outgoing = self._outgoing, []
+        if call.when == "call" and getattr(item, "result", None) is JUDGED_BY_CONTROLLER:
+            report.parity_judged_by_controller = True
         return report
 
+    @pytest.hookimpl(tryfirst=True)  # before the terminal, JUnit and --lf read the report
     def pytest_runtest_logreport(self, report):
         if self.on_worker:
             return  # the controller adds them up
@@ -370,6 +374,27 @@ class ParityPlugin:
             self.recorder.add(record)
             if self.distributed:
                 self.answers.add(record)
+        if getattr(report, "parity_judged_by_controller", False):
+            self._degenerate = self.answers.verdict()
+            self._judged(report, self._degenerate)
+
+    def _judged(self, report, result) -> None:
+        """The controller's degenerate-output verdict in the report of the worker's stand-in item."""
+        path = str(self.config_path)
+        if result.status == "failed":
+            report.outcome, report.longrepr = "failed", self.failure_repr(result, path)
+        elif result.status == "passed":
+            report.outcome, report.longrepr = "passed", None
+        else:
+            report.longrepr = (path, None, f"Skipped: {DEGENERATE}: {result.skip_reason}")
+
+    def failure_repr(self, result, path: str):
+        """How a failed result is shown: its short message (its full one with -v) under its finding."""
+        verbose = self.pytest_config.get_verbosity() > 0
+        text = result.message() if verbose else result.short_message()
+        if not verbose:
+            text += "\n(the full message with -v" + (f"; pictures in {self.report_dir}" if self.report_dir else "") + ")"
+        return _failure_repr(text, result.finding, path)
 
     @property
     def distributed(self) -> bool:
@@ -378,20 +403,19 @@ class ParityPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config, log):
-        """Whole DALI batches to a worker, so each image is computed once in the run and still batched."""
+        """Whole DALI batches to a worker, so each image is computed once in the run and still batched; the
+        degenerate-output check after every image's answer has reached the controller."""
         from parity.xdist_scheduling import BatchScheduling
 
-        return BatchScheduling(config, log, self.scope)
+        return BatchScheduling(config, log, self.scope, waits=self._is_degenerate_id)
 
-    def _run_degenerate(self):
-        """The degenerate-output verdict: the item's, or under pytest-xdist the controller's over all records."""
-        return self.answers.verdict() if self.distributed and self.cfg.model else self._degenerate
+    def _is_degenerate_id(self, nodeid: str) -> bool:
+        parts = nodeid.split("::")
+        return len(parts) == 2 and parts[1] == DEGENERATE and self._is_config_id(parts[0])
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
-        degenerate = self._run_degenerate()
-        if degenerate is not None and degenerate.status == "failed" and self.distributed:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the controller's degenerate-output verdict
+        degenerate = self._degenerate
         if self._lazy is not None:
             self._lazy.close()  # the Triton server stops before the summary is printed
         if self.report is not None and self.summary.images:
@@ -406,7 +430,7 @@ class ParityPlugin:
             return
         terminalreporter.write_sep("-", "parity report summary")
         repository = self._harness.repository if self._harness is not None else None
-        for line in self.summary.lines(repository=repository, degenerate=self._run_degenerate(), checks=self.checks):
+        for line in self.summary.lines(repository=repository, degenerate=self._degenerate, checks=self.checks):
             terminalreporter.write_line(line)
         if self._harness is not None:
             for line in self._harness.gpu.lines():

@@ -42,6 +42,25 @@ def test_xdist_workers_compute_each_image_once_and_the_controller_sums_up(pytest
     assert all(f"id='img-{name}'" in index for name in NAMES) and "4 images, 4 failing" in index
 
 
+def test_under_xdist_the_degenerate_item_carries_the_controllers_verdict_and_reruns_with_lf(pytester):
+    """The workers each see some images; the scheduler sends the degenerate item after every image's answer
+    has reached the controller, which puts its verdict into that item's report: failed, so --lf reruns it."""
+    build = SEED.parent / "model" / "build"
+    cfg = pytester.makepyfile(parity_cfg=(
+        f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\n"
+        f"images = ['{IMAGES / '*.png'}']\n"
+        f"model = dict(config='mmpretrain::resnet/resnet18_8xb32_in1k.py', checkpoint='{build / 'known_answer.pth'}', "
+        f"onnx='{build / 'known_answer.onnx'}')\n"
+        f"dali = dict(pipeline='{SEED / 'deployed_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline', "
+        "input_name='INPUT_PREPROCESS', batch_size=2)\n"))
+    first = pytester.runpytest_subprocess("--parity-config", str(cfg), "-n", "2", "-k", "degenerate or model_input")
+    assert first.ret == pytest.ExitCode.TESTS_FAILED
+    first.stdout.fnmatch_lines(["FAILED parity_cfg.py::degenerate - consequence of the model_input divergence*"])
+    again = pytester.runpytest_subprocess("--parity-config", str(cfg), "-n", "2", "--lf")
+    again.assert_outcomes(failed=9)  # the last failures alone (a full run has 8 images x 5 items and 4 checks)
+    again.stdout.fnmatch_lines(["*FAILED parity_cfg.py::degenerate*"])
+
+
 def test_under_xdist_an_error_in_the_mmpretrain_config_is_a_collection_error_naming_it(pytester, deployed):
     # the controller schedules images without reading the MMPretrain config; the workers read it when collecting
     deployed.write_text(deployed.read_text().replace(str(SEED / "hrnet_w30_512x384.py"), "missing_model.py"))

@@ -44,21 +44,34 @@ class ScopeOnly(LoadScopeScheduling):
         return scope(nodeid) or super()._split_scope(nodeid)
 
 
-def run(scheduler) -> list[list[str]]:
-    """Two workers that each run one of their queued items in turn, until the scheduler says all ran."""
+def run(scheduler, order: list | None = None) -> list[list[str]]:
+    """Two workers as pytest-xdist runs them: each holds back its last queued item until it is sent more or
+    told to stop (it needs the next item to run it), and a worker told to stop leaves once its queue is
+    empty; the controller stops every worker once the scheduler says all tests are finished. ``order``
+    receives every item in the order they completed."""
+    order = [] if order is None else order
     workers = [Worker("gw0"), Worker("gw1")]
     for worker in workers:
         scheduler.add_node(worker)
     for worker in workers:
         scheduler.add_node_collection(worker, COLLECTION)
     scheduler.schedule()
-    while not scheduler.tests_finished or any(w.queue for w in workers):
-        for worker in workers:
-            if worker.queue:
-                index = worker.queue.pop(0)
-                worker.ran.append(COLLECTION[index])
-                scheduler.mark_test_complete(worker, index)
-    assert not scheduler.has_pending
+    active = list(workers)
+    while active:
+        worker = next((w for w in active if len(w.queue) > 1 or w.shutting_down), None)
+        assert worker is not None, "every worker waits for work the scheduler holds back: a deadlock"
+        if worker.queue:
+            index = worker.queue.pop(0)
+            worker.ran.append(COLLECTION[index])
+            order.append(COLLECTION[index])
+            scheduler.mark_test_complete(worker, index)
+        else:
+            active.remove(worker)
+            scheduler.remove_node(worker)
+        if scheduler.tests_finished:
+            for other in active:
+                other.shutdown()
+    assert not scheduler.workqueue
     return [worker.ran for worker in workers]
 
 
@@ -75,3 +88,9 @@ def test_every_item_runs_once_and_each_batch_of_images_on_one_worker():
 
 def test_the_work_handed_out_is_pytest_xdists_own():
     assert run(BatchScheduling(config(), QUIET, scope)) == run(ScopeOnly(config(), QUIET))
+
+
+def test_the_degenerate_check_is_sent_once_every_other_item_has_been_reported():
+    order = []
+    ran = run(BatchScheduling(config(), QUIET, scope, waits=lambda nodeid: nodeid == "cfg.py::degenerate"), order)
+    assert order[-1] == "cfg.py::degenerate" and sorted(ran[0] + ran[1]) == sorted(COLLECTION)
