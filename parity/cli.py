@@ -186,7 +186,8 @@ def _write_results(args, state: dict, recorder, seconds: float, code: int, error
         write_json(args.json, config=str(args.config), reference=state["reference"], records=recorder.records(),
                    degenerate=state["degenerate"], seconds=seconds, exit_code=code, error=error,
                    repository=state["repository"], shard=state["shard"] and str(state["shard"]),
-                   report=state.get("report"), checks=state["checks"], gpu=gpu)
+                   report=state.get("report"), checks=state["checks"], gpu=gpu,
+                   degenerate_share=state.get("degenerate_share"))
 
 
 def _run_check(args, state: dict, recorder) -> int:
@@ -217,6 +218,7 @@ def _judge(args, state: dict, recorder, report, start: float) -> int:
     config = harness.config = with_tolerance_overrides(config, harness.stage_labels, atol=args.atol, rtol=args.rtol,
                                                        max_mismatch=args.max_mismatch)
     state["reference"] = harness.reference.source
+    state["degenerate_share"] = config.model["degenerate_share"] if config.model else None
     repository = state["repository"] = harness.repository
     state["gpu"] = harness.gpu
     checks = state["checks"]
@@ -319,10 +321,13 @@ def _merge(args) -> int:
                                            "shards overlap (use the same N, each K once)")
                 seen[record["id"]] = path
                 recorder.add(record)
+        degenerate, share = _merged_degenerate(documents)
         codes = [d["exit_code"] for d in documents]
         code = max(codes) if any(c not in (EXIT_OK, EXIT_MISMATCH) for c in codes) else max(codes, default=EXIT_OK)
+        if degenerate is not None and degenerate.status == "failed":
+            code = max(code, EXIT_MISMATCH)
         seconds = sum(d["seconds"] for d in documents)
-        for line in recorder.summary.lines():
+        for line in recorder.summary.lines(degenerate=degenerate):
             print(_paint(line))
         failing = [f"{p}: {d['verdict']}" + (f" ({d['error']})" if d["error"] else "") for p, d in
                    zip(args.results, documents) if d["exit_code"] != EXIT_OK]
@@ -332,15 +337,31 @@ def _merge(args) -> int:
         base = documents[0]
         if args.json:
             write_json(args.json, config=base["config"], reference=base["reference"], records=recorder.records(),
-                       degenerate=None, seconds=seconds, exit_code=code, shards=shards)
+                       degenerate=degenerate, seconds=seconds, exit_code=code, shards=shards, degenerate_share=share)
         if args.junit_xml:
-            from parity.junit import config_classname
+            from parity.junit import DEGENERATE, config_classname
 
-            write_junit(args.junit_xml, cases(config_classname(Path(base["config"])), recorder.records()),
-                        seconds=seconds)
+            write_junit(args.junit_xml, cases(config_classname(Path(base["config"])), recorder.records(),
+                                              checks=[(DEGENERATE, degenerate)]), seconds=seconds)
         if args.report:
             print(f"HTML report: {_merge_reports(args, documents, recorder)}")
     return code
+
+
+def _merged_degenerate(documents):
+    """The degenerate-output check over every shard's answers (each shard judged only its own images), and
+    the share it was judged at; (None, None) where the config has no model section."""
+    from parity.report import AnswerTally
+
+    judged = [d["degenerate"] for d in documents if d.get("degenerate")]
+    if not judged:
+        return None, None
+    share = judged[0].get("share") or 0.9  # (result files before parity 0.1 did not record it: the default)
+    tally = AnswerTally(share)
+    for document in documents:
+        for record in document["images"]:
+            tally.add(record)
+    return tally.verdict(), share
 
 
 def _merge_reports(args, documents, recorder) -> Path:

@@ -77,7 +77,7 @@ def _json_values(record: dict) -> dict:
 def write_json(path: Path, *, config: str, reference: str | None, records, degenerate, seconds: float,
                exit_code: int, error: str | None = None, repository=None, shard: str | None = None,
                shards: list | None = None, report: Path | None = None, checks: dict | None = None,
-               gpu=None) -> None:
+               gpu=None, degenerate_share: float | None = None) -> None:
     """The document, its ``images`` streamed from ``records`` (one line each) so a long run holds none."""
     from parity import __version__
 
@@ -90,7 +90,8 @@ def write_json(path: Path, *, config: str, reference: str | None, records, degen
         repository=None if repository is None else dict(status=repository.status, path=str(repository.repository),
                                                         problems=list(repository.problems)),
         degenerate=None if degenerate is None else dict(status=degenerate.status, images=degenerate.images,
-                                                        findings=list(degenerate.findings), hint=degenerate.hint))
+                                                        findings=list(degenerate.findings), hint=degenerate.hint,
+                                                        share=degenerate_share))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as out:
         out.write(json.dumps(head, indent=1, default=plain)[:-2] + ',\n "images": [')

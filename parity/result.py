@@ -6,6 +6,8 @@ opens with that line inherit it from :class:`MessageResult`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class MessageResult:
     @property
@@ -18,3 +20,28 @@ class MessageResult:
 
     def short_message(self) -> str:
         return self.message()  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class SentResult(MessageResult):
+    """A whole-run check's result as a pytest-xdist worker sends it (JSON) to the controller's summary and
+    report: its status and message."""
+
+    status: str
+    text: str
+
+    def message(self) -> str:
+        return self.text
+
+    def __bool__(self) -> bool:
+        return self.status != "failed"
+
+
+@dataclass(frozen=True)
+class SentLines:
+    """What the GPU coverage says (:meth:`parity.gpu_coverage.GpuCoverage.lines`), as a worker sends it."""
+
+    text: tuple
+
+    def lines(self) -> list[str]:
+        return list(self.text)

@@ -152,6 +152,9 @@ class CheckItem(_ParityItemBase):
         return plugin.degenerate()
 
 
+_CHECK_ORDER = (REPOSITORY, GPU_RISK, GPU_VS_CPU, DETERMINISM)  # as collected
+
+
 class _JudgedByController:
     """A pytest-xdist worker's stand-in for the degenerate-output check when the images are spread over the
     workers: the controller, which receives every image's answer before this item runs (the scheduler
@@ -190,7 +193,9 @@ class ParityPlugin:
         self._lazy = None
         self._degenerate = None
         self.images_spread = False  # stage items selected (under pytest-xdist: spread over the workers)
-        self.checks: dict = {}  # whole-run check name -> result, as judged in this process
+        self.checks: dict = {}  # whole-run check name -> result, as judged here or sent by a pytest-xdist worker
+        self._sent_repository = None  # on a pytest-xdist controller: the workers' triton_repository result
+        self._sent_gpu = None  # ... and what the GPU coverage says
         self._outgoing: list[dict] = []  # records computed by the item now running, for its report
         self.report = None  # the HTML report this process writes (not on a pytest-xdist worker)
         self.pictures = None  # where this process draws its images' pictures (the report, or its folder)
@@ -364,6 +369,9 @@ class ParityPlugin:
             report.parity_records, self._outgoing = self._outgoing, []
         if call.when == "call" and getattr(item, "result", None) is JUDGED_BY_CONTROLLER:
             report.parity_judged_by_controller = True
+        elif call.when == "call" and self.on_worker and isinstance(item, CheckItem) and hasattr(item, "result"):
+            report.parity_check = [item.name, item.result.status, item.result.message()]  # for the controller
+            report.parity_gpu = self.harness.gpu.lines()
         return report
 
     @pytest.hookimpl(tryfirst=True)  # before the terminal, JUnit and --lf read the report
@@ -374,6 +382,18 @@ class ParityPlugin:
             self.recorder.add(record)
             if self.distributed:
                 self.answers.add(record)
+        if getattr(report, "parity_check", None):
+            from parity.result import SentLines, SentResult
+
+            name, status, text = report.parity_check
+            if name == REPOSITORY:
+                self._sent_repository = SentResult(status, text)
+            elif name == DEGENERATE:  # judged on the worker that computed every image (-k degenerate)
+                self._degenerate = SentResult(status, text)
+            else:
+                self.checks = dict(sorted({**self.checks, name: SentResult(status, text)}.items(),
+                                          key=lambda item: _CHECK_ORDER.index(item[0])))
+            self._sent_gpu = SentLines(tuple(report.parity_gpu))
         if getattr(report, "parity_judged_by_controller", False):
             self._degenerate = self.answers.verdict()
             self._judged(report, self._degenerate)
@@ -413,28 +433,33 @@ class ParityPlugin:
         parts = nodeid.split("::")
         return len(parts) == 2 and parts[1] == DEGENERATE and self._is_config_id(parts[0])
 
+    @property
+    def _repository(self):
+        return self._harness.repository if self._harness is not None else self._sent_repository
+
+    @property
+    def _gpu(self):
+        return self._harness.gpu if self._harness is not None else self._sent_gpu
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
         degenerate = self._degenerate
         if self._lazy is not None:
             self._lazy.close()  # the Triton server stops before the summary is printed
         if self.report is not None and self.summary.images:
-            repository = self._harness.repository if self._harness is not None else None
             self.report_path = self.report.write(
-                self.recorder.records(), self.summary, degenerate=degenerate, repository=repository, checks=self.checks,
-                gpu=self._harness.gpu if self._harness is not None else None)
+                self.recorder.records(), self.summary, degenerate=degenerate, repository=self._repository,
+                checks=self.checks, gpu=self._gpu)
             self.report = None
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
         if not self.summary.images or config.get_verbosity() < 0:
             return
         terminalreporter.write_sep("-", "parity report summary")
-        repository = self._harness.repository if self._harness is not None else None
-        for line in self.summary.lines(repository=repository, degenerate=self._degenerate, checks=self.checks):
+        for line in self.summary.lines(repository=self._repository, degenerate=self._degenerate, checks=self.checks):
             terminalreporter.write_line(line)
-        if self._harness is not None:
-            for line in self._harness.gpu.lines():
-                terminalreporter.write_line(line)
+        for line in self._gpu.lines() if self._gpu is not None else ():
+            terminalreporter.write_line(line)
         terminalreporter.write_line(self.summary.verdict_line)
         if self.report_path:
             terminalreporter.write_line(f"HTML report: {self.report_path}")

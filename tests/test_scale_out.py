@@ -36,7 +36,9 @@ def test_xdist_workers_compute_each_image_once_and_the_controller_sums_up(pytest
                                            "--parity-report", "report")
     result.assert_outcomes(passed=14, failed=4, skipped=1)  # the checks: gpu_vs_cpu skips here
     result.stdout.fnmatch_lines(["*parity report summary*", "model_input*0*4*0*missing_normalization (4)*",
-                                 "0 of 4 images match"])  # four images computed in all: none twice
+                                 "gpu-risk check: *", "determinism check: PASSED", "DALI ran on the CPU: *",
+                                 "0 of 4 images match"])  # four images computed in all: none twice; the workers'
+    # whole-run checks and GPU coverage reach the controller's summary as in a serial run
     # the workers drew their own images; the controller wrote one index over all of them
     index = (pytester.path / "report" / "index.html").read_text()
     assert all(f"id='img-{name}'" in index for name in NAMES) and "4 images, 4 failing" in index
@@ -92,6 +94,26 @@ def test_shards_split_by_content_and_merge_into_one_verdict(tmp_path, deployed, 
     assert main(["merge", "s1.json"]) == 2
     assert "shard(s) [2] missing" in capsys.readouterr().err
     assert main(["merge", "s1.json", "s1.json"]) == 2
+
+
+def test_merge_judges_the_degenerate_output_check_over_every_shards_answers(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    build = SEED.parent / "model" / "build"
+    cfg = tmp_path / "parity_cfg.py"
+    cfg.write_text(f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\nimages = ['{IMAGES / '*.png'}']\n"
+                   f"model = dict(config='mmpretrain::resnet/resnet18_8xb32_in1k.py', checkpoint='{build / 'known_answer.pth'}', "
+                   f"onnx='{build / 'known_answer.onnx'}')\n"
+                   f"dali = dict(pipeline='{SEED / 'deployed_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline', "
+                   "input_name='INPUT_PREPROCESS')\n")
+    for k in (1, 2):
+        main(["check", str(cfg), "--shard", f"{k}/2", "--json", f"s{k}.json", "-q"])
+    shard_images = [json.loads((tmp_path / f"s{k}.json").read_text())["degenerate"]["images"] for k in (1, 2)]
+    capsys.readouterr()
+    assert main(["merge", "s1.json", "s2.json", "--json", "all.json", "--junit-xml", "all.xml"]) == 1
+    assert "degenerate-output check: FAILED: degenerate: consequence of the model_input divergence" in capsys.readouterr().out
+    merged = json.loads((tmp_path / "all.json").read_text())["degenerate"]
+    assert merged["status"] == "failed" and merged["images"] == sum(shard_images) == 8 and merged["share"] == 0.9
+    assert ("parity_cfg", "degenerate", "failed") in junit_cases(tmp_path / "all.xml")
 
 
 def test_a_shard_holds_the_same_images_in_pytest_and_the_cli(pytester, deployed, tmp_path, monkeypatch):
