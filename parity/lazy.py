@@ -3,7 +3,7 @@
 pytest runs the selected items in order; the plan is that order. When an item needs an image that is not
 computed, a stream of :meth:`parity.engine.Harness.run` starts at that image and goes on over the images
 the following items need (its look-ahead), so ``-k one_image`` computes one image and ``-x`` stops the
-computing at the next batch. Under pytest-xdist a stream stays within the image's ``group`` (the batch of
+computing at the next batch. Under pytest-xdist a stream stays within the image's ``group`` (the batches of
 images the scheduler sends to one worker), so no image is computed on two workers.
 """
 

@@ -254,9 +254,24 @@ class ParityPlugin:
 
     @functools.cached_property
     def chunk(self) -> dict[str, int]:
-        """image -> its DALI batch among the run's images: pytest-xdist sends a batch to one worker."""
+        """image -> its pytest-xdist work unit: whole DALI batches, as many as leave 8 units per worker (for
+        the load to even out at the end), so that a worker's stream prepares its next batch while the items
+        of one run, as a serial run's does."""
         step = self.cfg.dali["batch_size"]
-        return {image: i // step for i, image in enumerate(self.image_ids)}
+        batches = -(-len(self.image_ids) // step)
+        per_unit = max(1, batches // (4 * self._xdist_workers)) if self._xdist_workers else 1
+        return {image: i // (step * per_unit) for i, image in enumerate(self.image_ids)}
+
+    @functools.cached_property
+    def _xdist_workers(self) -> int:
+        """How many pytest-xdist workers the run has, as the controller and every worker see it (0: none)."""
+        if self.on_worker:
+            return int(self.pytest_config.workerinput["workercount"])
+        if self.distributed:
+            from xdist.workermanage import parse_tx_spec_config
+
+            return len(parse_tx_spec_config(self.pytest_config))
+        return 0
 
     def scope(self, nodeid: str) -> str | None:
         """The pytest-xdist work unit of a parity node id (None: not parity's)."""
@@ -264,7 +279,7 @@ class ParityPlugin:
         if not self._is_config_id(parts[0]):
             return None
         if len(parts) == 3 and parts[1] in self.chunk:
-            return f"{parts[0]}::batch-{self.chunk[parts[1]]}"
+            return f"{parts[0]}::unit-{self.chunk[parts[1]]}"
         return nodeid
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 (one plugin per session; called for every node id)

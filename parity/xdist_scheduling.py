@@ -1,6 +1,6 @@
-"""pytest-xdist scheduling for parity items: a work unit is one DALI batch of images (all their stage
-items), so every image is computed once in the whole run, on one worker, still batched; other tests keep
-pytest-xdist's own grouping by class or module (``--dist loadscope``).
+"""pytest-xdist scheduling for parity items: a work unit is whole DALI batches of images (all their stage
+items; ``scope`` says which), so every image is computed once in the whole run, on one worker, still
+batched; other tests keep pytest-xdist's own grouping by class or module (``--dist loadscope``).
 
 A unit that ``waits`` (a check over every image, whose verdict is the controller's) goes to the last
 worker left, after every other worker has finished: a worker holds back its last item until it is sent
