@@ -40,6 +40,18 @@ def write_pipeline(folder: Path, body: str, name: str = "pipe") -> str:
     return f"{name}.py:{name}"
 
 
+def seed_config_text(images, pipeline: str = "deployed", **dali) -> str:
+    """A parity config for the seed: the HRNet-W30 reference, the known-answer model and the seed's
+    ``deployed`` (broken) or ``corrected`` DALI pipeline, on ``images`` (a path or glob)."""
+    build = ROOT / "fixtures" / "model" / "build"
+    dali_args = "".join(f", {k}={v!r}" for k, v in dali.items())
+    return (f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\nimages = ['{images}']\n"
+            f"model = dict(config='mmpretrain::resnet/resnet18_8xb32_in1k.py', checkpoint='{build / 'known_answer.pth'}', "
+            f"onnx='{build / 'known_answer.onnx'}')\n"
+            f"dali = dict(pipeline='{SEED / f'{pipeline}_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline', "
+            f"input_name='INPUT_PREPROCESS'{dali_args})\n")
+
+
 def write_config(folder: Path, *, pipeline: str | None = None, serialized: str | None = None,
                  images=None, reference=None, extra: str = "", **dali) -> Path:
     """Write a parity config file into ``folder`` and return its path."""

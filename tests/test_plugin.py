@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import IMAGES, SEED
+from .conftest import IMAGES, SEED, seed_config_text
 
 
 def test_seed_deployment_fails_loudly_with_one_item_per_image_and_stage(pytester):
@@ -99,14 +99,7 @@ def test_report_option_and_a_failing_run_reported_once_per_item_without_tracebac
 
 def test_one_image_with_a_model_passes_and_the_degenerate_check_says_why_it_skipped(pytester):
     """A shard or a selection of one image: there is nothing to compare across images, and that is not a failure."""
-    build = SEED.parent / "model" / "build"
-    cfg = pytester.makepyfile(parity_one=(
-        f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\n"
-        f"images = ['{SEED.parent / 'images' / 'astronaut.png'}']\n"
-        f"model = dict(config='mmpretrain::resnet/resnet18_8xb32_in1k.py', checkpoint='{build / 'known_answer.pth'}', "
-        f"onnx='{build / 'known_answer.onnx'}')\n"
-        f"dali = dict(pipeline='{SEED / 'corrected_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline', "
-        "input_name='INPUT_PREPROCESS')\n"))
+    cfg = pytester.makepyfile(parity_one=seed_config_text(IMAGES / "astronaut.png", "corrected"))
     result = pytester.runpytest_subprocess("--parity-config", str(cfg), "-rs")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*degenerate: fewer than 2 images reached the model*"])

@@ -8,7 +8,7 @@ import pytest
 
 from parity.cli import main
 
-from .conftest import IMAGES, SEED
+from .conftest import IMAGES, SEED, seed_config_text
 
 NAMES = ("astronaut", "chelsea", "flat", "noise")
 
@@ -47,14 +47,7 @@ def test_xdist_workers_compute_each_image_once_and_the_controller_sums_up(pytest
 def test_under_xdist_the_degenerate_item_carries_the_controllers_verdict_and_reruns_with_lf(pytester):
     """The workers each see some images; the scheduler sends the degenerate item after every image's answer
     has reached the controller, which puts its verdict into that item's report: failed, so --lf reruns it."""
-    build = SEED.parent / "model" / "build"
-    cfg = pytester.makepyfile(parity_cfg=(
-        f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\n"
-        f"images = ['{IMAGES / '*.png'}']\n"
-        f"model = dict(config='mmpretrain::resnet/resnet18_8xb32_in1k.py', checkpoint='{build / 'known_answer.pth'}', "
-        f"onnx='{build / 'known_answer.onnx'}')\n"
-        f"dali = dict(pipeline='{SEED / 'deployed_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline', "
-        "input_name='INPUT_PREPROCESS', batch_size=2)\n"))
+    cfg = pytester.makepyfile(parity_cfg=seed_config_text(IMAGES / "*.png", batch_size=2))
     first = pytester.runpytest_subprocess("--parity-config", str(cfg), "-n", "2", "-k", "degenerate or model_input")
     assert first.ret == pytest.ExitCode.TESTS_FAILED
     first.stdout.fnmatch_lines(["FAILED parity_cfg.py::degenerate - consequence of the model_input divergence*"])
@@ -98,13 +91,8 @@ def test_shards_split_by_content_and_merge_into_one_verdict(tmp_path, deployed, 
 
 def test_merge_judges_the_degenerate_output_check_over_every_shards_answers(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    build = SEED.parent / "model" / "build"
     cfg = tmp_path / "parity_cfg.py"
-    cfg.write_text(f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\nimages = ['{IMAGES / '*.png'}']\n"
-                   f"model = dict(config='mmpretrain::resnet/resnet18_8xb32_in1k.py', checkpoint='{build / 'known_answer.pth'}', "
-                   f"onnx='{build / 'known_answer.onnx'}')\n"
-                   f"dali = dict(pipeline='{SEED / 'deployed_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline', "
-                   "input_name='INPUT_PREPROCESS')\n")
+    cfg.write_text(seed_config_text(IMAGES / "*.png"))
     for k in (1, 2):
         main(["check", str(cfg), "--shard", f"{k}/2", "--json", f"s{k}.json", "-q"])
     shard_images = [json.loads((tmp_path / f"s{k}.json").read_text())["degenerate"]["images"] for k in (1, 2)]
