@@ -1,7 +1,7 @@
 """pytest-xdist over parity items: wall time of ``pytest --parity-config`` with ``-n 0`` and ``-n N``.
 
 Run: .venv/bin/python benchmarks/bench_xdist.py [n_images] [workers] [repeats]. Writes ``n_images`` distinct
-224-class images (crops of the bundled ones, 200 by default) and a config for the 224x224 benchmark pipeline
+224-class images (crops of the bundled ones, 1,000 by default) and a config for the 224x224 benchmark pipeline
 into a temporary folder, then times both runs in this one process, alternating ``-n 0`` and ``-n N``
 ``repeats`` times (3 by default) on the same machine, and prints every pair and the median of their ratios:
 a shared machine's speed drifts by tens of percent between runs, so one pair decides nothing.
@@ -52,7 +52,7 @@ def run(config: Path, workers: int, *extra: str) -> tuple[float, str, float]:
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     workers = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     folder = Path(tempfile.mkdtemp(prefix="parity-bench-xdist-"))
