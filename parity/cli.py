@@ -356,7 +356,7 @@ def _merged_degenerate(documents):
     judged = [d["degenerate"] for d in documents if d.get("degenerate")]
     if not judged:
         return None, None
-    share = judged[0].get("share") or 0.9  # (result files before parity 0.1 did not record it: the default)
+    share = judged[0].get("share") or 0.9  # result files that did not record it: model.degenerate_share's default
     tally = AnswerTally(share)
     for document in documents:
         for record in document["images"]:

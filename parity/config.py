@@ -214,10 +214,10 @@ def load_config(path, *, snapshot=None, live: bool = False, reference: bool = Tr
     from parity.configfile import read_config_file
 
     path = Path(path).resolve()
-    return config_from_dict(read_config_file(path), path, snapshot=snapshot, live=live, reference=reference)
+    return config_from_dict(read_config_file(path), path, snapshot=snapshot, live=live, read_reference=reference)
 
 
-def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False, reference: bool = True) -> ParityConfig:
+def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False, read_reference: bool = True) -> ParityConfig:
     """Validate a config given as a dict; relative paths resolve against ``path``'s folder."""
     path = Path(path).resolve()
     raw = {k: v for k, v in raw.items() if not k.startswith("_")}
@@ -235,7 +235,6 @@ def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False, refe
         if dali[key] < 1:
             _fail(path, f"dali.{key}={dali[key]}: expected a positive integer")
 
-    read_reference = reference
     reference = _section(path, raw, "reference", _REFERENCE_KEYS)
     model = _section(path, raw, "model", _MODEL_KEYS) if "model" in raw else None
     snapshot = (path.parent / reference["snapshot"]).resolve() if reference["snapshot"] and not live else None

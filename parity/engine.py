@@ -190,9 +190,9 @@ class Harness:
 
         While one batch is compared, the next is prepared in a worker thread, its images run through the
         reference by a pool of threads (one per CPU core, torch's own threads at one meanwhile): decoding,
-        resizing and the comparisons spend most of their time in native code that releases the GIL. Only the batch in hand and the one being
-        prepared are held in memory; ``keep_views(image_id)`` says which images keep their compared
-        tensors (for the HTML report).
+        resizing and the comparisons spend most of their time in native code that releases the GIL. Only the
+        batch in hand and the one being prepared are held in memory; ``keep_views(image_id)`` says which
+        images keep their compared tensors (for the HTML report).
         """
         paths = list(images) if images is not None else self.config.images
         ids = dict(zip(self.config.images, self.image_ids))
