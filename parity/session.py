@@ -38,6 +38,9 @@ def _failure_repr(text: str, headline: str, path: str) -> ReprExceptionInfo:
     return ReprExceptionInfo(ReprTraceback([ReprEntryNative(lines)], None, "native"), ReprFileLocation(path, 0, headline))
 
 
+_GRAPH_CHECKS = (GPU_RISK, GPU_VS_CPU, DETERMINISM)  # whole-run checks of the pipeline, before the images
+
+
 class ParityConfigNode(pytest.File):
     """The config file; its children are the images and the whole-run checks."""
 
@@ -50,7 +53,7 @@ class ParityConfigNode(pytest.File):
         if harness.repository is not None:  # first: the repository serves what is tested (static, no request)
             yield CheckItem.from_parent(self, name=REPOSITORY)
         # the graph's GPU-only risks (static); the GPU run against the CPU one; DALI run twice on the same inputs
-        for name in (GPU_RISK, GPU_VS_CPU, DETERMINISM):
+        for name in _GRAPH_CHECKS:
             yield CheckItem.from_parent(self, name=name)
         for image in plugin.image_ids:
             yield ParityImage.from_parent(self, name=image)
@@ -152,7 +155,7 @@ class CheckItem(_ParityItemBase):
         return plugin.degenerate()
 
 
-_CHECK_ORDER = (REPOSITORY, GPU_RISK, GPU_VS_CPU, DETERMINISM)  # as collected
+_CHECK_ORDER = (REPOSITORY, *_GRAPH_CHECKS)  # as collected
 
 
 class _JudgedByController:
@@ -254,7 +257,7 @@ class ParityPlugin:
 
     @functools.cached_property
     def chunk(self) -> dict[str, int]:
-        """image -> its pytest-xdist work unit: whole DALI batches, as many as leave 8 units per worker (for
+        """image -> its pytest-xdist work unit: whole DALI batches, as many as leave 4 units per worker (for
         the load to even out at the end), so that a worker's stream prepares its next batch while the items
         of one run, as a serial run's does."""
         step = self.cfg.dali["batch_size"]
