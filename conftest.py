@@ -11,7 +11,7 @@ def pytest_collection_modifyitems(config, items):
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_items:
         return
-    from parity.dali import gpu_available
+    from parity.dali.runner import gpu_available
 
     if gpu_available():
         return

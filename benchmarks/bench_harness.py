@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.config import load_config
-from parity.engine import Harness
+from parity.config.load import load_config
 from parity.images import client_input
+from parity.run.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[1]
 

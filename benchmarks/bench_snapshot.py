@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from parity.config import load_config
-from parity.engine import Harness
-from parity.snapshot import write_snapshot
+from parity.config.load import load_config
+from parity.reference.snapshot import write_snapshot
+from parity.run.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [("224x224 model input", ROOT / "benchmarks/configs/parity_224.py", False),

@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from parity.backends import OnnxRuntimeRunner
-from parity.dali import DaliRunner
-from parity.triton import EmbeddedServer, TritonClient
+from parity.dali.runner import DaliRunner
+from parity.serving.backends import OnnxRuntimeRunner
+from parity.serving.triton import EmbeddedServer, TritonClient
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from xdist.scheduler import LoadScopeScheduling
 
-from parity.xdist_scheduling import BatchScheduling
+from parity.pytest_plugin.xdist import BatchScheduling
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the simulated workers live with the tests
 from tests.xdist_workers import QUIET, TWO_WORKERS, drive  # noqa: E402

@@ -15,12 +15,12 @@ _EXPORTS = {
     "assert_logits_close": "parity.api", "assert_not_degenerate": "parity.api",
     "assert_preprocessing_parity": "parity.api", "assert_stage_close": "parity.api",
     "assert_triton_parity": "parity.api", "check_preprocessing_parity": "parity.api",
-    "StageResult": "parity.compare", "ParityConfig": "parity.config", "Tolerance": "parity.config",
-    "load_config": "parity.config", "Cause": "parity.diagnose", "CauseKind": "parity.diagnose",
-    "Diagnosis": "parity.diagnose", "LayoutError": "parity.api",
-    "Harness": "parity.engine", "ImageResult": "parity.engine", "ParityConfigError": "parity.errors",
+    "StageResult": "parity.compare.arrays", "ParityConfig": "parity.config.load", "Tolerance": "parity.config.load",
+    "load_config": "parity.config.load", "Cause": "parity.diagnose.causes", "CauseKind": "parity.diagnose.causes",
+    "Diagnosis": "parity.diagnose.causes", "LayoutError": "parity.api",
+    "Harness": "parity.run.harness", "ImageResult": "parity.run.harness", "ParityConfigError": "parity.errors",
     "ParityDaliError": "parity.errors", "ParityImageError": "parity.errors", "ParityReferenceError": "parity.errors",
-    "ParityUsageError": "parity.errors", "ParitySnapshotError": "parity.snapshot", "write_snapshot": "parity.snapshot",
+    "ParityUsageError": "parity.errors", "ParitySnapshotError": "parity.reference.snapshot", "write_snapshot": "parity.reference.snapshot",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.compare import StageResult, compare_arrays
-from parity.config import ParityConfig, Tolerance, config_from_dict, load_config
-from parity.engine import Harness, ImageResult
+from parity.compare.arrays import StageResult, compare_arrays
+from parity.config.load import ParityConfig, Tolerance, config_from_dict, load_config
 from parity.errors import ParityUsageError, check_argument
+from parity.run.harness import Harness, ImageResult
 
 
 def _as_config(config) -> ParityConfig:
@@ -89,8 +89,8 @@ def assert_logits_close(actual, expected, *, kl: float = 0.01, topk: int = 5, to
         AssertionError: naming the rows that differ, with top-1 and probabilities, KL and overlap.
     """
     __tracebackhide__ = True
-    from parity.model import kl_divergence, softmax
-    from parity.model import topk_overlap as overlap_of
+    from parity.serving.model import kl_divergence, softmax
+    from parity.serving.model import topk_overlap as overlap_of
 
     a, e = np.atleast_2d(np.asarray(actual, np.float64)), np.atleast_2d(np.asarray(expected, np.float64))
     check_argument(a.shape == e.shape, "Expected logits of the same shape but got actual {} and expected {}",
@@ -121,7 +121,7 @@ def assert_not_degenerate(logits, *, reference_logits=None, share: float = 0.9) 
     collapse the reference shares (a dataset of one class) is not reported.
     """
     __tracebackhide__ = True
-    from parity.model import collect, degenerate_of
+    from parity.serving.model import collect, degenerate_of
 
     rows = np.atleast_2d(np.asarray(logits, np.float32))
     ref = None if reference_logits is None else np.atleast_2d(np.asarray(reference_logits, np.float32))
@@ -197,8 +197,8 @@ def assert_stage_close(actual, expected, *, atol: float, rtol: float = 0.0, max_
         ParityUsageError: for a bad argument.
     """
     __tracebackhide__ = True
-    from parity.diagnose import ARRAYS
-    from parity.stage_diagnosis import StageCase, StageDiagnoser
+    from parity.diagnose.causes import ARRAYS
+    from parity.diagnose.stage import StageCase, StageDiagnoser
 
     a, e = _as_array(actual, "actual"), _as_array(expected, "expected")
     check_argument(layout is None or layout in _LAYOUTS, "Expected layout= one of {} but got layout={!r}",

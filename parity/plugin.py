@@ -4,7 +4,7 @@ rerun machinery applies: ``-k``, ``-m parity``, node ids, ``--deselect``, ``--lf
 ``-x`` and pytest-xdist.
 
 Images are computed when their first selected item runs, in DALI batches drawn from the selected items
-that follow (:mod:`parity.lazy`); results are dropped once their image's last item has run. Without
+that follow (:mod:`parity.run.lazy`); results are dropped once their image's last item has run. Without
 ``--parity-config`` (or the ``parity_config`` ini option) the plugin imports nothing of parity's engine.
 """
 
@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-parity_key = pytest.StashKey["ParityPlugin"]()
-
+from parity.pytest_plugin import parity_key
 
 
 def pytest_addoption(parser):
@@ -46,7 +43,7 @@ def pytest_configure(config):
     if not option and config.option.file_or_dir and not named:
         # the ini's parity config is for a bare `pytest`: an explicit `pytest tests/x.py` runs what it names
         return
-    from parity.session import ParityPlugin
+    from parity.pytest_plugin.session import ParityPlugin
 
     plugin = ParityPlugin.from_pytest(config, config_path)
     config.stash[parity_key] = plugin

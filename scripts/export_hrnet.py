@@ -24,7 +24,7 @@ def main():
         torch.manual_seed(0)
         model = mmpretrain.get_model("hrnet-w30_3rdparty_8xb32_in1k", pretrained=False).eval()
 
-    from parity.backends import export_onnx
+    from parity.serving.backends import export_onnx
 
     torch.save({"state_dict": model.state_dict()}, BUILD / "hrnet_w30_seeded.pth")
     export_onnx(model, np.zeros((1, 3, 512, 384), np.float32), BUILD / "hrnet_w30.onnx")

@@ -4,8 +4,8 @@ and named from the graph: the operator, its source line and the argument to chan
 import numpy as np
 import pytest
 
-from parity.dali import open_pipeline
-from parity.determinism import check_determinism, random_operators
+from parity.dali.determinism import check_determinism, random_operators
+from parity.dali.runner import open_pipeline
 
 from .conftest import IMAGES, write_pipeline
 

@@ -6,10 +6,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parity import assert_stage_close, check_preprocessing_parity
-from parity.compare import compare_arrays
-from parity.config import Tolerance
-from parity.geometry import shape_causes
-from parity.stage_diagnosis import diagnose_arrays
+from parity.compare.arrays import compare_arrays
+from parity.config.load import Tolerance
+from parity.diagnose.geometry import shape_causes
+from parity.diagnose.stage import diagnose_arrays
 
 from .conftest import IMAGES, MEAN, ROOT, SEED, STD, save_rgb, write_config, write_pipeline
 
@@ -212,7 +212,7 @@ def test_no_false_alarm_for_random_correct_pipeline_parameters(tmp_path_factory,
 
 
 def test_the_resize_argument_that_differs_is_named():
-    from parity.advice import resize_filter_cause
+    from parity.diagnose.advice import resize_filter_cause
 
     cv2_edge = dict(type="ResizeEdge", scale=256, edge="short")  # backend cv2, bilinear: no antialiasing
     cause = resize_filter_cause({"resize_shorter": 256.0}, cv2_edge, where="p.py:3: fn.resize(...)")
@@ -234,7 +234,7 @@ def test_a_one_pixel_size_difference_is_called_rounding():
 @pytest.mark.parametrize("split, value", [((64, 64), "0.5"), ((0, 128), "0"), ((128, 0), "1")])
 def test_the_crop_anchor_advice_follows_where_the_reference_pads(split, value):
     """The reference pads above only: crop_pos_y=1, and nothing else is suggested."""
-    from parity.advice import anchor_advice
+    from parity.diagnose.advice import anchor_advice
 
     for args in (None, {"crop_pos_y": 0.25}):
         fix = anchor_advice("rows", split, args, "p.py:9: fn.crop(...)" if args else "")
@@ -418,7 +418,7 @@ def test_the_first_line_names_image_stage_and_cause_and_the_answers_are_its_cons
 def test_a_cause_is_written_to_json_field_by_field():
     import json
 
-    from parity.jsonresult import cause_record, plain
+    from parity.results.records import cause_record, plain
 
     pixels = _textured()
     [cause] = diagnose_arrays(pixels, (pixels - M) / S, NORMALIZED, mean=MEAN, std=STD).causes

@@ -431,7 +431,7 @@ def _file_examples(page: Path) -> str:
 
 def _cli_commands() -> dict[str, argparse.ArgumentParser]:
     """'' for the top-level parser, then each subcommand's parser by name."""
-    from parity.cli import _parser
+    from parity.cli.main import _parser
 
     parser = _parser()
     found = {"": parser}

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from parity.dali import open_pipeline
-from parity.gpu_compare import NO_GPU, compare_devices, run_on_both
-from parity.gpu_margins import stage_margins
+from parity.dali.runner import open_pipeline
+from parity.gpu.compare import NO_GPU, compare_devices, run_on_both
+from parity.gpu.margins import stage_margins
 
 from .conftest import IMAGES, MEAN, STD, write_pipeline
 
@@ -171,7 +171,7 @@ def test_an_operator_without_a_published_margin_is_reported_not_judged(tmp_path)
 
 
 def test_without_a_gpu_the_device_run_skips_with_its_reason(tmp_path):
-    from parity.dali import gpu_available
+    from parity.dali.runner import gpu_available
 
     if gpu_available():
         pytest.skip("a GPU is present: the comparison runs")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from parity.dali import open_pipeline
-from parity.gpu_lint import Rule, lint, reference_decoder
+from parity.dali.runner import open_pipeline
+from parity.gpu.lint import Rule, lint, reference_decoder
 
 from .conftest import GPU_DECODE_PIPELINE, ROOT, write_pipeline
 
@@ -117,8 +117,8 @@ def test_a_colour_conversion_that_is_not_a_channel_swap(tmp_path):
 def test_the_served_model_dali_is_linted_like_the_python_pipeline(tmp_path):
     """A model.dali copied out of a Triton repository: the corrected seed's passes, one serialized from a
     mixed-decoder pipeline names its source line."""
-    from parity import dali_proto
-    from parity.dali import load_function, rewrite, serialize_function
+    from parity.dali import proto as dali_proto
+    from parity.dali.runner import load_function, rewrite, serialize_function
 
     served = REPOS / "corrected_repository" / "preprocess" / "1" / "model.dali"
     _, stages, outputs = rewrite(served.read_bytes(), to_cpu=True)

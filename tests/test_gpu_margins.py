@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from parity.config import config_from_dict
-from parity.dali import open_pipeline
+from parity.config.load import config_from_dict
+from parity.dali.runner import open_pipeline
 from parity.errors import ParityConfigError
-from parity.gpu_margins import (
+from parity.gpu.margins import (
     MARGINS,
     TRT_TOLERANCES,
     Evidence,
@@ -179,7 +179,7 @@ def test_the_engine_precision_is_a_validated_config_key(tmp_path):
 
 @pytest.mark.gpu
 def test_an_fp32_engine_built_by_parity_is_held_to_the_fp32_tolerance():
-    from parity.backends import OnnxRuntimeRunner, TensorRTRunner
+    from parity.serving.backends import OnnxRuntimeRunner, TensorRTRunner
 
     onnx = ROOT / "fixtures" / "model" / "build" / "known_answer.onnx"
     engine = TensorRTRunner(onnx_path=onnx, precision="fp32")
@@ -189,7 +189,7 @@ def test_an_fp32_engine_built_by_parity_is_held_to_the_fp32_tolerance():
 
 
 def test_the_documents_hold_the_tables_of_the_code():
-    """docs/gpu.md and docs/tolerances.md print the code's tables (python -m parity.gpu_margins): no drift."""
+    """docs/gpu.md and docs/tolerances.md print the code's tables (python -m parity.gpu.margins): no drift."""
     gpu_doc = (ROOT / "docs" / "gpu.md").read_text()
     assert margins_table() in gpu_doc and trt_table() in gpu_doc
     assert trt_table() in (ROOT / "docs" / "tolerances.md").read_text()

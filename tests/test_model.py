@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from parity import check_preprocessing_parity, load_config
-from parity.backends import (
+from parity.run.harness import Harness
+from parity.serving.backends import (
     OnnxRuntimeRunner,
     ParityModelError,
     TensorRTRunner,
@@ -16,8 +17,7 @@ from parity.backends import (
     resolve_shape,
     split_io,
 )
-from parity.engine import Harness
-from parity.model import ModelResult, clear_topk, topk_overlap
+from parity.serving.model import ModelResult, clear_topk, topk_overlap
 
 from .conftest import IMAGES, ROOT, SEED, write_config
 

@@ -119,4 +119,4 @@ def test_the_plugin_costs_pytest_nothing_when_unused():
     cumulative = {line.split("|")[2].strip(): int(line.split("|")[1]) for line in done.stderr.splitlines()
                   if line.startswith("import time:") and line.split("|")[1].strip().isdigit()}
     assert cumulative["parity.plugin"] < 50_000  # microseconds
-    assert not {"numpy", "nvidia.dali", "torch", "parity.engine"} & set(cumulative)
+    assert not {"numpy", "nvidia.dali", "torch", "parity.run.harness"} & set(cumulative)

@@ -94,7 +94,7 @@ def _seed_dali() -> bytes:
 
 def _truncated_dali() -> bytes:
     """The seed's model.dali cut after its first operators: it still parses, but its outputs are gone."""
-    from parity import dali_proto
+    from parity.dali import proto as dali_proto
 
     pipe = dali_proto.PipelineDef()
     pipe.ParseFromString(_seed_dali())
@@ -154,7 +154,7 @@ def _triton_broken(case: Case, damage: Callable[[Path], None], extra: str = "") 
 
 
 def _internal_error(case: Case, monkeypatch) -> list:
-    from parity.engine import Harness
+    from parity.run.harness import Harness
 
     def broken(self, *args, **kwargs):
         raise ZeroDivisionError("a bug in parity")

@@ -82,7 +82,7 @@ def _small_bug_report(folder, name, **bug):
     """The report of the seed's corrected pipeline with one small mistake, on a landscape image (cropped
     across its width), and the stages that failed."""
     from parity import Harness, load_config
-    from parity.html import HtmlReport
+    from parity.outputs.html import HtmlReport
 
     spec = write_pipeline(folder, SMALL_BUGS.format(**{"x": 0.499, "levels": 0, **bug}), name)
     cfg = write_config(folder, pipeline=spec, input_format="BGR", output_layout="CHW",
@@ -96,8 +96,8 @@ def _small_bug_report(folder, name, **bug):
 
 def _publish(report, results) -> str:
     """Write the report's index from the results' records, as the CLI does; the page's text."""
-    from parity.jsonresult import image_record
-    from parity.recorder import RunRecorder
+    from parity.results.records import image_record
+    from parity.run.recorder import RunRecorder
 
     with RunRecorder() as recorder:
         for result in results:
@@ -144,10 +144,10 @@ def test_a_one_pixel_crop_offset_shows_as_red_edges_in_the_mask_and_a_two_signed
 
 def test_one_wrong_pixel_of_a_large_photograph_survives_the_reduction_of_heatmap_and_mask(tmp_path):
     """A browser shrinking a 2000-pixel picture to fit drops single pixels; the report max-pools instead."""
-    from parity.compare import compare_arrays
-    from parity.config import Tolerance
-    from parity.engine import ImageResult, StageView
-    from parity.html_image import draw_image_section
+    from parity.compare.arrays import compare_arrays
+    from parity.config.load import Tolerance
+    from parity.outputs.html_image import draw_image_section
+    from parity.run.harness import ImageResult, StageView
 
     reference = np.random.default_rng(0).integers(0, 256, (1500, 2000, 3), dtype=np.uint8)
     dali = reference.copy()
@@ -166,10 +166,10 @@ def test_one_wrong_pixel_of_a_large_photograph_survives_the_reduction_of_heatmap
 
 
 def test_nan_in_the_dali_output_is_drawn_counted_and_zoomed_on(tmp_path):
-    from parity.compare import compare_arrays
-    from parity.config import Tolerance
-    from parity.engine import ImageResult, StageView
-    from parity.html_image import draw_image_section
+    from parity.compare.arrays import compare_arrays
+    from parity.config.load import Tolerance
+    from parity.outputs.html_image import draw_image_section
+    from parity.run.harness import ImageResult, StageView
 
     reference = np.random.default_rng(0).normal(size=(3, 64, 48)).astype(np.float32)
     dali = reference.copy()
@@ -186,7 +186,7 @@ def test_nan_in_the_dali_output_is_drawn_counted_and_zoomed_on(tmp_path):
 
 def test_report_keeps_pictures_for_failures_first(tmp_path):
     from parity import Harness, load_config
-    from parity.html import HtmlReport
+    from parity.outputs.html import HtmlReport
 
     harness = Harness(load_config(SEED / "parity_corrected.py"))
     report = HtmlReport(tmp_path, title="t", max_images=2)

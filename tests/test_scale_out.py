@@ -133,7 +133,7 @@ def test_tolerances_can_be_overridden_per_stage_from_the_command_line(deployed, 
 
 
 def test_verbosity_levels_and_no_color(deployed, capsys, monkeypatch):
-    import parity.cli as cli
+    import parity.cli.main as cli
 
     main(["check", str(deployed)])
     default = capsys.readouterr().out

@@ -65,7 +65,7 @@ def test_pytest_run_stops_the_server_on_sigterm(tmp_path):
                      "-p", "no:cacheprovider", "--rootdir", str(tmp_path))
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 2 and "parity.interrupt.Terminated: SIGTERM" in out + err  # pytest: interrupted
+    assert process.returncode == 2 and "parity.run.interrupt.Terminated: SIGTERM" in out + err  # pytest: interrupted
     assert _gone(tmp_path, 5)
     assert not list(tmp_path.glob("parity-triton-*"))
 

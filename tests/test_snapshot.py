@@ -77,9 +77,9 @@ def test_stages_are_stored_exactly(recorded):
     """Bit for bit and dtype for dtype what MMPretrain computes; the files are plain .npz."""
     import numpy as np
 
-    from parity.config import load_config
-    from parity.reference import ReferencePipeline
-    from parity.snapshot import Snapshot
+    from parity.config.load import load_config
+    from parity.reference.mmpretrain import ReferencePipeline
+    from parity.reference.snapshot import Snapshot
 
     config, ref = recorded
     cfg = load_config(config)

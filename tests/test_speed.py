@@ -9,10 +9,10 @@ import sys
 import pytest
 import torch
 
-from parity.collector import loading_stacks
-from parity.config import load_config
-from parity.engine import Harness
-from parity.reference import one_torch_thread
+from parity.config.load import load_config
+from parity.reference.mmpretrain import one_torch_thread
+from parity.run.harness import Harness
+from parity.run.stacks import loading_stacks
 
 from .conftest import IMAGES, ROOT, SEED, write_config
 
@@ -43,10 +43,10 @@ def test_torch_runs_one_thread_per_image_while_images_stream_and_is_restored_aft
 
 
 def test_a_config_read_without_its_reference_imports_no_training_package_and_runs_nothing():
-    script = ("import sys\nfrom parity.config import load_config\n"
+    script = ("import sys\nfrom parity.config.load import load_config\n"
               f"cfg = load_config({str(SEED / 'parity_deployed.py')!r}, reference=False)\n"
               "assert 'mmengine' not in sys.modules and not cfg.reference_read and cfg.images\n"
-              "from parity.engine import Harness\n"
+              "from parity.run.harness import Harness\n"
               "try:\n    Harness(cfg)\nexcept ValueError as exc:\n    print(exc)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from parity import Harness, ParityReferenceError, load_config
 from parity.cli import main
-from parity.suggest import suggest
-from parity.triton import read_config
+from parity.serving.triton import read_config
+from parity.suggest.generate import suggest
 
 from .conftest import SEED, save_rgb, write_config
 
@@ -75,7 +75,7 @@ def test_suggest_command_writes_verifies_and_reports_what_it_measured(tmp_path, 
     code = main(["suggest", str(SEED / "parity_deployed.py"), "--out", str(out), "--triton"])
     printed = capsys.readouterr().out
     assert code == 0
-    # one verdict procedure (parity.suggest_verdict): samples, extreme sizes, large downscales; thin images apart
+    # one verdict procedure (parity.suggest.verdict): samples, extreme sizes, large downscales; thin images apart
     for group in ("bundled", "generated", "large", "below_minimum"):
         assert f"  {group} " in printed
     assert "APPROXIMATE: passes the tolerances, but differs by up to" in printed or "EXACT: within" in printed

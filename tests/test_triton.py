@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from parity import ParityConfigError, assert_triton_parity, check_preprocessing_parity, load_config
-from parity.triton import (
+from parity.serving.triton import (
     EmbeddedServer,
     ParityTritonError,
     TritonClient,

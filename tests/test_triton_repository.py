@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from parity.dali import open_pipeline
-from parity.triton_repository import check_repository
+from parity.dali.runner import open_pipeline
+from parity.serving.triton_repository import check_repository
 
 from .conftest import ROOT, SEED
 
@@ -67,7 +67,7 @@ def test_an_ensemble_mapping_to_a_tensor_no_step_produces(repo):
 
 def test_fp32_declared_where_the_dali_model_emits_uint8(repo):
     """A pipeline without a normalizing/casting operator emits UINT8; the config says FP32."""
-    from parity import dali_proto
+    from parity.dali import proto as dali_proto
 
     # the deployed pipeline without its cast: what a team gets when it removes "the cast nobody needs"
     shutil.copy(REPOS / "seed_repository" / "preprocess" / "1" / "model.dali", repo / "preprocess" / "1" / "model.dali")

@@ -4,7 +4,7 @@ and sends the degenerate-output check to the last worker left."""
 
 from xdist.scheduler import LoadScopeScheduling
 
-from parity.xdist_scheduling import BatchScheduling
+from parity.pytest_plugin.xdist import BatchScheduling
 
 from .xdist_workers import QUIET, TWO_WORKERS, drive
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parity import check_preprocessing_parity
-from parity.engine import Harness
+from parity.run.harness import Harness
 from tests.zoo import RANDOM, ZOO, cases_table, manifest, run_entry, zoo_config, zoo_images
 
 from .conftest import IMAGES, ROOT, save_rgb, write_config, write_pipeline

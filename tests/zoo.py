@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.config import ParityConfig, config_from_dict
-from parity.determinism import DeterminismResult, check_determinism
-from parity.engine import Harness
+from parity.config.load import ParityConfig, config_from_dict
+from parity.dali.determinism import DeterminismResult, check_determinism
 from parity.images import client_input
+from parity.run.harness import Harness
 
 ZOO = Path(__file__).resolve().parents[1] / "fixtures" / "zoo"
 FIXTURES = ZOO.parent

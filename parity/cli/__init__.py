@@ -1,0 +1,5 @@
+"""The ``parity`` command: check, snapshot, merge and suggest."""
+
+from parity.cli.main import main
+
+__all__ = ["main"]

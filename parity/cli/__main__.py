@@ -1,0 +1,5 @@
+import sys
+
+from parity.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Stage pairing and tensor comparison: DALI's stages against the reference's."""

@@ -1,0 +1,1 @@
+"""Typed parity config: the file read, its sections and tolerances."""

@@ -1,0 +1,1 @@
+"""Why a stage differs: causes fitted from measurement, each with its evidence."""

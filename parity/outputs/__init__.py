@@ -1,0 +1,1 @@
+"""What a run writes: JUnit XML, the HTML report, and folders written whole."""

@@ -1,0 +1,1 @@
+"""The reference side: MMPretrain run live, or a recorded snapshot of it."""

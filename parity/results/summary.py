@@ -1,0 +1,167 @@
+"""Plain-text summaries of a run: the stage table shown by pytest, the CLI and ``parity merge``.
+
+:class:`RunSummary` is fed one image record (:func:`parity.results.records.image_record`) at a time and keeps
+only counters, so its memory does not grow with the number of images, and records from pytest-xdist
+workers or from CI shards add up to the same table as one run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def titled_checks(repository, checks: dict | None, degenerate) -> list[tuple[str, object]]:
+    """The whole-run checks in report order, each with its title ('gpu-risk check'); ``checks`` maps the
+    item names (parity.outputs.junit's GPU_RISK...) to results."""
+    middle = [(f"{name.replace('_', '-')} check", r) for name, r in (checks or {}).items()]
+    return [("triton repository check", repository), *middle, ("degenerate-output check", degenerate)]
+
+
+@dataclass
+class _Answers:
+    """The model (or Triton) answers of one backend."""
+
+    status: Counter = field(default_factory=Counter)
+    agree: int = 0
+    ran: int = 0
+
+
+@dataclass
+class _Diagnosis:
+    """Images whose first divergence is at the same stage with the same causes: shown once."""
+
+    first_image: str
+    headline: str
+    images: int = 0
+
+
+@dataclass
+class RunSummary:
+    images: int = 0
+    failed_images: int = 0
+    errors: list = field(default_factory=list)  # (image, error) of images that could not be checked (few)
+    stages: dict = field(default_factory=dict)  # stage -> Counter of statuses
+    worst: dict = field(default_factory=dict)  # stage -> greatest max abs among compared results
+    causes: dict = field(default_factory=dict)  # stage -> Counter of cause kinds
+    answers: dict = field(default_factory=dict)  # backend -> _Answers
+    diagnoses: dict = field(default_factory=dict)  # (stage, kinds) -> _Diagnosis
+    answer_failures: int = 0  # images whose stages match but whose model or Triton answer failed
+
+    def add(self, record: dict) -> None:
+        self.images += 1
+        self.failed_images += not record["passed"]
+        if record.get("error"):
+            self.errors.append((record["id"], record["error"]))
+            return
+        for stage in record["stages"]:
+            name, status = stage["stage"], stage["status"]
+            self.stages.setdefault(name, Counter())[status] += 1
+            self.causes.setdefault(name, Counter()).update(c["kind"] for c in stage["causes"])
+            if status != "skipped" and stage["statistics"]["total"]:
+                self.worst[name] = max(self.worst.get(name, 0.0), stage["statistics"]["max_abs"])
+        for answer in (record.get("model"), record.get("triton")):
+            if answer is not None:
+                group = self.answers.setdefault(answer["backend"], _Answers())
+                group.status[answer["status"]] += 1
+                if answer["status"] != "skipped":
+                    group.ran += 1
+                    group.agree += answer["top1"] == answer["reference_top1"] >= 0
+        first = next((s for s in record["stages"] if s["status"] == "failed"), None)
+        if first is not None:
+            kinds = tuple(dict.fromkeys(c["kind"] for c in first["causes"]))
+            group = self.diagnoses.setdefault((first["stage"], kinds),
+                                              _Diagnosis(record["id"], first.get("headline") or first["stage"]))
+            group.images += 1
+        elif not record["passed"]:
+            self.answer_failures += 1
+
+    def lines(self, *, repository=None, degenerate=None, checks: dict | None = None) -> list[str]:
+        """The stage table, the distinct diagnoses, then one line per backend and per run-wide check."""
+        width = max([len(s) for s in self.stages] + [5])
+        lines = [f"{'stage':<{width}}  passed  failed  skipped  worst max abs  likely cause"]
+        total: Counter = Counter()
+        for stage, count in self.stages.items():
+            total.update(count)
+            cause = ", ".join(f"{k} ({n})" for k, n in self.causes[stage].most_common()) or "-"
+            worst = f"{self.worst[stage]:.4g}" if stage in self.worst else "-"
+            lines.append(f"{stage:<{width}}  {count['passed']:>6}  {count['failed']:>6}  {count['skipped']:>7}  "
+                         f"{worst:>13}  {cause}")
+        lines.append(f"{_plural(total['passed'], 'stage check')} passed. {_plural(total['failed'], 'stage check')} "
+                     f"failed. {_plural(total['skipped'], 'stage check')} skipped.")
+        lines += self.diagnosis_lines()
+        for backend, group in self.answers.items():
+            label = backend if backend.startswith("triton") else f"model ({backend})"
+            lines.append(f"{label}: {group.status['passed']} passed, {group.status['failed']} failed, "
+                         f"{group.status['skipped']} skipped; top-1 agreement {group.agree}/{group.ran}")
+        for title, r in titled_checks(repository, checks, degenerate):
+            if r is not None:
+                lines.append(f"{title}: {r.status.upper()}" + (f": {r.headline}" if r.status != "passed"
+                                                              else ""))
+        return lines
+
+    def diagnosis_lines(self) -> list[str]:
+        """Each distinct diagnosis once (the first image's headline), with how many more images share it."""
+        return [group.headline + (f" (same diagnosis on {_plural(group.images - 1, 'more image')})"
+                                  if group.images > 1 else "") for group in self.diagnoses.values()]
+
+    @property
+    def verdict_line(self) -> str:
+        errors = f", {len(self.errors)} could not be checked" if self.errors else ""
+        return f"{self.images - self.failed_images} of {self.images} images match{errors}"
+
+
+@dataclass
+class AnswerTally:
+    """The degenerate-output check over image records, for a pytest-xdist controller whose workers each saw
+    some images: one class for (nearly) all images, or saturated probabilities, as
+    :func:`parity.serving.model.degenerate_of` judges them (its identical-logits finding needs the logits, which stay on
+    the workers; identical logits also answer one class, which this finds)."""
+
+    share: float
+    top1: Counter = field(default_factory=Counter)
+    prob_sum: Counter = field(default_factory=Counter)
+    ref_classes: set = field(default_factory=set)
+    saturated: int = 0
+    ref_saturated: int = 0
+    images: int = 0
+    first_divergence: tuple = ()  # (image, stage) of the first image whose preprocessing diverged
+    diverged: int = 0  # images whose preprocessing diverged
+
+    def add(self, record: dict) -> None:
+        failed = next((s["stage"] for s in record["stages"] if s["status"] == "failed"), None)
+        if failed:
+            self.diverged += 1
+            self.first_divergence = self.first_divergence or (record["id"], failed)
+        answer = record.get("model")
+        if answer is None or answer["status"] == "skipped" or answer["top1"] < 0:
+            return
+        self.images += 1
+        self.top1[answer["top1"]] += 1
+        self.prob_sum[answer["top1"]] += answer["prob"]
+        self.ref_classes.add(answer["reference_top1"])
+        self.saturated += answer["prob"] >= 0.999
+        self.ref_saturated += answer["reference_prob"] >= 0.999
+
+    def verdict(self):
+        from parity.serving.model import DegenerateResult, divergence_of
+
+        n = self.images
+        if n < 2:
+            return DegenerateResult("skipped", n, ("fewer than 2 images reached the model",))
+        findings = []
+        cls, count = self.top1.most_common(1)[0]
+        if count / n >= self.share and len(self.ref_classes) > 1:
+            findings.append(f"{count} of {n} images -> class {cls} with mean p={self.prob_sum[cls] / count:.3f} "
+                            f"(the reference model answers {len(self.ref_classes)} different classes)")
+        if self.saturated / n >= self.share and self.ref_saturated / n < self.share:
+            findings.append(f"probabilities saturated: p >= 0.999 for {100 * self.saturated / n:.0f}% of images "
+                            f"(reference {100 * self.ref_saturated / n:.0f}%)")
+        if not findings:
+            return DegenerateResult("passed", n)
+        consequence = divergence_of(*self.first_divergence, self.diverged) if self.diverged else ""
+        return DegenerateResult("failed", n, tuple(findings), consequence_of=consequence)

@@ -1,0 +1,1 @@
+"""The deployed model and the Triton ensemble: backends, server and repository checks."""

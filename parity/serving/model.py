@@ -1,0 +1,361 @@
+"""The model stage: what the deployed model answers on DALI's input, against what the reference model
+answers on the reference input, per image; and a check across images for collapsed outputs (the seed's
+"class 0 with probability 1 for every request"), which needs no reference model at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from parity.reference.mmpretrain import RefStage
+from parity.results.protocol import MessageResult
+from parity.serving.backends import OnnxRuntimeRunner, ParityModelError, Runner, TensorRTRunner, TorchClassifier
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def topk_overlap(ref_logits: np.ndarray, other_logits: np.ndarray, k: int, tie: float = 0.01) -> float:
+    """Share of the reference's top-k classes found in the other's top-k. Only classes the reference
+    ranks clearly above its k-th (by more than ``tie`` logits, about 1% in probability) are counted, so
+    a reference that finds many classes equally likely does not make the overlap arbitrary."""
+    certain = clear_topk(ref_logits, k, tie)
+    if certain.size == 0:
+        return 1.0
+    chosen = set(np.argsort(-other_logits)[:k].tolist())
+    return float(np.mean([c in chosen for c in certain]))
+
+
+def clear_topk(ref_logits: np.ndarray, k: int, tie: float = 0.01) -> np.ndarray:
+    """The classes the reference ranks above its k-th by more than ``tie`` logits: the ones a top-k
+    overlap can fairly demand."""
+    kth = np.sort(ref_logits)[::-1][min(k, len(ref_logits)) - 1]
+    return np.flatnonzero(ref_logits > kth + tie)
+
+
+def answer_fields(ref_logits: np.ndarray, logits: np.ndarray, probabilities: np.ndarray, k: int) -> dict:
+    """The numbers a :class:`ModelResult` reports for one answer against the reference's logits."""
+    p_ref = softmax(ref_logits)
+    return dict(ref_top1=int(p_ref.argmax()), ref_prob=float(p_ref.max()), dali_top1=int(probabilities.argmax()),
+                dali_prob=float(probabilities.max()), topk_overlap=topk_overlap(ref_logits, logits, k), topk=k,
+                topk_counted=len(clear_topk(ref_logits, k)), kl=kl_divergence(p_ref, probabilities),
+                max_abs_logit=float(np.abs(logits - ref_logits).max()))
+
+
+def answer_problems(fields: dict, who: str, kl: float, kl_key: str) -> list[str]:
+    """Top-1 and KL verdicts of one answer (``fields`` from :func:`answer_fields`)."""
+    problems = []
+    if fields["dali_top1"] != fields["ref_top1"]:
+        problems.append(f"Top-1 differs: {who} {fields['dali_top1']}, reference {fields['ref_top1']}")
+    if fields["kl"] > kl:
+        problems.append(f"KL divergence {fields['kl']:.4g} > {kl} allowed ({kl_key})")
+    return problems
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p || q) in nats, guarded against zeros."""
+    eps = 1e-12
+    return float(np.sum(p * (np.log(p + eps) - np.log(q + eps))))
+
+
+@dataclass(frozen=True)
+class ModelResult(MessageResult):
+    """One image: reference model on reference input vs deployed model on DALI input (and on reference
+    input, which isolates conversion error from preprocessing error)."""
+
+    image: str
+    backend: str
+    status: str  # passed | failed | skipped
+    ref_top1: int = -1
+    ref_prob: float = 0.0
+    dali_top1: int = -1
+    dali_prob: float = 0.0
+    topk_overlap: float = 0.0
+    topk: int = 5
+    topk_counted: int = 0  # how many of the reference's top-k classes are clearly ranked (the overlap's base)
+    kl: float = 0.0
+    max_abs_logit: float = 0.0
+    conversion_max_abs: float | None = None  # deployed vs reference model, both on the reference input
+    problems: tuple = ()
+    preprocessing: str = ""  # the preprocessing verdict of this image, when it failed
+    skip_reason: str = ""
+    notes: tuple = ()  # how the answer was obtained (e.g. CPU stand-ins in an embedded Triton server)
+    consequence_of: str = ""  # e.g. "model_input divergence on astronaut": set when preprocessing diverged
+
+    def __bool__(self) -> bool:
+        return self.status != "failed"
+
+    @property
+    def summary(self) -> str:
+        if self.status == "skipped":
+            return f"SKIPPED | {self.image} | model | {self.skip_reason}"
+        return (f"{self.status.upper()} | {self.image} | model ({self.backend}) | top-1 {self.dali_top1} vs reference "
+                f"{self.ref_top1}, KL {self.kl:.3g}")
+
+    def message(self) -> str:
+        if self.status == "skipped":
+            return f"Model stage of {self.image!r} was not run: {self.skip_reason}"
+        verb = "agree" if self.status == "passed" else "disagree"
+        lines = [f"{self.image}: {self.backend}: consequence of the {self.consequence_of}", ""] \
+            if self.consequence_of else []
+        lines += [f"Deployed model ({self.backend}) on DALI's input and the reference model {verb} on image "
+                  f"{self.image!r}!", ""]
+        lines.extend(self.problems)
+        if self.dali_top1 >= 0:  # there is an answer to compare (not a refused request)
+            lines.append(f"Top-1: deployed {self.dali_top1} (p={self.dali_prob:.3f}), reference {self.ref_top1} "
+                         f"(p={self.ref_prob:.3f})")
+            overlap = (f"{100 * self.topk_overlap:.0f}% of the {self.topk_counted} class"
+                       f"{'es' if self.topk_counted != 1 else ''} the reference ranks clearly in its top {self.topk}"
+                       if self.topk_counted else f"not judged (the reference's top {self.topk} are tied)")
+            lines.append(f"Top-{self.topk} overlap: {overlap}; KL(reference || deployed): "
+                         f"{self.kl:.4g}; greatest logit difference: {self.max_abs_logit:.4g}")
+        lines.extend(f"Note: {n}" for n in self.notes)
+        if self.conversion_max_abs is not None:
+            lines.append(f"Conversion alone (deployed vs reference model, both on the reference input): greatest "
+                         f"logit difference {self.conversion_max_abs:.4g}")
+        if self.preprocessing:
+            lines.append("")
+            lines.append(self.preprocessing)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class DegenerateResult(MessageResult):
+    """Across all images: do the deployed model's answers collapse?"""
+
+    status: str
+    images: int
+    findings: tuple = ()
+    hint: str = ""
+    consequence_of: str = ""  # e.g. "model_input divergence on astronaut and 7 more images"
+
+    def __bool__(self) -> bool:
+        return self.status != "failed"
+
+    @property
+    def skip_reason(self) -> str:
+        return "; ".join(self.findings) if self.status == "skipped" else ""
+
+    @property
+    def finding(self) -> str:
+        """The headline without the check's name (pytest's short summary names the item)."""
+        return f"consequence of the {self.consequence_of}" if self.status == "failed" and self.consequence_of \
+            else self.headline
+
+    def message(self) -> str:
+        if self.status == "skipped":
+            return f"The degenerate-output check did not run: {self.skip_reason}"
+        if self.status == "passed":
+            return f"Deployed outputs vary across {self.images} images: no collapse."
+        first = [f"degenerate: consequence of the {self.consequence_of}", ""] if self.consequence_of else []
+        return "\n".join([*first, "Deployed model outputs are degenerate!", "", *self.findings] +
+                         (["", self.hint] if self.hint else []))
+
+
+def divergence_of(image: str, stage: str, images: int) -> str:
+    """What a collapse is the consequence of: the first diverged image's first failed stage, and how many
+    images diverged in all."""
+    more = images - 1
+    return f"{stage} divergence on {image}" + (f" and {more} more image{'s' * (more > 1)}" if more else "")
+
+
+@dataclass
+class _Collected:
+    top1: list = field(default_factory=list)
+    prob: list = field(default_factory=list)
+    ref_top1: list = field(default_factory=list)
+    ref_prob: list = field(default_factory=list)
+    logits: list = field(default_factory=list)
+    nonfinite: int = 0
+    hints: list = field(default_factory=list)
+
+
+_ONNX_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16),
+                "tensor(double)": np.dtype(np.float64), "tensor(uint8)": np.dtype(np.uint8)}
+
+
+class ModelCheck:
+    """Runs the reference classifier and the deployed backends; keeps only per-image summaries."""
+
+    def __init__(self, cfg: dict, *, model_cfg: dict | None, source: str, base_dir, recorded: bool = False):
+        self.cfg = cfg
+        self.reference: Runner | None = None
+        # recorded: the reference's logits arrive with its model input (a snapshot), no network is built
+        self.has_reference = bool(cfg["reference_model"] and (model_cfg or recorded))
+        if cfg["reference_model"] and model_cfg and not recorded:
+            checkpoint = (base_dir / cfg["checkpoint"]).resolve() if cfg["checkpoint"] else None
+            self.reference = TorchClassifier(model_cfg, checkpoint, source)
+        self.deployed: Runner = self._deployed(cfg, base_dir)
+        self.collected = _Collected()
+        self._last_reference: tuple[str, np.ndarray] | None = None
+
+    def reference_logits(self, image: str, ref: RefStage) -> np.ndarray:
+        """The reference network's logits (recorded, else inferred; the deployed model's without a reference
+        network) for an image's model input; the model and Triton stages of the same image share one."""
+        if self.has_reference and ref.logits is not None:
+            return ref.logits
+        if self._last_reference is None or self._last_reference[0] != image:
+            runner = self.reference or self.deployed
+            self._last_reference = (image, runner.infer(ref.array[None].astype(np.float32))[0])
+        return self._last_reference[1]
+
+    @property
+    def input_dtype(self) -> np.dtype | None:
+        """The dtype the deployed model takes (its ONNX input or TensorRT binding), None when unknown."""
+        spec = getattr(self.deployed, "input", None)
+        if spec is not None:
+            return np.dtype(spec.dtype)
+        session = getattr(self.deployed, "session", None)
+        return _ONNX_DTYPES.get(session.get_inputs()[0].type) if session is not None else None
+
+    @property
+    def _deployed_name(self) -> str:
+        return f"model.{'onnx' if self.deployed.name == 'onnxruntime' else 'tensorrt'}"
+
+    def _check_input(self, shape: tuple) -> None:
+        """The deployed model must take the reference's model input (a static dimension that differs is the
+        wrong model, or the wrong export; dynamic ones are named by strings or -1)."""
+        declared = getattr(self.deployed, "input_shape", None)
+        if declared is None:
+            return
+        fixed = [(d, s) for d, s in zip(declared[1:], shape) if isinstance(d, int) and d > 0]
+        if len(declared) != len(shape) + 1 or any(d != s for d, s in fixed):
+            raise ParityModelError(f"{self._deployed_name}: takes input of shape {tuple(declared)}, the reference's "
+                                   f"model input is (N, {', '.join(map(str, shape))}): is it the model of this "
+                                   "preprocessing (its export input size)?")
+
+    @staticmethod
+    def _deployed(cfg: dict, base_dir) -> Runner:
+        backend = cfg["backend"]
+        if backend == "auto":
+            from parity.dali.runner import gpu_available
+
+            backend = "tensorrt" if gpu_available() and (cfg["tensorrt"] or cfg["onnx"]) else "onnxruntime"
+        if backend == "tensorrt":
+            return TensorRTRunner(engine_path=(base_dir / cfg["tensorrt"]) if cfg["tensorrt"] else None,
+                                  onnx_path=(base_dir / cfg["onnx"]) if cfg["onnx"] else None,
+                                  precision=cfg.get("trt_precision"))
+        if not cfg["onnx"]:
+            raise ParityModelError("model.onnx is required for the onnxruntime backend")
+        return OnnxRuntimeRunner((base_dir / cfg["onnx"]).resolve())
+
+    def check(self, image: str, ref: RefStage, dali_input: np.ndarray | None, preprocessing) -> ModelResult:
+        """``ref`` is the reference's model input; ``dali_input`` is DALI's output as CHW, any dtype (None when
+        it cannot feed the model)."""
+        ref_input = ref.array
+        backend = self.deployed.name
+        self._check_input(ref_input.shape)
+        if dali_input is None or dali_input.shape != ref_input.shape:
+            return ModelResult(image, backend, "failed", problems=(
+                f"DALI's output {None if dali_input is None else dali_input.shape} cannot feed a model that takes "
+                f"the reference's {ref_input.shape}",), preprocessing=_preprocessing_note(preprocessing))
+        dali_logits = self.deployed.infer(dali_input[None].astype(np.float32))[0]
+        c = self.collected
+        c.nonfinite += int(not np.isfinite(dali_logits).all())
+        p_dali = softmax(dali_logits)
+        c.top1.append(int(p_dali.argmax()))
+        c.prob.append(float(p_dali.max()))
+        c.logits.append(dali_logits.astype(np.float32))
+        preprocessing_note = _preprocessing_note(preprocessing)
+        if preprocessing_note:
+            c.hints.append(preprocessing_note)
+        if not self.has_reference:
+            return ModelResult(image, backend, "skipped", dali_top1=c.top1[-1], dali_prob=c.prob[-1],
+                               skip_reason="no reference model (model.reference_model=False or no model in the "
+                                           "reference config): only the degenerate-output check runs")
+        ref_logits = self.reference_logits(image, ref)
+        if ref_logits.shape != dali_logits.shape:
+            raise ParityModelError(f"{self._deployed_name}: answers {dali_logits.size} classes, the reference network "
+                                   f"{ref_logits.size}: is it the model exported from model.config?")
+        deployed_on_ref = self.deployed.infer(ref_input[None].astype(np.float32))[0]
+        conversion = float(np.abs(deployed_on_ref - ref_logits).max())
+        fields = answer_fields(ref_logits, dali_logits, p_dali, self.cfg["topk"])
+        c.ref_top1.append(fields["ref_top1"])
+        c.ref_prob.append(fields["ref_prob"])
+        problems = answer_problems(fields, "deployed", self.cfg["kl"], "model.kl")
+        if fields["topk_overlap"] < self.cfg["topk_overlap"]:
+            problems.append(f"Top-{fields['topk']} overlap {100 * fields['topk_overlap']:.0f}% < "
+                            f"{100 * self.cfg['topk_overlap']:.0f}% allowed")
+        scale = max(1.0, float(np.abs(ref_logits).max()))
+        tolerance = getattr(self.deployed, "tolerance", None)  # a TensorRT engine of known precision
+        if tolerance is not None:
+            if tolerance.excess(deployed_on_ref, ref_logits) > 0:
+                problems.append(f"Conversion error: the TensorRT {tolerance.description} engine differs from the "
+                                f"reference model by {conversion:.4g} in logits on the same input (> {tolerance.line()} "
+                                "allowed for its precision, docs/tolerances.md)")
+        elif conversion > self.cfg["conversion_atol"] * scale:
+            problems.append(f"Conversion error: the deployed model differs from the reference model by {conversion:.4g}"
+                            f" in logits on the same input (> {self.cfg['conversion_atol']} x {scale:.3g} allowed)")
+        if not np.isfinite(dali_logits).all():
+            problems.append("Deployed logits hold NaN/Inf")
+        return ModelResult(image, backend, "failed" if problems else "passed", **fields, conversion_max_abs=conversion,
+                           problems=tuple(problems), preprocessing=preprocessing_note)
+
+    def degenerate(self) -> DegenerateResult:
+        """Collapse across the images run so far."""
+        return degenerate_of(self.collected, self.cfg["degenerate_share"])
+
+
+def collect(logits: np.ndarray, reference: np.ndarray | None = None) -> _Collected:
+    """Per-image summaries of plain logit arrays [N, classes] (for ``parity.assert_not_degenerate``)."""
+    c = _Collected()
+    for i, row in enumerate(logits):
+        p = softmax(row)
+        c.top1.append(int(p.argmax()))
+        c.prob.append(float(p.max()))
+        c.logits.append(row)
+        c.nonfinite += int(not np.isfinite(row).all())
+        if reference is not None:
+            q = softmax(reference[i])
+            c.ref_top1.append(int(q.argmax()))
+            c.ref_prob.append(float(q.max()))
+    return c
+
+
+def degenerate_of(c: _Collected, share: float) -> DegenerateResult:
+    """Collapse across images: one class for (nearly) all, saturated probabilities, constant logits."""
+    n = len(c.top1)
+    if n < 2:
+        return DegenerateResult("skipped", n, ("fewer than 2 images reached the model",))
+    findings = []
+    top, count = np.unique(np.asarray(c.top1), return_counts=True)
+    ref_classes = len(set(c.ref_top1)) if c.ref_top1 else None
+    if count.max() / n >= share and (ref_classes is None or ref_classes > 1):
+        cls = int(top[count.argmax()])
+        mean_p = float(np.mean([p for t, p in zip(c.top1, c.prob) if t == cls]))
+        ref = f" (the reference model answers {ref_classes} different classes)" if ref_classes else ""
+        findings.append(f"{count.max()} of {n} images -> class {cls} with mean p={mean_p:.3f}{ref}")
+    saturated = float(np.mean(np.asarray(c.prob) >= 0.999))
+    ref_saturated = float(np.mean(np.asarray(c.ref_prob) >= 0.999)) if c.ref_prob else 0.0
+    if saturated >= share and ref_saturated < share:
+        findings.append(f"probabilities saturated: p >= 0.999 for {100 * saturated:.0f}% of images"
+                        + (f" (reference {100 * ref_saturated:.0f}%)" if c.ref_prob else ""))
+    logits = np.stack(c.logits)
+    spread = float(logits.std(axis=0).max())
+    if spread <= 1e-6 * max(1.0, float(np.abs(logits).max())):
+        findings.append(f"logits identical across images (greatest std across images {spread:.3g})")
+    if c.nonfinite:
+        findings.append(f"NaN/Inf logits for {c.nonfinite} images")
+    hint = ""
+    if findings and c.hints:
+        hint = f"Preprocessing diverged on {len(c.hints)} of {n} images; for example:\n{c.hints[0]}"
+    return DegenerateResult("failed" if findings else "passed", n, tuple(findings), hint)
+
+
+def _preprocessing_note(stage_results) -> str:
+    failed = [r for r in stage_results if r.status == "failed"]
+    if not failed:
+        return ""
+    first, final = failed[0], failed[-1]
+    ranges = ""
+    if final.dali_channels and final.ref_channels:
+        lo_d, hi_d = min(c.min for c in final.dali_channels), max(c.max for c in final.dali_channels)
+        lo_r, hi_r = min(c.min for c in final.ref_channels), max(c.max for c in final.ref_channels)
+        ranges = f" DALI's model input spans {lo_d:.3g}..{hi_d:.3g}, the reference's {lo_r:.3g}..{hi_r:.3g}."
+    causes = ", ".join(final.diagnosis.kinds) if final.diagnosis else "not identified"
+    return (f"Preprocessing already diverged at stage {first.stage!r}; at the model input: {causes}.{ranges}")

@@ -1,0 +1,1 @@
+"""``parity suggest``: the DALI pipeline that reproduces a reference, generated and verified."""

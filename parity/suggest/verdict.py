@@ -1,0 +1,158 @@
+"""The one verdict on a generated pipeline, shared by `parity suggest` and scripts/suggest_coverage.py.
+
+Both measure the same images: the bundled samples (whatever parity/samples holds), generated sizes from
+MIN_SIDE px up to extreme aspect ratios, and large mosaics of the samples (downscaled 10x and more, where
+resampling kernels and borders differ most). Images thinner than MIN_SIDE are measured and reported
+separately, never in the verdict: there the 1-px border Pillow and DALI extend differently is most of the
+image (a 4x586 image resized to 3x512 differs by a mean 0.86 level).
+"""
+
+from __future__ import annotations
+
+import enum
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MIN_SIDE = 16
+GENERATED = [(16, 16), (16, 1200), (1200, 16), (224, 224), (257, 255), (333, 500), (500, 333), (1080, 1920),
+             (1999, 1001)]
+LARGE = [(3024, 4032), (4032, 3024)]
+BELOW_MINIMUM = [(1, 1), (3, 7), (7, 3), (12, 900), (900, 12), (15, 600)]
+
+
+class Verdict(enum.Enum):
+    EXACT = "exact"  # every verdict image within 1 uint8 level before normalization
+    APPROXIMATE = "approximate"  # every verdict image within the default tolerances
+    MISMATCH = "mismatch"  # some verdict image fails them
+
+
+@dataclass
+class Measured:
+    """What the harness measured on one group of images."""
+
+    name: str
+    images: int = 0
+    failed: list = field(default_factory=list)
+    pixel_max: float = 0.0  # worst difference in uint8 levels: last pixel stage, or the model input times std
+    pixel_mean: float = 0.0  # worst per-image mean difference, likewise
+    model_input_max: float = 0.0
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.failed:
+            return Verdict.MISMATCH
+        return Verdict.EXACT if self.pixel_max <= 1.01 else Verdict.APPROXIMATE
+
+
+@dataclass
+class Verification:
+    groups: list  # Measured, in the verdict
+    below_minimum: Measured  # reported, not in the verdict
+    stage_lines: list
+
+    @property
+    def overall(self) -> Measured:
+        total = Measured("all")
+        for g in self.groups:
+            total.images += g.images
+            total.failed += g.failed
+            total.pixel_max = max(total.pixel_max, g.pixel_max)
+            total.pixel_mean = max(total.pixel_mean, g.pixel_mean)
+            total.model_input_max = max(total.model_input_max, g.model_input_max)
+        return total
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.overall.verdict
+
+
+def _noisy_gradient(h: int, w: int, rng):
+    import numpy as np
+
+    y, x = np.mgrid[0:h, 0:w]
+    smooth = np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), (x + y) * 127 // max(h + w, 1)], -1)
+    return np.clip(smooth + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def _mosaic(photos: list, h: int, w: int):
+    """The sample photos pasted at their own size, row after row (no resampling of their content)."""
+    import numpy as np
+
+    canvas = np.zeros((h, w, 3), np.uint8)
+    y = i = 0
+    while y < h:
+        x, row_h = 0, 0
+        while x < w:
+            p = photos[i % len(photos)]
+            i += 1
+            ph, pw = min(p.shape[0], h - y), min(p.shape[1], w - x)
+            canvas[y:y + ph, x:x + pw] = p[:ph, :pw]
+            x, row_h = x + pw, max(row_h, ph)
+        y += row_h
+    return canvas
+
+
+def verdict_images(folder: Path, samples: Path, random_sizes: int = 0, seed: int = 0) -> tuple[dict, list]:
+    """Write the generated images into ``folder``: ({group: [paths]} for the verdict, [below-minimum paths])."""
+    import numpy as np
+    from PIL import Image
+
+    from parity.config.load import resolve_images
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def save(name: str, array) -> Path:
+        path = folder / f"{name}_{array.shape[0]}x{array.shape[1]}.png"
+        Image.fromarray(array, "RGB").save(path, compress_level=1)
+        return path
+
+    (folder / "bundled").mkdir(exist_ok=True)  # a copy: the verdict's images stay fixed while it runs
+    bundled = [Path(shutil.copy(p, folder / "bundled" / p.name)) for p in resolve_images(folder / "x.py", [str(samples)])]
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in bundled]
+    sizes = GENERATED + [tuple(int(v) for v in rng.integers(MIN_SIDE, 1200, 2)) for _ in range(random_sizes)]
+    groups = {"bundled": bundled,
+              "generated": [save("generated", _noisy_gradient(h, w, rng)) for h, w in sizes],
+              "large": [save("large", _mosaic(photos, h, w)) for h, w in LARGE]}
+    below = [save("below", _noisy_gradient(h, w, rng)) for h, w in BELOW_MINIMUM]
+    return groups, below
+
+
+def verify(config, groups: dict, below: list) -> Verification:
+    """Run the harness on a parity config whose DALI pipeline is the generated one, group by group."""
+    from parity.run.harness import Harness
+
+    harness = Harness(config)
+    pixel_pairs = [p.label for p in harness.pairs if not p.final and p.pixels and p.ref_index is not None]
+    last_pixel = pixel_pairs[-1] if pixel_pairs else None
+    per_stage: dict[str, list] = {}
+    dp = config.data_preprocessor or {}
+    std = [float(v) for v in dp.get("std") or (1.0, 1.0, 1.0)]
+
+    def measure(name: str, paths: list) -> Measured:
+        m = Measured(name)
+        for result in harness.run([Path(p) for p in paths]):
+            m.images += 1
+            if not result.passed:
+                m.failed.append(result.path.name)
+            for r in result.stages:
+                if r.status == "skipped" or not r.total:
+                    continue
+                per_stage.setdefault(r.stage, []).append(r)
+                if r.stage == last_pixel:
+                    m.pixel_max, m.pixel_mean = max(m.pixel_max, r.max_abs), max(m.pixel_mean, r.mean_abs)
+                if r.stage == "model_input":  # also in levels: the last pixel stage may not be paired
+                    m.model_input_max = max(m.model_input_max, r.max_abs)
+                    channel_std = std[r.max_abs_index[-3]] if len(r.max_abs_index) >= 3 else max(std)
+                    m.pixel_max = max(m.pixel_max, round(r.max_abs * channel_std, 3))
+                    m.pixel_mean = max(m.pixel_mean, round(r.mean_abs * min(std), 3))
+        return m
+
+    measured = [measure(name, paths) for name, paths in groups.items() if paths]
+    lines = []
+    for stage, rows in per_stage.items():
+        failed_n = sum(r.status == "failed" for r in rows)
+        lines.append(f"{stage:<24} max {max(r.max_abs for r in rows):8.4g}  mean {max(r.mean_abs for r in rows):8.4g}"
+                     f"  {'FAILED on ' + str(failed_n) if failed_n else 'passed'} ({len(rows)} images)")
+    return Verification(measured, measure("below_minimum", below), lines)
