@@ -133,7 +133,7 @@ def test_tolerances_can_be_overridden_per_stage_from_the_command_line(deployed, 
 
 
 def test_verbosity_levels_and_no_color(deployed, capsys, monkeypatch):
-    import parity.cli.main as cli
+    import parity.cli.console as cli
 
     main(["check", str(deployed)])
     default = capsys.readouterr().out
@@ -141,6 +141,6 @@ def test_verbosity_levels_and_no_color(deployed, capsys, monkeypatch):
     every = capsys.readouterr().out
     assert default.count("same diagnosis as astronaut") == 3 and "same diagnosis as" not in every
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
-    assert "\x1b[31mFAILED" in cli._paint("FAILED | x")
+    assert "\x1b[31mFAILED" in cli.paint("FAILED | x")
     monkeypatch.setenv("NO_COLOR", "1")
-    assert cli._paint("FAILED | x") == "FAILED | x"
+    assert cli.paint("FAILED | x") == "FAILED | x"

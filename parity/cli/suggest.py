@@ -1,0 +1,97 @@
+"""``parity suggest``: write the DALI pipeline that reproduces the reference, and verify it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from parity.cli.console import EXIT_MISMATCH, EXIT_OK
+
+
+def run(args) -> int:
+    """Generate, write, verify; the verdict printed is the one measured (parity.suggest.verdict)."""
+    from parity.config.load import SAMPLE_IMAGES, config_from_dict, load_config
+    from parity.suggest.generate import suggest
+    from parity.suggest.verdict import MIN_SIDE, Verdict, verdict_images, verify
+
+    spec = str(args.config)
+    path = args.config.resolve()
+    if "::" not in spec and _is_parity_config(path):  # its reference, images and client format
+        cfg = load_config(path)
+    else:  # an MMPretrain config, a file or 'mmpretrain::path/in/package.py': verified on the sample images
+        cfg = config_from_dict({"reference": {"config": spec if "::" in spec else str(path)},
+                                "dali": {"pipeline": "unused.py:f"}, "images": [str(SAMPLE_IMAGES)]},
+                               Path.cwd() / "parity-suggest")
+    input_format = args.input_format or cfg.dali["input_format"]
+    input_name = cfg.dali["input_name"] or "INPUT"
+    reference = {"test_pipeline": cfg.test_pipeline, "data_preprocessor": cfg.data_preprocessor}
+    suggestion = suggest(cfg.test_pipeline, cfg.data_preprocessor, input_format=input_format, input_name=input_name)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pipeline.py").write_text(suggestion.source)
+    print(f"wrote {out / 'pipeline.py'}")
+    for line in suggestion.unsupported:
+        print(f"NOT REPRODUCED | {line}")
+    for line in suggestion.notes:
+        print(f"NOTE | {line}")
+    groups, below = verdict_images(out / "verdict_images", SAMPLE_IMAGES, args.random_images)
+    given = [p for p in cfg.images if p.resolve().parent != SAMPLE_IMAGES.resolve()]  # samples: in "bundled"
+    groups = {"given": given, **groups}
+    parity_cfg: dict = {"reference": reference, "images": [str(p) for paths in groups.values() for p in paths],
+                        "dali": {"pipeline": "pipeline.py:preprocess", "input_name": input_name,
+                                 "input_format": input_format}}
+    (out / "parity_suggested.py").write_text("".join(f"{k} = {v!r}\n" for k, v in parity_cfg.items()))
+    print(f"wrote {out / 'parity_suggested.py'} (run `parity check` on it any time)")
+    if args.triton:
+        _write_triton(out, suggestion, input_format)
+    result = verify(load_config(out / "parity_suggested.py"), groups, below)
+    print(f"\nmeasured on {result.overall.images} images:")
+    for line in result.stage_lines:
+        print(f"  {line}")
+    for m in [*result.groups, result.below_minimum]:
+        print(f"  {m.name:<14} {m.images:3d} images: {m.verdict.name}, max {m.pixel_max:.3g} levels before "
+              f"normalization (worst mean {m.pixel_mean:.3g})" + (f", failing {', '.join(m.failed[:5])}" if m.failed
+                                                                  else ""))
+    print(f"  (below_minimum: short side under {MIN_SIDE} px, reported apart, not in the verdict)")
+    overall = result.overall
+    claims = {Verdict.EXACT: f"EXACT: within {overall.pixel_max:.3g} uint8 level(s) before normalization on every "
+                             "image",
+              Verdict.APPROXIMATE: f"APPROXIMATE: passes the tolerances, but differs by up to {overall.pixel_max:.3g} "
+                                   f"uint8 levels before normalization (model input max "
+                                   f"{overall.model_input_max:.3g})",
+              Verdict.MISMATCH: f"MISMATCH on {len(overall.failed)} images ({', '.join(overall.failed[:5])}): "
+                                "this pipeline is not claimed to match; see `parity check`"}
+    if suggestion.unsupported:
+        print("INCOMPLETE: some transforms are not reproduced (above); the measurement covers what was generated")
+    print(claims[result.verdict])
+    return EXIT_OK if result.verdict != Verdict.MISMATCH and suggestion.complete else EXIT_MISMATCH
+
+
+def _is_parity_config(path: Path) -> bool:
+    """Whether ``path`` is a parity config (it has a ``reference`` section) rather than an MMPretrain config."""
+    from parity.config.file import read_config_file
+    from parity.errors import ParityConfigError
+
+    if not path.is_file():
+        raise ParityConfigError(f"config not found: {path}")
+    try:
+        return "reference" in read_config_file(path)
+    except ParityConfigError:
+        return False  # not plain Python settings: an MMPretrain config for mmengine to read
+
+
+def _write_triton(out: Path, suggestion, input_format: str) -> None:
+    """model.dali (serialized) and a config.pbtxt for Triton's dali backend, in out/triton/preprocess."""
+    from parity.dali.runner import load_function, serialize_function
+
+    spec = "pipeline.py:preprocess"
+    data = serialize_function(load_function(spec, out), spec, batch_size=32, num_threads=4)
+    model = out / "triton" / "preprocess"
+    (model / "1").mkdir(parents=True, exist_ok=True)
+    (model / "1" / "model.dali").write_bytes(data)
+    dims = "[ -1 ]" if input_format == "encoded" else "[ -1, -1, 3 ]"
+    (model / "config.pbtxt").write_text(
+        f'name: "preprocess"\nbackend: "dali"\nmax_batch_size: 32\n'
+        f'input [ {{ name: "{suggestion.input_name}" data_type: TYPE_UINT8 dims: {dims} }} ]\n'
+        'output [ { name: "PREPROCESSED" data_type: TYPE_FP32 dims: [ 3, -1, -1 ] } ]\n'
+        "instance_group [ { kind: KIND_GPU count: 1 } ]\n")
+    print(f"wrote {model} (model.dali serialized on this machine; device_id is set when it is built there)")
