@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from parity.errors import ParityConfigError
 
-SAMPLE_IMAGES = Path(__file__).resolve().parent / "samples"  # photos and synthetic images shipped with parity
+SAMPLE_IMAGES = Path(__file__).resolve().parents[1] / "samples"  # photos and synthetic images shipped with parity
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 INPUT_FORMATS = ("BGR", "RGB", "encoded")
 DEVICES = ("auto", "cpu", "gpu")
