@@ -3,7 +3,7 @@
 Run: .venv/bin/python benchmarks/bench_stream.py [config] [n_images]. The bundled images are cycled
 to make ``n_images`` inputs (50,000 by default, the size of ImageNet's validation set); every result goes
 where ``parity check`` sends it: an image record into the run's summary and its spool file
-(:class:`parity.run.recorder.RunRecorder`), from which the JSON and JUnit files are then written. The run
+(:class:`parity.results.recorder.RunRecorder`), from which the JSON and JUnit files are then written. The run
 passes when private memory grows by at most 16 MiB from image 5,000 to the last.
 
 Resident memory is reported whole (the kernel's peak RSS) and split as /proc/self/status does: private
@@ -23,7 +23,7 @@ from parity.config.load import load_config
 from parity.outputs.junit import cases, write_junit
 from parity.results.records import image_record, write_json
 from parity.run.harness import Harness
-from parity.run.recorder import RunRecorder
+from parity.results.recorder import RunRecorder
 
 ROOT = Path(__file__).resolve().parents[1]
 

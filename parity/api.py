@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ import numpy as np
 from parity.compare.arrays import StageResult, compare_arrays
 from parity.config.load import ParityConfig, Tolerance, config_from_dict, load_config
 from parity.errors import ParityUsageError, check_argument
-from parity.run.harness import Harness, ImageResult
+from parity.run.harness import ImageResult
+from parity.run.run import Run
 
 
 def _as_config(config) -> ParityConfig:
@@ -27,11 +29,17 @@ def check_preprocessing_parity(config, images=None) -> list[ImageResult]:
     """Run the check and return every image's results without raising on mismatches."""
     cfg = _as_config(config)
     paths = None if images is None else [Path(p).resolve() for p in images]
-    return list(Harness(cfg).run(paths))
+    run = Run(cfg)
+    try:
+        return list(run.stream(paths))
+    finally:
+        run.results.close()
 
 
 def assert_preprocessing_parity(config, images=None) -> list[ImageResult]:
-    """Assert that the DALI pipeline reproduces the MMPretrain reference on every image and stage.
+    """Assert that the DALI pipeline reproduces the MMPretrain reference on every image and stage, and that
+    the whole-run checks pass (the Triton repository serves what is tested, DALI is deterministic, the
+    deployed answers do not collapse): the same run, and the same verdict, as ``parity check``.
 
     Args:
         config (str | Path | dict | ParityConfig): a parity config file, or its contents as a dict.
@@ -41,20 +49,30 @@ def assert_preprocessing_parity(config, images=None) -> list[ImageResult]:
         list[ImageResult]: the results, when everything passed.
 
     Raises:
-        AssertionError: with the first diverging stage's full message for each failing image.
+        AssertionError: with the summary, each failed whole-run check's message and the first diverging
+            stage's full message for each failing image.
         ParityUsageError: for a bad config, image or pipeline.
     """
     __tracebackhide__ = True
-    results = check_preprocessing_parity(config, images)
-    errors = [r for r in results if r.error]
-    check_argument(not errors, "{} of {} images could not be checked: {}", len(errors), len(results),
-                   "; ".join(f"{r.image}: {r.error}" for r in errors))
-    failed = [r for r in results if not r.passed]
-    if failed:
-        head = (f"Preprocessing parity failed for {len(failed)} of {len(results)} images "
-                f"({', '.join(r.image for r in failed)}).")
-        raise AssertionError("\n\n".join([head] + [r.first_failure.message() for r in failed if r.first_failure is not None]))
-    return results
+    cfg = _as_config(config)
+    if images is not None:
+        cfg = dataclasses.replace(cfg, images=[Path(p).resolve() for p in images])
+    kept: list[ImageResult] = []
+    run = Run(cfg)
+    try:
+        results = run.execute(on_image=kept.append)
+        errors = results.summary.errors
+        check_argument(not errors, "{} of {} images could not be checked: {}", len(errors), len(kept),
+                       "; ".join(f"{image}: {error}" for image, error in errors))
+        if results.exit_code() == 0:
+            return kept
+        failed = [r for r in kept if not r.passed]
+        head = (f"Preprocessing parity failed for {len(failed)} of {len(kept)} images"
+                + (f" ({', '.join(r.image for r in failed)})." if failed else "."))
+        raise AssertionError("\n\n".join([head, "\n".join(results.lines()), *results.findings]
+                                          + [r.first_failure.message() for r in failed if r.first_failure is not None]))
+    finally:
+        run.results.close()
 
 
 def assert_triton_parity(config, images=None) -> list[ImageResult]:
@@ -121,11 +139,11 @@ def assert_not_degenerate(logits, *, reference_logits=None, share: float = 0.9) 
     collapse the reference shares (a dataset of one class) is not reported.
     """
     __tracebackhide__ = True
-    from parity.serving.model import collect, degenerate_of
+    from parity.results.degenerate import judge_logits
 
     rows = np.atleast_2d(np.asarray(logits, np.float32))
     ref = None if reference_logits is None else np.atleast_2d(np.asarray(reference_logits, np.float32))
-    result = degenerate_of(collect(rows, ref), share)
+    result = judge_logits(rows, ref, share)
     if result.status == "failed":
         raise AssertionError(result.message())
 

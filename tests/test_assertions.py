@@ -71,3 +71,27 @@ def test_torch_tensors_are_accepted_and_batches_are_diagnosed_on_their_worst_sam
                            mean=MEAN, std=STD)
     assert excinfo.value.args[0].splitlines()[0].startswith("actual vs expected: Actual's channels are in reverse "
                                                               "order (BGR vs RGB)")
+
+
+@pytest.mark.slow
+def test_the_assertion_carries_the_whole_run_findings_a_stale_triton_repository_included(tmp_path):
+    """The fixed pipeline passes every stage, but the repository still serves the old model.dali: the
+    assertion says so, as `parity check` does, instead of only counting failed images."""
+    import shutil
+
+    from parity import assert_preprocessing_parity
+
+    from .conftest import IMAGES, ROOT, SEED
+
+    repo = shutil.copytree(ROOT / "fixtures" / "triton" / "build" / "corrected_repository", tmp_path / "repo",
+                           symlinks=True)
+    shutil.copy(ROOT / "fixtures" / "triton" / "build" / "seed_repository" / "preprocess" / "1" / "model.dali",
+                repo / "preprocess" / "1" / "model.dali")
+    cfg = tmp_path / "parity_cfg.py"
+    cfg.write_text(f"_base_ = ['{SEED / 'parity_corrected.py'}']\n"
+                   f"triton = dict(repository='{repo}', model='ensemble', input='INPUT', output='OUTPUT')\n")
+    with pytest.raises(AssertionError) as failure:
+        assert_preprocessing_parity(cfg, images=[IMAGES / "astronaut.png", IMAGES / "coffee.png"])
+    text = str(failure.value)
+    assert "triton repository check: FAILED" in text  # the summary, as the CLI prints it
+    assert f"{repo / 'preprocess' / '1' / 'model.dali'} lacks color_space_conversion(" in text  # its finding

@@ -392,10 +392,11 @@ def test_diagnoses_once_given_without_evidence_now_name_only_what_explains_them(
 
 def test_the_first_line_names_image_stage_and_cause_and_the_answers_are_its_consequence():
     """The seed: pytest's short summary and JUnit's message show the cause; the model item says it follows."""
-    from parity import Harness, load_config
+    from parity import load_config
+    from parity.run.run import Run
 
-    harness = Harness(load_config(SEED / "parity_deployed.py"))
-    result, _ = harness.run([IMAGES / "astronaut.png", IMAGES / "coffee.png"])
+    run = Run(load_config(SEED / "parity_deployed.py"))
+    result, _ = run.stream([IMAGES / "astronaut.png", IMAGES / "coffee.png"])
     final = result.stages[-1]
     assert final.diagnosis.primary.kind == "missing_normalization"
     assert final.headline == f"astronaut: model_input: {final.diagnosis.primary.finding}"
@@ -409,10 +410,11 @@ def test_the_first_line_names_image_stage_and_cause_and_the_answers_are_its_cons
     assert result.model.status == "failed" and result.model.consequence_of == "model_input divergence on astronaut"
     assert result.model.message().splitlines()[0] == \
         f"astronaut: {result.model.backend}: consequence of the model_input divergence on astronaut"
-    collapse = harness.degenerate()  # the outputs collapse across images: that, too, follows from preprocessing
+    collapse = run.degenerate()  # the outputs collapse across images: that, too, follows from preprocessing
     assert collapse.status == "failed" and collapse.consequence_of == "model_input divergence on astronaut and 1 " \
                                                                       "more image"
     assert collapse.message().splitlines()[0] == f"degenerate: consequence of the {collapse.consequence_of}"
+    run.close()
 
 
 def test_a_cause_is_written_to_json_field_by_field():

@@ -8,6 +8,7 @@ import pytest
 
 from parity import check_preprocessing_parity, load_config
 from parity.run.harness import Harness
+from parity.run.run import Run
 from parity.serving.backends import (
     OnnxRuntimeRunner,
     ParityModelError,
@@ -25,9 +26,9 @@ BUILD = ROOT / "fixtures" / "model" / "build"
 
 
 def _run(config):
-    harness = Harness(load_config(config) if isinstance(config, Path) else config)
-    results = list(harness.run())
-    return results, harness.degenerate()
+    with Run(load_config(config) if isinstance(config, Path) else config) as run:
+        results = list(run.stream())
+        return results, run.degenerate()
 
 
 def test_seed_deployment_collapses_and_the_message_points_back_to_preprocessing():

@@ -96,8 +96,8 @@ def _small_bug_report(folder, name, **bug):
 
 def _publish(report, results) -> str:
     """Write the report's index from the results' records, as the CLI does; the page's text."""
+    from parity.results.recorder import RunRecorder
     from parity.results.records import image_record
-    from parity.run.recorder import RunRecorder
 
     with RunRecorder() as recorder:
         for result in results:

@@ -144,3 +144,30 @@ def test_verbosity_levels_and_no_color(deployed, capsys, monkeypatch):
     assert "\x1b[31mFAILED" in cli.paint("FAILED | x")
     monkeypatch.setenv("NO_COLOR", "1")
     assert cli.paint("FAILED | x") == "FAILED | x"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reference_model", [True, False])
+def test_one_degenerate_judge_gives_one_verdict_serially_under_xdist_and_merged(pytester, reference_model):
+    """The seed's collapse (class 0, p=1 for every image), judged by a serial run, by the pytest-xdist
+    controller over its workers' answers and by `parity merge` over two shards: the same verdict and findings,
+    with or without a reference network (without one the deployed answers alone are judged)."""
+    pytester.chdir()
+    text = seed_config_text(IMAGES / "*.png", batch_size=2)
+    if not reference_model:
+        text = text.replace("onnx=", "reference_model=False, onnx=")
+    cfg = pytester.makepyfile(parity_cfg=text)
+    assert main(["check", str(cfg), "--json", "serial.json", "-q"]) == 1
+    serial = json.loads((pytester.path / "serial.json").read_text())["degenerate"]
+    for k in (1, 2):
+        main(["check", str(cfg), "--shard", f"{k}/2", "--json", f"s{k}.json", "-q"])
+    assert main(["merge", "s1.json", "s2.json", "--json", "merged.json"]) == 1
+    merged = json.loads((pytester.path / "merged.json").read_text())["degenerate"]
+    spread = pytester.runpytest_subprocess("--parity-config", str(cfg), "-n", "2", "-k", "degenerate or model",
+                                           "-p", "no:cacheprovider", "--junit-xml", "xdist.xml")
+    [xdist] = [c for c in ET.parse(pytester.path / "xdist.xml").iter("testcase") if c.get("name") == "degenerate"]
+    assert serial["status"] == merged["status"] == "failed" and xdist.find("failure") is not None
+    assert serial["findings"] == merged["findings"] and serial["images"] == merged["images"] == 8
+    assert all(finding in xdist.find("failure").text for finding in serial["findings"])
+    assert any(f.startswith("probabilities saturated: p >= 0.999 for 100% of images") for f in serial["findings"])
+    assert spread.ret == pytest.ExitCode.TESTS_FAILED

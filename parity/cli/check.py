@@ -7,130 +7,146 @@ import importlib.util
 import sys
 import time
 
-from parity.cli.console import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, paint
+from parity.cli.console import paint
+from parity.results.exit import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE
 
 
 def run(args) -> int:
-    """The gate; result files are written whatever happens, a usage error included."""
+    """The gate; result files are written whatever happens, a usage error included. They are written first
+    as an unfinished run's (exit code 3), so a run ended from outside (``os._exit`` in a pipeline module, a
+    kill) never leaves a file that reads as a pass."""
     from parity.errors import ParityUsageError
     from parity.outputs.files import check_writable
     from parity.run.interrupt import Terminated
-    from parity.run.recorder import RunRecorder
 
     for path, flag in ((args.junit_xml, "--junit-xml"), (args.json, "--json")):
         if path is not None:
             check_writable(path.resolve(), flag)  # before any work, and before the files are promised
     start = time.perf_counter()
-    state: dict = {"degenerate": None, "reference": None, "repository": None, "shard": None, "checks": {},
-                   "gpu": None}
+    outcome = _Outcome()
+    _write_results(args, outcome, 0.0, EXIT_INTERNAL, UNFINISHED)
     code, error = EXIT_INTERNAL, None
-    with RunRecorder() as recorder:
-        try:
-            code = _run_check(args, state, recorder)
-        except ParityUsageError as exc:
-            code, error = EXIT_USAGE, f"parity: error: {exc}"
-            print(error, file=sys.stderr)
-        except BaseException as exc:  # interrupted, or a bug in parity: recorded, then handled by main()
-            code = 128 + exc.signum if isinstance(exc, Terminated) else (
-                EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_INTERNAL)
-            error = f"parity: {type(exc).__name__}: {exc}"
-            raise
-        finally:
-            _write_results(args, state, recorder, time.perf_counter() - start, code, error)
+    try:
+        code = _run_check(args, outcome)
+    except ParityUsageError as exc:
+        code, error = EXIT_USAGE, f"parity: error: {exc}"
+        print(error, file=sys.stderr)
+    except BaseException as exc:  # interrupted, or a bug in parity: recorded, then handled by main()
+        code = 128 + exc.signum if isinstance(exc, Terminated) else (
+            EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_INTERNAL)
+        error = f"parity: {type(exc).__name__}: {exc}"
+        raise
+    finally:
+        _write_results(args, outcome, time.perf_counter() - start, code, error)
+        outcome.close()
     return code
 
 
-def _write_results(args, state: dict, recorder, seconds: float, code: int, error: str | None) -> None:
-    from parity.outputs.junit import DEGENERATE, REPOSITORY, cases, config_classname, write_junit
+UNFINISHED = ("parity: the run did not finish: it was stopped before it wrote its results (this file is written "
+              "first and replaced at the end)")
 
-    checks = ((REPOSITORY, state["repository"]), *state["checks"].items(), (DEGENERATE, state["degenerate"]))
-    gpu = state["gpu"]
+
+class _Outcome:
+    """What the result files are written from: the run's results once the run is loaded."""
+
+    def __init__(self):
+        self.results = None  # RunResults, once the config is loaded
+        self.reference: str | None = None
+        self.shard = None
+        self.report = None  # the report folder, once written
+
+    def close(self) -> None:
+        if self.results is not None:
+            self.results.close()
+
+
+def _write_results(args, outcome: _Outcome, seconds: float, code: int, error: str | None) -> None:
+    from parity.outputs.junit import cases, config_classname, write_junit
+    from parity.results.verdict import DEGENERATE, REPOSITORY
+
+    results = outcome.results
+    records = results.records() if results is not None else ()
+    checks = {} if results is None else results.checks
+    repository = None if results is None else results.repository
+    degenerate = None if results is None else results.degenerate
+    gpu = None if results is None else results.gpu
     if args.junit_xml:
-        write_junit(args.junit_xml, cases(config_classname(args.config), recorder.records(), checks=checks,
+        write_junit(args.junit_xml, cases(config_classname(args.config), records,
+                                          checks=((REPOSITORY, repository), *checks.items(), (DEGENERATE, degenerate)),
                                           margins=gpu.margin_of if gpu else None), seconds=seconds, error=error)
     if args.json:
         from parity.results.records import write_json
 
-        write_json(args.json, config=str(args.config), reference=state["reference"], records=recorder.records(),
-                   degenerate=state["degenerate"], seconds=seconds, exit_code=code, error=error,
-                   repository=state["repository"], shard=state["shard"] and str(state["shard"]),
-                   report=state.get("report"), checks=state["checks"], gpu=gpu,
-                   degenerate_share=state.get("degenerate_share"))
+        write_json(args.json, config=str(args.config), reference=outcome.reference,
+                   records=results.records() if results is not None else (), degenerate=degenerate, seconds=seconds,
+                   exit_code=code, error=error, repository=repository, shard=outcome.shard and str(outcome.shard),
+                   report=outcome.report, checks=checks, gpu=gpu,
+                   degenerate_share=None if results is None else results.degenerate_share)
 
 
-def _run_check(args, state: dict, recorder) -> int:
-    start = time.perf_counter()
+def _run_check(args, outcome: _Outcome) -> int:
     report = None
     if args.report:
         from parity.outputs.html import HtmlReport
 
         report = HtmlReport(args.report, title=f"parity: {args.config.name}", max_images=args.report_images)
     try:
-        return _judge(args, state, recorder, report, start)
+        return _judge(args, outcome, report)
     except BaseException:
         if report is not None:
             report.discard()
         raise
 
 
-def _judge(args, state: dict, recorder, report, start: float) -> int:
+def _judge(args, outcome: _Outcome, report) -> int:
     from parity.config.load import load_config, with_tolerance_overrides
-    from parity.outputs.junit import DETERMINISM, GPU_RISK, GPU_VS_CPU
-    from parity.results.records import image_record
-    from parity.run.harness import Harness
+    from parity.run.run import Run
     from parity.run.shard import Shard
 
-    shard = state["shard"] = Shard.parse(args.shard, "--shard")
+    start = time.perf_counter()
+    shard = outcome.shard = Shard.parse(args.shard, "--shard")
     config = load_config(args.config, snapshot=args.reference)
-    harness = Harness(config)  # checks the config file's own tolerance labels
-    config = harness.config = with_tolerance_overrides(config, harness.stage_labels, atol=args.atol, rtol=args.rtol,
-                                                       max_mismatch=args.max_mismatch)
-    state["reference"] = harness.reference.source
-    state["degenerate_share"] = config.model["degenerate_share"] if config.model else None
-    repository = state["repository"] = harness.repository
-    state["gpu"] = harness.gpu
-    checks = state["checks"]
-    checks[GPU_RISK] = harness.gpu_lint(strict=args.strict_gpu)  # before any image: the graph alone
-    checks[GPU_VS_CPU] = harness.gpu_vs_cpu()  # skipped where no GPU is present
-    checks[DETERMINISM] = harness.determinism()
-    for r in (repository, *checks.values()):
-        if r is not None and r.status in ("failed", "warned") and not args.quiet:
-            print(paint(r.message()), end="\n\n")
-    labels = tuple(harness.stage_labels + ["model"] * bool(harness.model) + ["triton"] * bool(harness.config.triton))
-    images = [p for p in config.images if shard is None or shard.selects(p)]
+    run = Run(config, strict_gpu=args.strict_gpu, shard=shard)  # checks the config file's own tolerance labels
+    outcome.results = results = run.results
+    run.harness.config = run.config = with_tolerance_overrides(config, run.harness.stage_labels, atol=args.atol,
+                                                               rtol=args.rtol, max_mismatch=args.max_mismatch)
+    outcome.reference = run.harness.reference.source
+    images = run.images
     if shard is not None:
         print(f"shard {shard}: {len(images)} of {len(config.images)} images (assigned by content hash)")
     shown: dict = {}  # (stage, causes) printed in full -> its image: the rest say "same diagnosis as"
+
+    def checked(checks):
+        for r in checks:
+            if r.status in ("failed", "warned") and not args.quiet:
+                print(paint(r.message()), end="\n\n")
+
     with _progress(len(images), quiet=args.quiet) as advance:
-        took = time.perf_counter()
-        for image in harness.run(images, keep_views=report.wants_views if report else None):
-            now = time.perf_counter()
-            recorder.add(image_record(image, seconds=now - took, labels=labels))
-            took = now
+        def shown_image(image):
             if report:
                 report.add(image)
                 image.views.clear()  # pictures are written; keep only the numbers
             advance(image)
             if not args.quiet:
                 _print_failure(image, shown, args.verbose)
+
+        run.execute(keep_views=report.wants_views if report else None, on_checks=checked, on_image=shown_image)
     seconds = time.perf_counter() - start
-    summary = recorder.summary
-    for image, error in summary.errors:
+    for image, error in results.summary.errors:
         print(f"parity: error: {image}: {error}", file=sys.stderr)
-    degenerate = state["degenerate"] = harness.degenerate()
-    for line in summary.lines(repository=repository, degenerate=degenerate, checks=checks) + harness.gpu.lines():
+    for line in results.lines():
         print(paint(line))
+    degenerate = results.degenerate
     if degenerate is not None and degenerate.status == "failed" and not args.quiet:
         print(degenerate.message(), end="\n\n")
-    print(paint(f"{summary.verdict_line} ({seconds:.1f} s; reference: {harness.reference.source}"
-                 + (f"; shard {shard}" if shard else "") + ")"))
+    print(paint(f"{results.summary.verdict_line} ({seconds:.1f} s; reference: {outcome.reference}"
+                + (f"; shard {shard}" if shard else "") + ")"))
     if report:
-        state["report"] = report.target
-        print(f"HTML report: {report.write(recorder.records(), summary, seconds=seconds, degenerate=degenerate, repository=repository, checks=checks, gpu=harness.gpu)}")
-    if summary.errors:
-        return EXIT_USAGE
-    judged = [degenerate, repository, *checks.values()]
-    return EXIT_MISMATCH if summary.failed_images or any(r is not None and not r for r in judged) else EXIT_OK
+        outcome.report = report.target
+        written = report.write(results.records(), results.summary, seconds=seconds, degenerate=degenerate,
+                               repository=results.repository, checks=results.checks, gpu=results.gpu)
+        print(f"HTML report: {written}")
+    return results.exit_code()
 
 
 def _print_failure(image, shown: dict, verbose: int) -> None:

@@ -1,12 +1,10 @@
-"""What the ``parity`` command prints and returns: exit codes and colours."""
+"""Colours in what the ``parity`` command prints."""
 
 from __future__ import annotations
 
 import os
 import re
 import sys
-
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def paint(text: str) -> str:

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from parity.cli.console import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE
+from parity.results.exit import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE
 
 
 def _parser() -> argparse.ArgumentParser:

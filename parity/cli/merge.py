@@ -5,15 +5,18 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from parity.cli.console import EXIT_MISMATCH, EXIT_OK, paint
+from parity.cli.console import paint
+from parity.results.exit import EXIT_OK
+
+DEFAULT_SHARE = 0.9  # result files that did not record the share: model.degenerate_share's default
 
 
 def run(args) -> int:
     """One verdict from the result files of N shards: their images together, as one run would report them."""
     from parity.errors import ParityUsageError
-    from parity.outputs.junit import cases, write_junit
+    from parity.outputs.junit import cases, config_classname, write_junit
     from parity.results.records import read_json, write_json
-    from parity.run.recorder import RunRecorder
+    from parity.results.verdict import DEGENERATE, RunResults
 
     documents = [read_json(path) for path in args.results]
     configs = {Path(d["config"]).name for d in documents}
@@ -30,59 +33,43 @@ def run(args) -> int:
         raise ParityUsageError(f"shards {', '.join(shards)}: " + "; ".join(
             ([f"shard {', '.join(twice)} given twice"] if twice else []) +
             ([f"shard(s) {missing} missing"] if missing else [])))
+    share = next((d["degenerate"].get("share") or DEFAULT_SHARE for d in documents if d.get("degenerate")), None)
+    results = RunResults(degenerate_share=share)  # every verdict recomputed from the records
     seen: dict = {}
-    with RunRecorder() as recorder:
+    try:
         for path, document in zip(args.results, documents):
             for record in document["images"]:
                 if record["id"] in seen:
                     raise ParityUsageError(f"{path}: image {record['id']!r} is also in {seen[record['id']]}: "
                                            "shards overlap (use the same N, each K once)")
                 seen[record["id"]] = path
-                recorder.add(record)
-        degenerate, share = _merged_degenerate(documents)
-        codes = [d["exit_code"] for d in documents]
-        code = max(codes) if any(c not in (EXIT_OK, EXIT_MISMATCH) for c in codes) else max(codes, default=EXIT_OK)
-        if degenerate is not None and degenerate.status == "failed":
-            code = max(code, EXIT_MISMATCH)
+                results.add(record)
+        degenerate = results.judge_degenerate()
+        # a shard that could not run (a usage error, a bug: exit 2 or 3) has no records to recompute from
+        code = max([results.exit_code(), *(d["exit_code"] for d in documents if d["exit_code"] not in (0, 1))])
         seconds = sum(d["seconds"] for d in documents)
-        for line in recorder.summary.lines(degenerate=degenerate):
+        for line in results.lines():
             print(paint(line))
         failing = [f"{p}: {d['verdict']}" + (f" ({d['error']})" if d["error"] else "") for p, d in
                    zip(args.results, documents) if d["exit_code"] != EXIT_OK]
         for line in failing:
             print(line)
-        print(paint(f"{recorder.summary.verdict_line} ({len(documents)} result files, {seconds:.1f} s in all)"))
+        print(paint(f"{results.summary.verdict_line} ({len(documents)} result files, {seconds:.1f} s in all)"))
         base = documents[0]
         if args.json:
-            write_json(args.json, config=base["config"], reference=base["reference"], records=recorder.records(),
+            write_json(args.json, config=base["config"], reference=base["reference"], records=results.records(),
                        degenerate=degenerate, seconds=seconds, exit_code=code, shards=shards, degenerate_share=share)
         if args.junit_xml:
-            from parity.outputs.junit import DEGENERATE, config_classname
-
-            write_junit(args.junit_xml, cases(config_classname(Path(base["config"])), recorder.records(),
+            write_junit(args.junit_xml, cases(config_classname(Path(base["config"])), results.records(),
                                               checks=[(DEGENERATE, degenerate)]), seconds=seconds)
         if args.report:
-            print(f"HTML report: {_merge_reports(args, documents, recorder)}")
+            print(f"HTML report: {_merge_reports(args, documents, results)}")
+    finally:
+        results.close()
     return code
 
 
-def _merged_degenerate(documents):
-    """The degenerate-output check over every shard's answers (each shard judged only its own images), and
-    the share it was judged at; (None, None) where the config has no model section."""
-    from parity.results.summary import AnswerTally
-
-    judged = [d["degenerate"] for d in documents if d.get("degenerate")]
-    if not judged:
-        return None, None
-    share = judged[0].get("share") or 0.9  # result files that did not record it: model.degenerate_share's default
-    tally = AnswerTally(share)
-    for document in documents:
-        for record in document["images"]:
-            tally.add(record)
-    return tally.verdict(), share
-
-
-def _merge_reports(args, documents, recorder) -> Path:
+def _merge_reports(args, documents, results) -> Path:
     """One report: every shard's pictures and sections, and an index over every record."""
     from parity.errors import ParityUsageError
     from parity.outputs.files import fresh_folder, publish
@@ -102,7 +89,7 @@ def _merge_reports(args, documents, recorder) -> Path:
                     shutil.copy2(item, folder / item.relative_to(shard))
         (folder / SECTIONS).mkdir(exist_ok=True)
         write_index(folder, f"parity: {Path(documents[0]['config']).name} ({len(documents)} shards)",
-                    recorder.records(), recorder.summary)
+                    results.records(), results.summary)
         (folder / MARKER).write_text("Written by parity merge; replaced whole by the next report written here.\n")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

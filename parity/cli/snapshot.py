@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parity.cli.console import EXIT_OK
+from parity.results.exit import EXIT_OK
 
 
 def run(args) -> int:

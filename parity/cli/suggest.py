@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from parity.cli.console import EXIT_MISMATCH, EXIT_OK
+from parity.results.exit import EXIT_MISMATCH, EXIT_OK
 
 
 def run(args) -> int:

@@ -14,9 +14,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-#: names of the checks over the whole run (items directly under the config in pytest)
-REPOSITORY, GPU_RISK, GPU_VS_CPU, DETERMINISM, DEGENERATE = (
-    "triton_repository", "gpu_risk", "gpu_vs_cpu", "determinism", "degenerate")
+from parity.results.verdict import DEGENERATE
 
 
 def config_classname(config: Path, rootdir: Path | None = None) -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from _pytest._code.code import ReprEntryNative, ReprExceptionInfo, ReprFileLocation, ReprTraceback
 
-from parity.outputs.junit import DEGENERATE, DETERMINISM, GPU_RISK, GPU_VS_CPU, REPOSITORY
 from parity.pytest_plugin import parity_key
+from parity.results.verdict import DEGENERATE, GRAPH_CHECKS, REPOSITORY
 
 
 class ParityGpuRiskWarning(UserWarning):
@@ -38,9 +38,6 @@ def _failure_repr(text: str, headline: str, path: str) -> ReprExceptionInfo:
     return ReprExceptionInfo(ReprTraceback([ReprEntryNative(lines)], None, "native"), ReprFileLocation(path, 0, headline))
 
 
-_GRAPH_CHECKS = (GPU_RISK, GPU_VS_CPU, DETERMINISM)  # whole-run checks of the pipeline, before the images
-
-
 class ParityConfigNode(pytest.File):
     """The config file; its children are the images and the whole-run checks."""
 
@@ -53,7 +50,7 @@ class ParityConfigNode(pytest.File):
         if harness.repository is not None:  # first: the repository serves what is tested (static, no request)
             yield CheckItem.from_parent(self, name=REPOSITORY)
         # the graph's GPU-only risks (static); the GPU run against the CPU one; DALI run twice on the same inputs
-        for name in _GRAPH_CHECKS:
+        for name in GRAPH_CHECKS:
             yield CheckItem.from_parent(self, name=name)
         for image in plugin.image_ids:
             yield ParityImage.from_parent(self, name=image)
@@ -142,20 +139,11 @@ class CheckItem(_ParityItemBase):
         self.add_marker(pytest.mark.parity(image=None, stage=self.name))
 
     def _result(self, plugin):
-        harness = plugin.harness
-        if self.name == REPOSITORY:
-            return harness.repository
-        run = {GPU_RISK: lambda: harness.gpu_lint(strict=self.config.getoption("parity_strict_gpu")),
-               GPU_VS_CPU: harness.gpu_vs_cpu, DETERMINISM: harness.determinism}.get(self.name)
-        if run is not None:
-            plugin.checks[self.name] = run()  # for the summary and the report
-            return plugin.checks[self.name]
+        if self.name != DEGENERATE:
+            return plugin.run.check(self.name)
         if plugin.on_worker and plugin.images_spread:
             return JUDGED_BY_CONTROLLER
         return plugin.degenerate()
-
-
-_CHECK_ORDER = (REPOSITORY, *_GRAPH_CHECKS)  # as collected
 
 
 class _JudgedByController:
@@ -178,9 +166,8 @@ class ParityPlugin:
     """Per-session state: the config, the harness (built when collected), computed images and the summary."""
 
     def __init__(self, config, cfg, *, report_dir: Path | None, shard=None):
-        from parity.results.summary import AnswerTally
+        from parity.results.verdict import RunResults
         from parity.run.interrupt import signals_unwind
-        from parity.run.recorder import RunRecorder
 
         self.pytest_config = config
         self.cfg = cfg
@@ -189,17 +176,12 @@ class ParityPlugin:
         self.shard = shard
         self.signals = signals_unwind()  # entered for the session: SIGTERM/SIGHUP unwind like Ctrl-C
         self.signals.__enter__()
-        self.recorder = RunRecorder()  # image records of the run (the summary, the report's index)
-        self.summary = self.recorder.summary
-        self.answers = AnswerTally(cfg.model["degenerate_share"] if cfg.model else 0.9)
-        self._harness = None
+        # what the run finds: fed by this process's Run, or on a pytest-xdist controller by the workers' reports
+        self.results = RunResults(degenerate_share=cfg.model["degenerate_share"] if cfg.model else None)
+        self._run = None
         self._lazy = None
-        self._degenerate = None
         self.images_spread = False  # stage items selected (under pytest-xdist: spread over the workers)
-        self.checks: dict = {}  # whole-run check name -> result, as judged here or sent by a pytest-xdist worker
-        self._sent_repository = None  # on a pytest-xdist controller: the workers' triton_repository result
-        self._sent_gpu = None  # ... and what the GPU coverage says
-        self._outgoing: list[dict] = []  # records computed by the item now running, for its report
+        self._outgoing: list[dict] = []  # on a pytest-xdist worker: records computed by the item now running
         self.report = None  # the HTML report this process writes (not on a pytest-xdist worker)
         self.pictures = None  # where this process draws its images' pictures (the report, or its folder)
         self.report_path: Path | None = None
@@ -225,20 +207,25 @@ class ParityPlugin:
                    shard=shard)
 
     @property
-    def harness(self):
+    def run(self):
         """Loaded on first use: a pytest-xdist controller, which collects nothing, never loads it."""
-        if self._harness is None:
+        if self._run is None:
             from parity.config.load import load_config
             from parity.errors import ParityUsageError
-            from parity.run.harness import Harness
+            from parity.run.run import Run
 
             try:
                 if not self.cfg.reference_read:
                     self.cfg = load_config(self.config_path)
-                self._harness = Harness(self.cfg)
+                self._run = Run(self.cfg, results=self.results,
+                                strict_gpu=self.pytest_config.getoption("parity_strict_gpu"))
             except ParityUsageError as exc:
                 raise pytest.UsageError(f"parity: {exc}") from None
-        return self._harness
+        return self._run
+
+    @property
+    def harness(self):
+        return self.run.harness
 
     @property
     def image_ids(self) -> list[str]:
@@ -300,16 +287,15 @@ class ParityPlugin:
             from parity.run.lazy import LazyImages
 
             keep = lambda image: self.pictures is not None and self.pictures.wants_views(image)  # noqa: E731
-            self._lazy = LazyImages(functools.partial(self.harness.run, keep_views=keep), self._paths, self._computed,
-                                    group=self.chunk.get if self.on_worker else lambda image: None)
+            outgoing = self._outgoing.append if self.on_worker else None  # for the controller
+            self._lazy = LazyImages(functools.partial(self.run.stream, keep_views=keep, on_record=outgoing),
+                                    self._paths, self._computed, group=self.chunk.get if self.on_worker
+                                    else lambda image: None)
         return self._lazy
 
     def _computed(self, image_result) -> None:
-        from parity.results.records import image_record
-
         if self.pictures is not None:
             self.pictures.add(image_result)
-        self._outgoing.append(image_record(image_result))
 
     def result(self, image: str, stage: str):
         """The result of one item, its image computed on first use."""
@@ -324,15 +310,14 @@ class ParityPlugin:
 
     def degenerate(self):
         self.lazy.compute_all()
-        self._degenerate = self.harness.degenerate()
-        return self._degenerate
+        return self.run.degenerate()
 
     def close(self) -> None:
         if self._lazy is not None:
             self._lazy.close()
         if self.report is not None:
             self.report.discard()
-        self.recorder.close()
+        self.results.close()
         self.signals.__exit__(None, None, None)
 
     # -- hooks -------------------------------------------------------------------------------------------
@@ -384,7 +369,8 @@ class ParityPlugin:
     def pytest_runtest_makereport(self, item, call):
         report = yield
         if self._outgoing:
-            report.parity_records, self._outgoing = self._outgoing, []
+            report.parity_records = list(self._outgoing)
+            self._outgoing.clear()
         if call.when == "call" and getattr(item, "result", None) is JUDGED_BY_CONTROLLER:
             report.parity_judged_by_controller = True
         elif call.when == "call" and self.on_worker and isinstance(item, CheckItem) and hasattr(item, "result"):
@@ -396,25 +382,16 @@ class ParityPlugin:
     def pytest_runtest_logreport(self, report):
         if self.on_worker:
             return  # the controller adds them up
-        for record in getattr(report, "parity_records", ()):
-            self.recorder.add(record)
-            if self.distributed:
-                self.answers.add(record)
+        for record in getattr(report, "parity_records", ()):  # sent by a worker
+            self.results.add(record)
         if getattr(report, "parity_check", None):
             from parity.results.protocol import SentLines, SentResult
 
-            name, status, text = report.parity_check
-            if name == REPOSITORY:
-                self._sent_repository = SentResult(status, text)
-            elif name == DEGENERATE:  # judged on the worker that computed every image (-k degenerate)
-                self._degenerate = SentResult(status, text)
-            else:
-                self.checks = dict(sorted({**self.checks, name: SentResult(status, text)}.items(),
-                                          key=lambda item: _CHECK_ORDER.index(item[0])))
-            self._sent_gpu = SentLines(tuple(report.parity_gpu))
+            name, status, text = report.parity_check  # the degenerate one: judged on the worker that computed
+            self.results.set_check(name, SentResult(status, text))  # every image (-k degenerate)
+            self.results.gpu = SentLines(tuple(report.parity_gpu))
         if getattr(report, "parity_judged_by_controller", False):
-            self._degenerate = self.answers.verdict()
-            self._judged(report, self._degenerate)
+            self._judged(report, self.results.judge_degenerate())
 
     def _judged(self, report, result) -> None:
         """The controller's degenerate-output verdict in the report of the worker's stand-in item."""
@@ -451,33 +428,24 @@ class ParityPlugin:
         parts = nodeid.split("::")
         return len(parts) == 2 and parts[1] == DEGENERATE and self._is_config_id(parts[0])
 
-    @property
-    def _repository(self):
-        return self._harness.repository if self._harness is not None else self._sent_repository
-
-    @property
-    def _gpu(self):
-        return self._harness.gpu if self._harness is not None else self._sent_gpu
-
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
-        degenerate = self._degenerate
         if self._lazy is not None:
             self._lazy.close()  # the Triton server stops before the summary is printed
-        if self.report is not None and self.summary.images:
+        results = self.results
+        if self.report is not None and results.summary.images:
             self.report_path = self.report.write(
-                self.recorder.records(), self.summary, degenerate=degenerate, repository=self._repository,
-                checks=self.checks, gpu=self._gpu)
+                results.records(), results.summary, degenerate=results.degenerate, repository=results.repository,
+                checks=results.checks, gpu=results.gpu)
             self.report = None
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
-        if not self.summary.images or config.get_verbosity() < 0:
+        results = self.results
+        if not results.summary.images or config.get_verbosity() < 0:
             return
         terminalreporter.write_sep("-", "parity report summary")
-        for line in self.summary.lines(repository=self._repository, degenerate=self._degenerate, checks=self.checks):
+        for line in results.lines():
             terminalreporter.write_line(line)
-        for line in self._gpu.lines() if self._gpu is not None else ():
-            terminalreporter.write_line(line)
-        terminalreporter.write_line(self.summary.verdict_line)
+        terminalreporter.write_line(results.summary.verdict_line)
         if self.report_path:
             terminalreporter.write_line(f"HTML report: {self.report_path}")

@@ -9,33 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import re
 import sys
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 
 from parity.errors import ParityReferenceError
-
-_GEOMETRY = re.compile(r"Resize|Crop|Pad|Scale")  # transforms that may change the image size
-
-
-@dataclass
-class RefStage:
-    """One captured point of the reference pipeline."""
-
-    name: str  # transform type ('ResizeEdge'), or 'to_rgb' / 'model_input' for the data preprocessor
-    array: np.ndarray
-    layout: str  # 'HWC' or 'CHW'
-    channels: str  # 'BGR' or 'RGB'
-    pixels: bool  # True while values are image intensities; False once normalized
-    logits: np.ndarray | None = None  # the reference network's answer to this model input, when recorded
-
-
-def is_geometry_name(name: str) -> bool:
-    """Whether a transform may change the image size (resize, crop, pad): the stages paired with DALI's."""
-    return bool(_GEOMETRY.search(name))
+from parity.reference.protocol import Reference, RefStage
 
 
 def _import_mmpretrain():
@@ -77,8 +57,10 @@ def one_torch_thread():
         torch.set_num_threads(before)
 
 
-class ReferencePipeline:
+class ReferencePipeline(Reference):
     """MMPretrain ``test_pipeline`` + ``data_preprocessor``, run one image at a time."""
+
+    kind = "mmpretrain"
 
     def __init__(self, test_pipeline: list[dict], data_preprocessor: dict | None, source: str = "config"):
         models, transforms = _import_mmpretrain()
@@ -110,19 +92,13 @@ class ReferencePipeline:
         self.normalizes = bool(getattr(self.data_preprocessor, "_enable_normalize", False))
         self.mean = self._vector("mean")
         self.std = self._vector("std")
+        names = [cfg.get("type", type(t).__name__) for cfg, t in zip(self.pipeline_cfg, self.transforms)]
+        self.stage_names = names + ["to_rgb"] * (self.to_rgb and self.normalizes) + ["model_input"]
 
     def _vector(self, name):
         if not self.normalizes:
             return None
         return getattr(self.data_preprocessor, name).flatten().cpu().numpy().astype(np.float64)
-
-    @property
-    def stage_names(self) -> list[str]:
-        """Names of the stages :meth:`run` returns, in order."""
-        names = [cfg.get("type", type(t).__name__) for cfg, t in zip(self.pipeline_cfg, self.transforms)]
-        if self.to_rgb and self.normalizes:
-            names.append("to_rgb")
-        return names + ["model_input"]
 
     def run(self, path) -> list[RefStage]:
         """All stages for the image file at ``path``: load, each transform, to_rgb, model_input."""

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from parity.errors import ParityUsageError
-from parity.reference.mmpretrain import RefStage
+from parity.reference.protocol import Reference, RefStage
 
 FORMAT, SCHEMA = "parity-snapshot", 1
 MANIFEST = "manifest.json"
@@ -307,8 +307,10 @@ def _write_manifest(work: Path, config, reference, stages: list[dict], logits: b
         manifest.write("\n ]\n}\n")
 
 
-class Snapshot:
+class Snapshot(Reference):
     """A recorded reference: what :class:`~parity.reference.mmpretrain.ReferencePipeline` gives, read from disk."""
+
+    kind = "mmpretrain"  # the library whose stages were recorded
 
     def __init__(self, folder: Path, images: list[Path], base_dir: Path):
         self.folder = folder

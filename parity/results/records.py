@@ -56,7 +56,8 @@ def answer_record(r) -> dict:
                 top1=r.dali_top1, prob=r.dali_prob, topk=r.topk, topk_overlap=r.topk_overlap,
                 topk_counted=r.topk_counted, kl=r.kl, max_abs_logit=r.max_abs_logit,
                 conversion_max_abs=r.conversion_max_abs, problems=list(r.problems), notes=list(r.notes),
-                preprocessing=r.preprocessing, skip_reason=r.skip_reason)
+                preprocessing=r.preprocessing, skip_reason=r.skip_reason, finite=r.finite,
+                fingerprint=list(r.fingerprint))
 
 
 def image_record(image, *, seconds: float = 0.0, labels: tuple = ()) -> dict:

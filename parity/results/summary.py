@@ -17,7 +17,7 @@ def _plural(n: int, word: str) -> str:
 
 def titled_checks(repository, checks: dict | None, degenerate) -> list[tuple[str, object]]:
     """The whole-run checks in report order, each with its title ('gpu-risk check'); ``checks`` maps the
-    item names (parity.outputs.junit's GPU_RISK...) to results."""
+    item names (parity.results.verdict's GPU_RISK...) to results."""
     middle = [(f"{name.replace('_', '-')} check", r) for name, r in (checks or {}).items()]
     return [("triton repository check", repository), *middle, ("degenerate-output check", degenerate)]
 
@@ -113,55 +113,3 @@ class RunSummary:
     def verdict_line(self) -> str:
         errors = f", {len(self.errors)} could not be checked" if self.errors else ""
         return f"{self.images - self.failed_images} of {self.images} images match{errors}"
-
-
-@dataclass
-class AnswerTally:
-    """The degenerate-output check over image records, for a pytest-xdist controller whose workers each saw
-    some images: one class for (nearly) all images, or saturated probabilities, as
-    :func:`parity.serving.model.degenerate_of` judges them (its identical-logits finding needs the logits, which stay on
-    the workers; identical logits also answer one class, which this finds)."""
-
-    share: float
-    top1: Counter = field(default_factory=Counter)
-    prob_sum: Counter = field(default_factory=Counter)
-    ref_classes: set = field(default_factory=set)
-    saturated: int = 0
-    ref_saturated: int = 0
-    images: int = 0
-    first_divergence: tuple = ()  # (image, stage) of the first image whose preprocessing diverged
-    diverged: int = 0  # images whose preprocessing diverged
-
-    def add(self, record: dict) -> None:
-        failed = next((s["stage"] for s in record["stages"] if s["status"] == "failed"), None)
-        if failed:
-            self.diverged += 1
-            self.first_divergence = self.first_divergence or (record["id"], failed)
-        answer = record.get("model")
-        if answer is None or answer["status"] == "skipped" or answer["top1"] < 0:
-            return
-        self.images += 1
-        self.top1[answer["top1"]] += 1
-        self.prob_sum[answer["top1"]] += answer["prob"]
-        self.ref_classes.add(answer["reference_top1"])
-        self.saturated += answer["prob"] >= 0.999
-        self.ref_saturated += answer["reference_prob"] >= 0.999
-
-    def verdict(self):
-        from parity.serving.model import DegenerateResult, divergence_of
-
-        n = self.images
-        if n < 2:
-            return DegenerateResult("skipped", n, ("fewer than 2 images reached the model",))
-        findings = []
-        cls, count = self.top1.most_common(1)[0]
-        if count / n >= self.share and len(self.ref_classes) > 1:
-            findings.append(f"{count} of {n} images -> class {cls} with mean p={self.prob_sum[cls] / count:.3f} "
-                            f"(the reference model answers {len(self.ref_classes)} different classes)")
-        if self.saturated / n >= self.share and self.ref_saturated / n < self.share:
-            findings.append(f"probabilities saturated: p >= 0.999 for {100 * self.saturated / n:.0f}% of images "
-                            f"(reference {100 * self.ref_saturated / n:.0f}%)")
-        if not findings:
-            return DegenerateResult("passed", n)
-        consequence = divergence_of(*self.first_divergence, self.diverged) if self.diverged else ""
-        return DegenerateResult("failed", n, tuple(findings), consequence_of=consequence)

@@ -27,10 +27,11 @@ from parity.gpu.compare import GpuCompareResult
 from parity.gpu.coverage import gpu_coverage
 from parity.gpu.lint import GpuLintResult, lint, reference_decoder
 from parity.images import check_image, client_input, image_ids
-from parity.reference.mmpretrain import ReferencePipeline, RefStage, is_geometry_name, one_torch_thread
-from parity.reference.snapshot import Snapshot
+from parity.reference import open_reference
+from parity.reference.mmpretrain import one_torch_thread
+from parity.reference.protocol import Reference, RefStage
 from parity.run.stacks import loading_stacks
-from parity.serving.model import DegenerateResult, ModelCheck, ModelResult, divergence_of
+from parity.serving.model import ModelCheck, ModelResult
 from parity.serving.triton import TritonCheck
 
 
@@ -95,12 +96,7 @@ class Harness:
         if not config.reference_read:
             raise ValueError(f"{config.path}: loaded with reference=False, which runs nothing")
         self.config = config
-        self.reference: ReferencePipeline | Snapshot
-        if config.snapshot is not None:
-            self.reference = Snapshot(config.snapshot, config.images, config.base_dir)
-        else:
-            self.reference = ReferencePipeline(config.test_pipeline, config.data_preprocessor,
-                                               source=config.reference_source)
+        self.reference: Reference = open_reference(config)
         dali = config.dali
         self.dali: DaliRunner = open_pipeline(
             pipeline=dali["pipeline"], serialized=dali["serialized"], base_dir=config.base_dir,
@@ -108,8 +104,7 @@ class Harness:
             num_threads=dali["num_threads"])
         names = self.reference.stage_names
         self.pairs: list[StagePair] = align(self.dali.stages, self.dali.outputs[0], names,
-                                            [is_geometry_name(n) for n in names],
-                                            dali["input_format"])
+                                            self.reference.geometry_stages, dali["input_format"])
         config.check_tolerance_labels(self.stage_labels)
         self.image_ids = image_ids(config.images)
         self.model: ModelCheck | None = None
@@ -132,7 +127,6 @@ class Harness:
             normalizers=[(p.dali.op, p.dali.where, p.dali.args, p.channels) for p in self.pairs
                          if p.dali.op in ("CropMirrorNormalize", "Normalize")],
             add_after=geometry[-1].where if geometry else "", random_operators=random_operators(self.dali.stages))
-        self._diverged: list[tuple[str, str]] = []  # (image, first failed stage) of every image run so far
         self.gpu = gpu_coverage(self.dali.stages, self.pairs, ran_on=self.dali.device,
                                 deployed=self.model.deployed.name if self.model else None,
                                 trt_precision=config.model["trt_precision"] if config.model else None)
@@ -223,8 +217,6 @@ class Harness:
                     served = triton.check(image, feed, ref[-1], stages) if triton else None
                     model = self._run_model(image, ref, out, stages)
                     divergence = next((r.stage for r in stages if r.status == "failed"), "")
-                    if divergence:
-                        self._diverged.append((image, divergence))
                     yield ImageResult(image, path, stages, views or {}, _consequence(model, divergence),
                                       _consequence(served, divergence))
 
@@ -241,18 +233,6 @@ class Harness:
     def _chw(self, name: str, array: np.ndarray) -> np.ndarray:
         """A DALI output as a (C,H,W) view."""
         return _to_layout(array, self._layout(name, array), "CHW")
-
-    def degenerate(self) -> DegenerateResult | None:
-        """The cross-image collapse check over every image run so far (None without a model section); when
-        preprocessing diverged, a collapse is reported as its consequence."""
-        if not self.model:
-            return None
-        result = self.model.degenerate()
-        if result.status != "failed" or not self._diverged:
-            return result
-        image, stage = self._diverged[0]
-        divergence = divergence_of(image, stage, len({i for i, _ in self._diverged}))
-        return dataclasses.replace(result, consequence_of=divergence)
 
     def _prepare(self, references: ThreadPoolExecutor, chunk: list[Path]):
         """(reference stages, DALI outputs, client input) per image of a chunk; an image whose reference or

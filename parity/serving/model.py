@@ -5,11 +5,12 @@ answers on the reference input, per image; and a check across images for collaps
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from parity.reference.mmpretrain import RefStage
+from parity.reference.protocol import RefStage
+from parity.results.degenerate import fingerprint
 from parity.results.protocol import MessageResult
 from parity.serving.backends import OnnxRuntimeRunner, ParityModelError, Runner, TensorRTRunner, TorchClassifier
 
@@ -85,6 +86,8 @@ class ModelResult(MessageResult):
     preprocessing: str = ""  # the preprocessing verdict of this image, when it failed
     skip_reason: str = ""
     notes: tuple = ()  # how the answer was obtained (e.g. CPU stand-ins in an embedded Triton server)
+    finite: bool = True  # the deployed logits hold no NaN/Inf
+    fingerprint: tuple = ()  # of the deployed logits, for the degenerate-output judge (parity.results.degenerate)
     consequence_of: str = ""  # e.g. "model_input divergence on astronaut": set when preprocessing diverged
 
     def __bool__(self) -> bool:
@@ -124,57 +127,6 @@ class ModelResult(MessageResult):
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class DegenerateResult(MessageResult):
-    """Across all images: do the deployed model's answers collapse?"""
-
-    status: str
-    images: int
-    findings: tuple = ()
-    hint: str = ""
-    consequence_of: str = ""  # e.g. "model_input divergence on astronaut and 7 more images"
-
-    def __bool__(self) -> bool:
-        return self.status != "failed"
-
-    @property
-    def skip_reason(self) -> str:
-        return "; ".join(self.findings) if self.status == "skipped" else ""
-
-    @property
-    def finding(self) -> str:
-        """The headline without the check's name (pytest's short summary names the item)."""
-        return f"consequence of the {self.consequence_of}" if self.status == "failed" and self.consequence_of \
-            else self.headline
-
-    def message(self) -> str:
-        if self.status == "skipped":
-            return f"The degenerate-output check did not run: {self.skip_reason}"
-        if self.status == "passed":
-            return f"Deployed outputs vary across {self.images} images: no collapse."
-        first = [f"degenerate: consequence of the {self.consequence_of}", ""] if self.consequence_of else []
-        return "\n".join([*first, "Deployed model outputs are degenerate!", "", *self.findings] +
-                         (["", self.hint] if self.hint else []))
-
-
-def divergence_of(image: str, stage: str, images: int) -> str:
-    """What a collapse is the consequence of: the first diverged image's first failed stage, and how many
-    images diverged in all."""
-    more = images - 1
-    return f"{stage} divergence on {image}" + (f" and {more} more image{'s' * (more > 1)}" if more else "")
-
-
-@dataclass
-class _Collected:
-    top1: list = field(default_factory=list)
-    prob: list = field(default_factory=list)
-    ref_top1: list = field(default_factory=list)
-    ref_prob: list = field(default_factory=list)
-    logits: list = field(default_factory=list)
-    nonfinite: int = 0
-    hints: list = field(default_factory=list)
-
-
 _ONNX_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16),
                 "tensor(double)": np.dtype(np.float64), "tensor(uint8)": np.dtype(np.uint8)}
 
@@ -191,7 +143,6 @@ class ModelCheck:
             checkpoint = (base_dir / cfg["checkpoint"]).resolve() if cfg["checkpoint"] else None
             self.reference = TorchClassifier(model_cfg, checkpoint, source)
         self.deployed: Runner = self._deployed(cfg, base_dir)
-        self.collected = _Collected()
         self._last_reference: tuple[str, np.ndarray] | None = None
 
     def reference_logits(self, image: str, ref: RefStage) -> np.ndarray:
@@ -255,17 +206,13 @@ class ModelCheck:
                 f"DALI's output {None if dali_input is None else dali_input.shape} cannot feed a model that takes "
                 f"the reference's {ref_input.shape}",), preprocessing=_preprocessing_note(preprocessing))
         dali_logits = self.deployed.infer(dali_input[None].astype(np.float32))[0]
-        c = self.collected
-        c.nonfinite += int(not np.isfinite(dali_logits).all())
+        finite = bool(np.isfinite(dali_logits).all())
         p_dali = softmax(dali_logits)
-        c.top1.append(int(p_dali.argmax()))
-        c.prob.append(float(p_dali.max()))
-        c.logits.append(dali_logits.astype(np.float32))
+        answered = dict(dali_top1=int(p_dali.argmax()), dali_prob=float(p_dali.max()), finite=finite,
+                        fingerprint=tuple(fingerprint(dali_logits)) if finite else ())
         preprocessing_note = _preprocessing_note(preprocessing)
-        if preprocessing_note:
-            c.hints.append(preprocessing_note)
         if not self.has_reference:
-            return ModelResult(image, backend, "skipped", dali_top1=c.top1[-1], dali_prob=c.prob[-1],
+            return ModelResult(image, backend, "skipped", **answered, preprocessing=preprocessing_note,
                                skip_reason="no reference model (model.reference_model=False or no model in the "
                                            "reference config): only the degenerate-output check runs")
         ref_logits = self.reference_logits(image, ref)
@@ -275,8 +222,6 @@ class ModelCheck:
         deployed_on_ref = self.deployed.infer(ref_input[None].astype(np.float32))[0]
         conversion = float(np.abs(deployed_on_ref - ref_logits).max())
         fields = answer_fields(ref_logits, dali_logits, p_dali, self.cfg["topk"])
-        c.ref_top1.append(fields["ref_top1"])
-        c.ref_prob.append(fields["ref_prob"])
         problems = answer_problems(fields, "deployed", self.cfg["kl"], "model.kl")
         if fields["topk_overlap"] < self.cfg["topk_overlap"]:
             problems.append(f"Top-{fields['topk']} overlap {100 * fields['topk_overlap']:.0f}% < "
@@ -293,58 +238,9 @@ class ModelCheck:
                             f" in logits on the same input (> {self.cfg['conversion_atol']} x {scale:.3g} allowed)")
         if not np.isfinite(dali_logits).all():
             problems.append("Deployed logits hold NaN/Inf")
-        return ModelResult(image, backend, "failed" if problems else "passed", **fields, conversion_max_abs=conversion,
+        return ModelResult(image, backend, "failed" if problems else "passed", **fields, finite=finite,
+                           fingerprint=answered["fingerprint"], conversion_max_abs=conversion,
                            problems=tuple(problems), preprocessing=preprocessing_note)
-
-    def degenerate(self) -> DegenerateResult:
-        """Collapse across the images run so far."""
-        return degenerate_of(self.collected, self.cfg["degenerate_share"])
-
-
-def collect(logits: np.ndarray, reference: np.ndarray | None = None) -> _Collected:
-    """Per-image summaries of plain logit arrays [N, classes] (for ``parity.assert_not_degenerate``)."""
-    c = _Collected()
-    for i, row in enumerate(logits):
-        p = softmax(row)
-        c.top1.append(int(p.argmax()))
-        c.prob.append(float(p.max()))
-        c.logits.append(row)
-        c.nonfinite += int(not np.isfinite(row).all())
-        if reference is not None:
-            q = softmax(reference[i])
-            c.ref_top1.append(int(q.argmax()))
-            c.ref_prob.append(float(q.max()))
-    return c
-
-
-def degenerate_of(c: _Collected, share: float) -> DegenerateResult:
-    """Collapse across images: one class for (nearly) all, saturated probabilities, constant logits."""
-    n = len(c.top1)
-    if n < 2:
-        return DegenerateResult("skipped", n, ("fewer than 2 images reached the model",))
-    findings = []
-    top, count = np.unique(np.asarray(c.top1), return_counts=True)
-    ref_classes = len(set(c.ref_top1)) if c.ref_top1 else None
-    if count.max() / n >= share and (ref_classes is None or ref_classes > 1):
-        cls = int(top[count.argmax()])
-        mean_p = float(np.mean([p for t, p in zip(c.top1, c.prob) if t == cls]))
-        ref = f" (the reference model answers {ref_classes} different classes)" if ref_classes else ""
-        findings.append(f"{count.max()} of {n} images -> class {cls} with mean p={mean_p:.3f}{ref}")
-    saturated = float(np.mean(np.asarray(c.prob) >= 0.999))
-    ref_saturated = float(np.mean(np.asarray(c.ref_prob) >= 0.999)) if c.ref_prob else 0.0
-    if saturated >= share and ref_saturated < share:
-        findings.append(f"probabilities saturated: p >= 0.999 for {100 * saturated:.0f}% of images"
-                        + (f" (reference {100 * ref_saturated:.0f}%)" if c.ref_prob else ""))
-    logits = np.stack(c.logits)
-    spread = float(logits.std(axis=0).max())
-    if spread <= 1e-6 * max(1.0, float(np.abs(logits).max())):
-        findings.append(f"logits identical across images (greatest std across images {spread:.3g})")
-    if c.nonfinite:
-        findings.append(f"NaN/Inf logits for {c.nonfinite} images")
-    hint = ""
-    if findings and c.hints:
-        hint = f"Preprocessing diverged on {len(c.hints)} of {n} images; for example:\n{c.hints[0]}"
-    return DegenerateResult("failed" if findings else "passed", n, tuple(findings), hint)
 
 
 def _preprocessing_note(stage_results) -> str:
