@@ -56,3 +56,26 @@ def test_an_image_whose_stages_match_but_whose_model_fails_is_not_called_passed(
     out = capsys.readouterr().out
     assert "FAILED | astronaut | stages match; model: Conversion error" in out
     assert "PASSED | astronaut" not in out and "0 of 1 images match" in out
+
+
+def test_a_run_ended_from_outside_leaves_result_files_that_do_not_pass(tmp_path):
+    """A pipeline module that calls os._exit(0) ends the process with exit 0 and no traceback: the result
+    files, written first as an unfinished run's, still tell CI the run did not pass."""
+    import json
+    import subprocess
+    import sys
+
+    from .conftest import IMAGES
+
+    (tmp_path / "pipeline.py").write_text("import os\nos._exit(0)\n")
+    cfg = tmp_path / "parity_cfg.py"
+    cfg.write_text(f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\nimages = ['{IMAGES / 'flat.png'}']\n"
+                   "dali = dict(pipeline='pipeline.py:preprocess')\n")
+    done = subprocess.run([sys.executable, "-m", "parity.cli", "check", str(cfg), "--json", "r.json", "--junit-xml",
+                           "r.xml", "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0  # what the pipeline module did, not parity's verdict
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert (result["verdict"], result["exit_code"]) == ("error", 3)
+    assert result["error"].startswith("parity: the run did not finish")
+    [error] = ET.parse(tmp_path / "r.xml").getroot().findall("testsuite/testcase/error")
+    assert error.get("message").startswith("parity: the run did not finish")
