@@ -121,6 +121,7 @@ class ParityItem(_ParityItemBase):
 
     @property
     def image(self) -> str:
+        assert self.parent is not None  # an image collector
         return self.parent.name
 
     def _result(self, plugin):

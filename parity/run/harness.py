@@ -256,7 +256,7 @@ class Harness:
         measured from it when the geometry diverged too."""
         source = next((p for p in reversed(self.pairs[:self._final_index]) if p.pixels and p.channels
                        and out[p.dali.name].ndim == 3), None)
-        if source is None:
+        if source is None or source.channels is None:
             return None
         return OwnSource(self._chw(source.dali.name, out[source.dali.name]), source.channels, source.label)
 

@@ -10,7 +10,7 @@ images the scheduler sends to one worker), so no image is computed on two worker
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 
@@ -25,11 +25,11 @@ class LazyImages:
         self.remaining: Counter = Counter()  # items still to run, per image
         self.done: dict = {}
         self.computed: set[str] = set()  # ids only: results are dropped, an image is never computed twice
-        self._stream = None
+        self._stream: Iterator | None = None
         self._queued: set[str] = set()
         self.error: Exception | None = None  # a failed stream fails every later image: none retries
 
-    def plan(self, images: list[str], also: list[str] = ()) -> None:
+    def plan(self, images: list[str], also: Sequence[str] = ()) -> None:
         """``images``: the image of each selected item, in run order; ``also``: images a whole-run check needs
         after them (computed, never kept)."""
         self.order = list(dict.fromkeys([*images, *also]))
@@ -45,6 +45,7 @@ class LazyImages:
             self._start(image)
         try:
             while image not in self.done:
+                assert self._stream is not None  # started above, or by an earlier image's look-ahead
                 result = next(self._stream)
                 self.computed.add(result.image)
                 self.on_image(result)
@@ -80,5 +81,5 @@ class LazyImages:
         """Stop the running stream (its thread pools and any Triton server) without computing more."""
         if self._stream is not None:
             self._stream.close()
-            self._stream = None
+            self._stream: Iterator | None = None
         self._queued = set()
