@@ -107,7 +107,8 @@ def assert_logits_close(actual, expected, *, kl: float = 0.01, topk: int = 5, to
         AssertionError: naming the rows that differ, with top-1 and probabilities, KL and overlap.
     """
     __tracebackhide__ = True
-    from parity.serving.model import kl_divergence, softmax
+    from parity.results.logits import softmax
+    from parity.serving.model import kl_divergence
     from parity.serving.model import topk_overlap as overlap_of
 
     a, e = np.atleast_2d(np.asarray(actual, np.float64)), np.atleast_2d(np.asarray(expected, np.float64))

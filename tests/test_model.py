@@ -164,3 +164,27 @@ def test_logit_and_collapse_assertions_for_other_suites():
     collapsed[:, 0] = 50.0
     with pytest.raises(AssertionError, match=r"6 of 6 images -> class 0 with mean p=1.000"):
         assert_not_degenerate(collapsed)
+
+
+def test_the_degenerate_judge_finds_constant_and_non_finite_logits_and_needs_no_order():
+    """One judge over answers: identical rows (found even where no class share reaches the threshold), NaN
+    rows, and answers fed in any order (as workers and shards send them) judged alike."""
+    from parity import assert_not_degenerate
+    from parity.results.degenerate import DegenerateJudge, answer_of
+
+    rng = np.random.default_rng(1)
+    constant = np.tile(rng.normal(0, 1, 10), (4, 1))
+    with pytest.raises(AssertionError, match=r"logits identical across images \(greatest spread across images 0\)"):
+        assert_not_degenerate(constant, share=1.1)  # no share of one class reaches 1.1: only identity remains
+    broken = rng.normal(0, 3, (4, 10))
+    broken[1, 3] = np.nan
+    with pytest.raises(AssertionError, match=r"NaN/Inf logits for 1 images"):
+        assert_not_degenerate(broken)
+    collapsed, reference = np.zeros((6, 10)), rng.normal(0, 3, (6, 10))
+    collapsed[:, 0] = 50.0
+    forward, backward = DegenerateJudge(0.9), DegenerateJudge(0.9)
+    for i in range(6):
+        forward.add_answer(answer_of(collapsed[i], reference[i]))
+        backward.add_answer(answer_of(collapsed[5 - i], reference[5 - i]))
+    assert forward.verdict() == backward.verdict() and forward.verdict().status == "failed"
+    assert forward.verdict().findings[0].startswith("6 of 6 images -> class 0 with mean p=1.000 (the reference model")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from parity.results.logits import fingerprint, softmax
 from parity.results.protocol import MessageResult
 
 SATURATED = 0.999  # a probability this close to 1 is "saturated"
@@ -59,18 +60,9 @@ def divergence_of(image: str, stage: str, images: int) -> str:
     return f"{stage} divergence on {image}" + (f" and {more} more image{'s' * (more > 1)}" if more else "")
 
 
-def fingerprint(logits: np.ndarray) -> list[float]:
-    """A few numbers that identical logit rows share (min, max, mean, std, first and last logit): the
-    identical-logits finding compares them across images without keeping any image's logits."""
-    row = np.asarray(logits, np.float64).ravel()
-    return [float(row.min()), float(row.max()), float(row.mean()), float(row.std()), float(row[0]), float(row[-1])]
-
-
 def answer_of(logits: np.ndarray, reference_logits: np.ndarray | None = None) -> dict:
     """The judge's fields of one answer (as :func:`parity.results.records.answer_record` writes them), from
     plain logits."""
-    from parity.serving.model import softmax
-
     p = softmax(np.asarray(logits, np.float64))
     finite = bool(np.isfinite(logits).all())
     answer = dict(top1=int(p.argmax()) if finite else -1, prob=float(p.max()) if finite else 0.0, finite=finite,

@@ -10,15 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from parity.reference.protocol import RefStage
-from parity.results.degenerate import fingerprint
+from parity.results.logits import fingerprint, softmax
 from parity.results.protocol import MessageResult
 from parity.serving.backends import OnnxRuntimeRunner, ParityModelError, Runner, TensorRTRunner, TorchClassifier
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def topk_overlap(ref_logits: np.ndarray, other_logits: np.ndarray, k: int, tie: float = 0.01) -> float:

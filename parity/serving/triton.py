@@ -359,7 +359,8 @@ class TritonCheck:
 
     def check(self, image: str, client_input: np.ndarray, ref, stages):
         """``ref`` is the reference's model input stage (:class:`~parity.reference.mmpretrain.RefStage`)."""
-        from parity.serving.model import ModelResult, _preprocessing_note, answer_fields, answer_problems, softmax
+        from parity.results.logits import softmax
+        from parity.serving.model import ModelResult, _preprocessing_note, answer_fields, answer_problems
 
         assert self.client is not None
         backend = f"triton ({self.mode})"
