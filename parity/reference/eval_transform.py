@@ -80,11 +80,11 @@ class EvalTransformReference(Reference):
         import torch
 
         image = decode(Path(path))
-        stages = [RefStage(self.stage_names[0], np.asarray(image), "HWC", "RGB", pixels=True)]
+        stages = [RefStage(self.stage_names[0], np.array(image), "HWC", "RGB", pixels=True)]
         with torch.no_grad():
             for step in self.steps[:-1]:
                 image = self._apply(step, image, path)
-                stages.append(RefStage(step.cfg["type"], np.asarray(image), "HWC", "RGB", pixels=True))
+                stages.append(RefStage(step.cfg["type"], np.array(image), "HWC", "RGB", pixels=True))
             model_input = self._apply(self.steps[-1], image, path).numpy()
         stages.append(RefStage("model_input", model_input, "CHW", "RGB", pixels=False))
         return stages
