@@ -118,6 +118,7 @@ def test_torchvision_stages_end_in_the_presets_own_tensor(weights, odd_images, t
     assert reference.source == f"torchvision {weights}"
     assert reference.stage_names == ["LoadImageFromFile", "Resize", "CenterCrop", "model_input"]
     assert reference.pipeline_cfg[1]["interpolation"] == preset.interpolation.value
+    assert reference.identity()["preset"]["resize_size"] == preset.resize_size
     rng = np.random.default_rng(25)
     sizes = {name: SIZES[name] for name in odd_images}
     paths = dict(odd_images)

@@ -82,4 +82,10 @@ class TorchvisionReference(EvalTransformReference):
         self._describe(preset.mean, preset.std)
 
     def identity(self) -> dict:
-        return dict(super().identity(), preset=repr(self.preset), versions=versions("torch", "torchvision", "Pillow"))
+        preset = self.preset
+        return dict(super().identity(), weights=self.weights,
+                    preset=dict(type=type(preset).__name__, crop_size=list(preset.crop_size),
+                                resize_size=list(preset.resize_size),
+                                interpolation=interpolation_name(preset.interpolation), antialias=preset.antialias,
+                                mean=list(preset.mean), std=list(preset.std)),
+                    versions=versions("torch", "torchvision", "Pillow"))
