@@ -108,6 +108,23 @@ def test_timm_overrides_change_the_transform_as_timms_args_do(odd_images):
         assert np.array_equal(stages[-1].array, expected(_library_input(path)).numpy())
 
 
+@pytest.mark.parametrize("overrides, names", [
+    (dict(crop_mode="border"), ["LoadImageFromFile", "ResizeKeepRatio", "CenterCropOrPad", "model_input"]),
+    (dict(input_size=(192, 256)), ["LoadImageFromFile", "ResizeKeepRatio", "CenterCrop", "model_input"]),
+], ids=["border", "non-square"])
+def test_timms_other_eval_geometries_are_run_step_by_step_too(overrides, names, odd_images):
+    reference = TimmReference("convnext_tiny.fb_in1k", **overrides)
+    config = dict(reference.data_config)
+    transform = timm.data.create_transform(**config, is_training=False)
+
+    assert reference.stage_names == names
+    assert reference.geometry_stages == [False, True, True, False]
+    for path in odd_images.values():
+        stages = reference.run(path)
+        assert stages[2].array.shape == (*config["input_size"][1:], 3)
+        assert np.array_equal(stages[-1].array, transform(_library_input(path)).numpy())
+
+
 @pytest.mark.parametrize("weights", PRESETS)
 def test_torchvision_stages_end_in_the_presets_own_tensor(weights, odd_images, tmp_path):
     from torchvision.models import get_weight
