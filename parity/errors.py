@@ -18,7 +18,7 @@ class ParityDaliError(ParityUsageError):
 
 
 class ParityReferenceError(ParityUsageError):
-    """The MMPretrain reference pipeline cannot be built or run from the given config."""
+    """The reference (an MMPretrain pipeline, a timm checkpoint, torchvision weights) cannot be built or run."""
 
 
 def check_argument(condition: bool, message: str, *args) -> None:

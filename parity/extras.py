@@ -14,6 +14,7 @@ EXTRAS = {
     "onnx": "the deployed model on ONNX Runtime",
     "triton": "the Triton client and the embedded tritonserver (tritonclient[grpc], nvidia-pytriton)",
     "gpu": "the TensorRT backend (tensorrt, pycuda)",
+    "timm": "the timm reference (timm, huggingface_hub, safetensors)",
     "report": "the HTML report's pictures (matplotlib)",
 }
 

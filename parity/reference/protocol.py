@@ -1,10 +1,11 @@
 """What the harness needs of a reference, whichever library computes it: its stages in order, one image
 run through them, its normalization, and an identity that results and snapshots record.
 
-:class:`~parity.reference.mmpretrain.ReferencePipeline` (MMPretrain run live) and
-:class:`~parity.reference.snapshot.Snapshot` (a recording of it) implement it; a new reference (timm,
-torchvision) implements it and :func:`parity.reference.open_reference` chooses it from the config: the
-harness, the comparison, the diagnosis and every output stay as they are.
+:class:`~parity.reference.mmpretrain.ReferencePipeline` (MMPretrain run live),
+:class:`~parity.reference.snapshot.Snapshot` (a recording of it),
+:class:`~parity.reference.timm.TimmReference` and :class:`~parity.reference.torchvision.TorchvisionReference`
+(those libraries' eval transforms) implement it; :func:`parity.reference.open_reference` chooses one from the
+config: the harness, the comparison, the diagnosis and every output stay as they are.
 """
 
 from __future__ import annotations
