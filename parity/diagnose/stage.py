@@ -17,7 +17,7 @@ import numpy as np
 
 from parity.compare.arrays import StageResult
 from parity.config.load import Tolerance
-from parity.diagnose import advice, fits, geometry
+from parity.diagnose import advice, fits, geometry, rounding
 from parity.diagnose.causes import (
     ARRAYS,
     NORMALIZATION_KINDS,
@@ -116,9 +116,10 @@ class StageDiagnoser:
                 if op is not None and op.op == "Resize" else None
             turned = geometry.orientation_cause(_chw(a, case.layout).astype(np.float64), _chw(e, case.layout),
                                                 case.tolerance, self.sides) if a.ndim == 3 and _decodes(op) else None
-            shapes = (swapped,) if swapped else (turned,) if turned else geometry.shape_causes(
-                case.shape or a.shape, e.shape, case.shape_layout or case.layout, ref_layout=case.ref_layout,
-                input_hw=case.input_hw, sides=self.sides)
+            shapes = (swapped,) if swapped else (turned,) if turned else tuple(
+                rounding.long_side_cause(c, case.ref_step, case.step_input_hw, op.where if op else "")
+                for c in geometry.shape_causes(case.shape or a.shape, e.shape, case.shape_layout or case.layout,
+                                               ref_layout=case.ref_layout, input_hw=case.input_hw, sides=self.sides))
             own, _ = self._own_value_causes(case)
             return self._with_advice(Diagnosis(own + shapes + attributes, follows_from=_follows(failed, shapes)), case,
                                      failed)
@@ -198,7 +199,7 @@ class StageDiagnoser:
         for name, detect in (("grayscale", lambda: fits.grayscale_cause(a, e, tol, mean, std, sides)),
                              ("padding", lambda: geometry.padding_cause(a, e, tol, sides)),
                              ("mirroring", lambda: geometry.flip_cause(a, e, tol, sides)),
-                             ("shift", lambda: geometry.shift_cause(a, e, tol, sides))):
+                             ("shift", lambda: self._shift_cause(a, e, case))):
             cause = detect()
             if cause:
                 return (cause,), ()
@@ -209,6 +210,15 @@ class StageDiagnoser:
                 return (self._resize_cause(cause, case),), ()
             tried.append("a resampling filter")
         return (), ("channel order and per-channel scale/offset", *tried)
+
+    def _shift_cause(self, a, e, case: StageCase) -> Cause | None:
+        """A shifted window, named with the reference's own crop arithmetic where it explains the shift."""
+        cause = geometry.shift_cause(a, e, case.tolerance, self.sides)
+        if cause is None:
+            return None
+        out_hw = geometry.spatial_size(case.shape or case.actual.shape, case.shape_layout or case.layout)
+        where = case.operator.where if case.operator else ""
+        return rounding.crop_anchor_cause(cause, case.ref_step, case.step_input_hw, out_hw, where)
 
     @staticmethod
     def _resize_as_written(a, case: StageCase) -> Cause | None:
