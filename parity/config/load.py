@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import difflib
 import glob
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,39 @@ INPUT_FORMATS = ("BGR", "RGB", "encoded")
 DEVICES = ("auto", "cpu", "gpu")
 LAYOUTS = ("CHW", "HWC")
 
-# key: (default, type or tuple of allowed values, help). A default of ... means required.
+
+
+@dataclass(frozen=True)
+class Number:
+    """The range of a numeric key. NaN is always refused: every comparison with it is false, so a NaN
+    tolerance or threshold passes anything. ``inf`` is accepted only where ``inf`` says what it means."""
+
+    low: float = 0.0
+    high: float | None = None
+    above: bool = False  # the low end itself is excluded
+    whole: bool = False
+    inf: str | None = None
+
+    def expected(self) -> str:
+        if self.whole:
+            return "a positive integer" if self.low >= 1 else "a non-negative integer"
+        if self.high is not None:
+            return f"a number in {'(' if self.above else '['}{self.low:g}, {self.high:g}]"
+        sign = "positive" if self.above else "non-negative"
+        return f"a non-negative number (inf: {self.inf})" if self.inf else f"a finite {sign} number"
+
+    def accepts(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            return False
+        if math.isinf(value):
+            return value > 0 and self.inf is not None
+        if self.whole and value != int(value):
+            return False
+        return (value > self.low if self.above else value >= self.low) and (self.high is None or value <= self.high)
+
+
+NO_LIMIT = "no limit"
+# key: (default, what it accepts: a type, a tuple of values or a Number range, help)
 _DALI_KEYS = {
     "pipeline": (None, str, "'file.py:function' decorated with @pipeline_def"),
     "serialized": (None, str, "path to a serialized pipeline such as a Triton model.dali"),
@@ -28,8 +61,8 @@ _DALI_KEYS = {
     "input_format": ("BGR", INPUT_FORMATS, "what the client feeds: decoded HWC uint8 BGR or RGB, or encoded bytes"),
     "output_layout": ("CHW", LAYOUTS, "layout the deployed model expects from the pipeline"),
     "device": ("auto", DEVICES, "where DALI runs: the GPU when one is present, else the CPU"),
-    "batch_size": (8, int, "images per DALI batch"),
-    "num_threads": (2, int, "DALI CPU threads"),
+    "batch_size": (8, Number(1, whole=True), "images per DALI batch"),
+    "num_threads": (2, Number(1, whole=True), "DALI CPU threads"),
 }
 _REFERENCE_KEYS = {
     "config": (None, str, "MMPretrain config file, or 'mmpretrain::path/in/package.py'"),
@@ -38,11 +71,11 @@ _REFERENCE_KEYS = {
     "snapshot": (None, str, "folder written by `parity snapshot`: the recorded reference, used instead of MMPretrain"),
 }
 _TOLERANCE_KEYS = {
-    "atol": (float, "absolute difference above which an element counts as mismatched"),
-    "rtol": (float, "relative part of the element threshold: atol + rtol * |reference|"),
-    "max_mismatch": (float, "largest allowed fraction of mismatched elements"),
-    "mean_atol": (float, "largest allowed mean absolute difference"),
-    "border": (float, "pixels at each image edge left out of the verdict (still reported)"),
+    "atol": (Number(inf=NO_LIMIT), "absolute difference above which an element counts as mismatched"),
+    "rtol": (Number(), "relative part of the element threshold: atol + rtol * |reference|"),
+    "max_mismatch": (Number(high=1), "largest allowed fraction of mismatched elements"),
+    "mean_atol": (Number(inf=NO_LIMIT), "largest allowed mean absolute difference"),
+    "border": (Number(whole=True), "pixels at each image edge left out of the verdict (still reported)"),
 }
 _MODEL_KEYS = {
     "config": (None, str, "MMPretrain config whose `model` is the network; defaults to reference.config"),
@@ -53,11 +86,12 @@ _MODEL_KEYS = {
     "trt_precision": (None, ("fp32", "tf32", "fp16"), "how the TensorRT engine computes (FP32 with TF32 off, TF32, "
                       "FP16): its logit tolerance (docs/tolerances.md) and how parity builds one from the ONNX"),
     "reference_model": (True, bool, "run the reference network (False: degenerate-output check only)"),
-    "topk": (5, int, "k for the top-k overlap"),
-    "kl": (0.01, float, "largest KL(reference || deployed) of the probabilities per image"),
-    "topk_overlap": (0.6, float, "smallest share of the reference's top-k found in the deployed top-k"),
-    "conversion_atol": (1e-3, float, "largest logit difference on the same input, times max |logit|"),
-    "degenerate_share": (0.9, float, "share of images with one class / saturated p that counts as collapse"),
+    "topk": (5, Number(1, whole=True), "k for the top-k overlap"),
+    "kl": (0.01, Number(inf=NO_LIMIT), "largest KL(reference || deployed) of the probabilities per image"),
+    "topk_overlap": (0.6, Number(high=1), "smallest share of the reference's top-k found in the deployed top-k"),
+    "conversion_atol": (1e-3, Number(inf=NO_LIMIT), "largest logit difference on the same input, times max |logit|"),
+    "degenerate_share": (0.9, Number(high=1, above=True),
+                         "share of images with one class / saturated p that counts as collapse"),
 }
 _TRITON_KEYS = {
     "repository": (None, str, "embedded mode: the model repository to serve with a local tritonserver"),
@@ -66,9 +100,9 @@ _TRITON_KEYS = {
     "input": ("INPUT", str, "its image input"),
     "output": ("OUTPUT", str, "its logits or probabilities output"),
     "output_kind": ("logits", ("logits", "probabilities"), "what the output holds"),
-    "timeout_s": (60.0, float, "server start-up and per-call timeout"),
+    "timeout_s": (60.0, Number(above=True), "server start-up and per-call timeout"),
     "onnx": (None, dict, "ONNX per tensorrt_plan model when not beside the engine: {'classifier': 'x.onnx'}"),
-    "kl": (0.01, float, "largest KL(reference || Triton) per image"),
+    "kl": (0.01, Number(inf=NO_LIMIT), "largest KL(reference || Triton) per image"),
 }
 _TOP_KEYS = ("reference", "dali", "images", "tolerances", "model", "triton")
 
@@ -164,9 +198,9 @@ def with_tolerance_overrides(config: ParityConfig, labels: list[str], **override
                 number = float(value)
             except ValueError:
                 raise ParityUsageError(f"{flag} {text!r}: expected [STAGE=]NUMBER, e.g. {flag} resize=2") from None
-            if number < 0 or (key == "max_mismatch" and number > 1):
-                raise ParityUsageError(f"{flag} {text!r}: expected a number >= 0" + (" and <= 1" if key == "max_mismatch"
-                                                                                     else ""))
+            rule = _TOLERANCE_KEYS[key][0]
+            if not rule.accepts(number):
+                raise ParityUsageError(f"{flag} {text!r}: expected {rule.expected()}")
             stage = stage.strip() or "pixels"
             if stage not in allowed:
                 close = difflib.get_close_matches(stage, allowed, n=1)
@@ -189,12 +223,12 @@ def _check_keys(path, section: str, given: dict, allowed) -> None:
 
 
 def _check_value(path, name, value, expected):
-    if isinstance(expected, tuple) and not isinstance(expected[0], type):
+    if isinstance(expected, Number):
+        if not expected.accepts(value):
+            _fail(path, f"{name}={value!r}: expected {expected.expected()}")
+    elif isinstance(expected, tuple):
         if value not in expected:
             _fail(path, f"{name}={value!r}: expected one of {list(expected)}")
-    elif expected is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            _fail(path, f"{name}={value!r}: expected a non-negative number")
     elif expected is bool:
         if not isinstance(value, bool):
             _fail(path, f"{name}={value!r}: expected True or False")
@@ -231,9 +265,6 @@ def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False, read
     dali = _section(path, raw, "dali", _DALI_KEYS)
     if bool(dali["pipeline"]) == bool(dali["serialized"]):
         _fail(path, "dali: give exactly one of pipeline='file.py:function' or serialized='path/model.dali'")
-    for key in ("batch_size", "num_threads"):
-        if dali[key] < 1:
-            _fail(path, f"dali.{key}={dali[key]}: expected a positive integer")
 
     reference = _section(path, raw, "reference", _REFERENCE_KEYS)
     model = _section(path, raw, "model", _MODEL_KEYS) if "model" in raw else None
@@ -272,7 +303,7 @@ def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False, read
                         "mean_atol=...)")
         _check_keys(path, f"tolerances.{stage}.", tol, _TOLERANCE_KEYS)
         for key, value in tol.items():
-            _check_value(path, f"tolerances.{stage}.{key}", value, float)
+            _check_value(path, f"tolerances.{stage}.{key}", value, _TOLERANCE_KEYS[key][0])
 
     triton = None
     if "triton" in raw:
@@ -303,7 +334,7 @@ def _section(path, raw, name, spec) -> dict:
         value = given.get(key, default)
         if value is not None:
             _check_value(path, f"{name}.{key}", value, expected)
-        out[key] = value
+        out[key] = int(value) if isinstance(expected, Number) and expected.whole else value
     return out
 
 
