@@ -13,7 +13,7 @@ def test_seed_config_loads_mean_std_and_to_rgb_from_the_mmpretrain_package_base(
     assert cfg.data_preprocessor["std"] == [58.395, 57.12, 57.375]
     assert cfg.data_preprocessor["to_rgb"] is True
     assert [s["type"] for s in cfg.test_pipeline][:2] == ["LoadImageFromFile", "Resize"]
-    assert len(cfg.images) == 8 and cfg.dali["device"] == "auto" and cfg.dali["output_layout"] == "CHW"
+    assert len(cfg.images) == 8 and cfg.dali.device == "auto" and cfg.dali.output_layout == "CHW"
 
 
 def test_a_shipped_config_can_be_named_by_package_path(tmp_path):

@@ -86,7 +86,7 @@ def _judge(args, state: dict, recorder, report, start: float) -> int:
     config = harness.config = with_tolerance_overrides(config, harness.stage_labels, atol=args.atol, rtol=args.rtol,
                                                        max_mismatch=args.max_mismatch)
     state["reference"] = harness.reference.source
-    state["degenerate_share"] = config.model["degenerate_share"] if config.model else None
+    state["degenerate_share"] = config.model.degenerate_share if config.model else None
     repository = state["repository"] = harness.repository
     state["gpu"] = harness.gpu
     checks = state["checks"]

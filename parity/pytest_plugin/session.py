@@ -191,7 +191,7 @@ class ParityPlugin:
         self.signals.__enter__()
         self.recorder = RunRecorder()  # image records of the run (the summary, the report's index)
         self.summary = self.recorder.summary
-        self.answers = AnswerTally(cfg.model["degenerate_share"] if cfg.model else 0.9)
+        self.answers = AnswerTally(cfg.model.degenerate_share if cfg.model else 0.9)
         self._harness = None
         self._lazy = None
         self._degenerate = None
@@ -260,7 +260,7 @@ class ParityPlugin:
         """image -> its pytest-xdist work unit: whole DALI batches, as many as leave 4 units per worker (for
         the load to even out at the end), so that a worker's stream prepares its next batch while the items
         of one run, as a serial run's does."""
-        step = self.cfg.dali["batch_size"]
+        step = self.cfg.dali.batch_size
         batches = -(-len(self.image_ids) // step)
         per_unit = max(1, batches // (4 * self._xdist_workers)) if self._xdist_workers else 1
         return {image: i // (step * per_unit) for i, image in enumerate(self.image_ids)}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from parity.config.sections import ModelSection
 from parity.reference.mmpretrain import RefStage
 from parity.results.protocol import MessageResult
 from parity.serving.backends import OnnxRuntimeRunner, ParityModelError, Runner, TensorRTRunner, TorchClassifier
@@ -182,13 +183,13 @@ _ONNX_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dty
 class ModelCheck:
     """Runs the reference classifier and the deployed backends; keeps only per-image summaries."""
 
-    def __init__(self, cfg: dict, *, model_cfg: dict | None, source: str, base_dir, recorded: bool = False):
+    def __init__(self, cfg: ModelSection, *, model_cfg: dict | None, source: str, base_dir, recorded: bool = False):
         self.cfg = cfg
         self.reference: Runner | None = None
         # recorded: the reference's logits arrive with its model input (a snapshot), no network is built
-        self.has_reference = bool(cfg["reference_model"] and (model_cfg or recorded))
-        if cfg["reference_model"] and model_cfg and not recorded:
-            checkpoint = (base_dir / cfg["checkpoint"]).resolve() if cfg["checkpoint"] else None
+        self.has_reference = bool(cfg.reference_model and (model_cfg or recorded))
+        if cfg.reference_model and model_cfg and not recorded:
+            checkpoint = (base_dir / cfg.checkpoint).resolve() if cfg.checkpoint else None
             self.reference = TorchClassifier(model_cfg, checkpoint, source)
         self.deployed: Runner = self._deployed(cfg, base_dir)
         self.collected = _Collected()
@@ -230,19 +231,19 @@ class ModelCheck:
                                    "preprocessing (its export input size)?")
 
     @staticmethod
-    def _deployed(cfg: dict, base_dir) -> Runner:
-        backend = cfg["backend"]
+    def _deployed(cfg: ModelSection, base_dir) -> Runner:
+        backend = cfg.backend
         if backend == "auto":
             from parity.dali.runner import gpu_available
 
-            backend = "tensorrt" if gpu_available() and (cfg["tensorrt"] or cfg["onnx"]) else "onnxruntime"
+            backend = "tensorrt" if gpu_available() and (cfg.tensorrt or cfg.onnx) else "onnxruntime"
         if backend == "tensorrt":
-            return TensorRTRunner(engine_path=(base_dir / cfg["tensorrt"]) if cfg["tensorrt"] else None,
-                                  onnx_path=(base_dir / cfg["onnx"]) if cfg["onnx"] else None,
-                                  precision=cfg.get("trt_precision"))
-        if not cfg["onnx"]:
+            return TensorRTRunner(engine_path=(base_dir / cfg.tensorrt) if cfg.tensorrt else None,
+                                  onnx_path=(base_dir / cfg.onnx) if cfg.onnx else None,
+                                  precision=cfg.trt_precision)
+        if not cfg.onnx:
             raise ParityModelError("model.onnx is required for the onnxruntime backend")
-        return OnnxRuntimeRunner((base_dir / cfg["onnx"]).resolve())
+        return OnnxRuntimeRunner((base_dir / cfg.onnx).resolve())
 
     def check(self, image: str, ref: RefStage, dali_input: np.ndarray | None, preprocessing) -> ModelResult:
         """``ref`` is the reference's model input; ``dali_input`` is DALI's output as CHW, any dtype (None when
@@ -274,13 +275,13 @@ class ModelCheck:
                                    f"{ref_logits.size}: is it the model exported from model.config?")
         deployed_on_ref = self.deployed.infer(ref_input[None].astype(np.float32))[0]
         conversion = float(np.abs(deployed_on_ref - ref_logits).max())
-        fields = answer_fields(ref_logits, dali_logits, p_dali, self.cfg["topk"])
+        fields = answer_fields(ref_logits, dali_logits, p_dali, self.cfg.topk)
         c.ref_top1.append(fields["ref_top1"])
         c.ref_prob.append(fields["ref_prob"])
-        problems = answer_problems(fields, "deployed", self.cfg["kl"], "model.kl")
-        if fields["topk_overlap"] < self.cfg["topk_overlap"]:
+        problems = answer_problems(fields, "deployed", self.cfg.kl, "model.kl")
+        if fields["topk_overlap"] < self.cfg.topk_overlap:
             problems.append(f"Top-{fields['topk']} overlap {100 * fields['topk_overlap']:.0f}% < "
-                            f"{100 * self.cfg['topk_overlap']:.0f}% allowed")
+                            f"{100 * self.cfg.topk_overlap:.0f}% allowed")
         scale = max(1.0, float(np.abs(ref_logits).max()))
         tolerance = getattr(self.deployed, "tolerance", None)  # a TensorRT engine of known precision
         if tolerance is not None:
@@ -288,9 +289,9 @@ class ModelCheck:
                 problems.append(f"Conversion error: the TensorRT {tolerance.description} engine differs from the "
                                 f"reference model by {conversion:.4g} in logits on the same input (> {tolerance.line()} "
                                 "allowed for its precision, docs/tolerances.md)")
-        elif conversion > self.cfg["conversion_atol"] * scale:
+        elif conversion > self.cfg.conversion_atol * scale:
             problems.append(f"Conversion error: the deployed model differs from the reference model by {conversion:.4g}"
-                            f" in logits on the same input (> {self.cfg['conversion_atol']} x {scale:.3g} allowed)")
+                            f" in logits on the same input (> {self.cfg.conversion_atol} x {scale:.3g} allowed)")
         if not np.isfinite(dali_logits).all():
             problems.append("Deployed logits hold NaN/Inf")
         return ModelResult(image, backend, "failed" if problems else "passed", **fields, conversion_max_abs=conversion,
@@ -298,7 +299,7 @@ class ModelCheck:
 
     def degenerate(self) -> DegenerateResult:
         """Collapse across the images run so far."""
-        return degenerate_of(self.collected, self.cfg["degenerate_share"])
+        return degenerate_of(self.collected, self.cfg.degenerate_share)
 
 
 def collect(logits: np.ndarray, reference: np.ndarray | None = None) -> _Collected:
