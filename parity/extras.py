@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-from parity.errors import ParityUsageError
+from parity.errors import ParityExtraError
 
 # extra -> what it brings, as the message says it
 EXTRAS = {
@@ -16,10 +16,6 @@ EXTRAS = {
     "gpu": "the TensorRT backend (tensorrt, pycuda)",
     "report": "the HTML report's pictures (matplotlib)",
 }
-
-
-class ParityExtraError(ParityUsageError):
-    """A feature was asked for whose optional dependencies are not installed."""
 
 
 def require(module: str, extra: str, purpose: str, alternative: str = ""):

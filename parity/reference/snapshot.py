@@ -33,17 +33,13 @@ from pathlib import Path
 import numpy as np
 
 from parity.config.sections import ModelSection, ReferenceSection
-from parity.errors import ParityUsageError
+from parity.errors import ParitySnapshotError
 from parity.reference.mmpretrain import RefStage
 
 FORMAT, SCHEMA = "parity-snapshot", 1
 MANIFEST = "manifest.json"
 _VERSIONED = ("parity", "mmpretrain", "mmcv", "mmcv-lite", "mmengine", "torch", "torchvision", "numpy", "Pillow",
               "opencv-python", "opencv-python-headless")
-
-
-class ParitySnapshotError(ParityUsageError):
-    """A snapshot is missing, corrupt, stale (images changed) or of another reference than the config's."""
 
 
 def file_sha256(path: Path) -> str:

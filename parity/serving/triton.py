@@ -24,16 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from parity.config.sections import TritonSection
-from parity.errors import ParityUsageError
+from parity.errors import ParityTritonError
 
 _STAND_INS = {"dali": "DaliModel", "tensorrt_plan": "OnnxModel", "onnxruntime_onnx": "OnnxModel",
               "onnxruntime": "OnnxModel", "tensorrt": "OnnxModel"}
 _DTYPES = {"TYPE_UINT8": "UINT8", "TYPE_FP32": "FP32", "TYPE_FP16": "FP16", "TYPE_INT32": "INT32",
            "TYPE_INT64": "INT64", "TYPE_STRING": "BYTES", "TYPE_FP64": "FP64"}
-
-
-class ParityTritonError(ParityUsageError):
-    """The Triton server, repository, model or request is not as configured."""
 
 
 def read_config(path: Path):
