@@ -11,7 +11,7 @@ import numpy as np
 
 from parity.config.sections import ModelSection
 from parity.reference.mmpretrain import RefStage
-from parity.results.protocol import MessageResult
+from parity.results.protocol import CheckResult
 from parity.serving.backends import OnnxRuntimeRunner, ParityModelError, Runner, TensorRTRunner, TorchClassifier
 
 
@@ -65,7 +65,7 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
-class ModelResult(MessageResult):
+class ModelResult(CheckResult):
     """One image: reference model on reference input vs deployed model on DALI input (and on reference
     input, which isolates conversion error from preprocessing error)."""
 
@@ -87,16 +87,6 @@ class ModelResult(MessageResult):
     skip_reason: str = ""
     notes: tuple = ()  # how the answer was obtained (e.g. CPU stand-ins in an embedded Triton server)
     consequence_of: str = ""  # e.g. "model_input divergence on astronaut": set when preprocessing diverged
-
-    def __bool__(self) -> bool:
-        return self.status != "failed"
-
-    @property
-    def summary(self) -> str:
-        if self.status == "skipped":
-            return f"SKIPPED | {self.image} | model | {self.skip_reason}"
-        return (f"{self.status.upper()} | {self.image} | model ({self.backend}) | top-1 {self.dali_top1} vs reference "
-                f"{self.ref_top1}, KL {self.kl:.3g}")
 
     def message(self) -> str:
         if self.status == "skipped":
@@ -126,7 +116,7 @@ class ModelResult(MessageResult):
 
 
 @dataclass(frozen=True)
-class DegenerateResult(MessageResult):
+class DegenerateResult(CheckResult):
     """Across all images: do the deployed model's answers collapse?"""
 
     status: str
@@ -134,9 +124,6 @@ class DegenerateResult(MessageResult):
     findings: tuple = ()
     hint: str = ""
     consequence_of: str = ""  # e.g. "model_input divergence on astronaut and 7 more images"
-
-    def __bool__(self) -> bool:
-        return self.status != "failed"
 
     @property
     def skip_reason(self) -> str:
