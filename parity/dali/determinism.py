@@ -112,7 +112,7 @@ def _is_random(op: str) -> bool:
     from nvidia.dali import backend
 
     try:
-        return bool(backend.GetSchema(op).HasRandomStateArg())
+        return bool(backend.GetSchema(op).HasRandomStateArg())  # type: ignore[attr-defined]  # compiled, no stubs
     except RuntimeError:  # not a registered operator (an external source, a Python function)
         return False
 

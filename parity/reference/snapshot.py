@@ -222,11 +222,12 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     Members are not deflated: deflate (level 1) saved a further 35% but made reading a snapshot slower
     than running MMPretrain's own steps again (docs/benchmarks.md); CI artifact uploads compress anyway.
     """
-    encoding, seen = [], {}
+    encoding: list[str] = []
+    seen: dict[tuple, str] = {}
     with zipfile.ZipFile(path, "w") as archive:
         for name, array in arrays.items():
             array = np.ascontiguousarray(array)
-            key = (array.dtype.str, array.shape, hashlib.sha1(array.view(np.uint8)).digest())
+            key = (array.dtype.str, array.shape, hashlib.sha1(array.data).digest())
             if key in seen:
                 encoding.append(f"{name}:same:{seen[key]}")
                 continue

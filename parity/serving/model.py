@@ -163,8 +163,8 @@ class _Collected:
     hints: list = field(default_factory=list)
 
 
-_ONNX_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16),
-                "tensor(double)": np.dtype(np.float64), "tensor(uint8)": np.dtype(np.uint8)}
+_ONNX_DTYPES: dict[str, np.dtype] = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16),
+                                     "tensor(double)": np.dtype(np.float64), "tensor(uint8)": np.dtype(np.uint8)}
 
 
 class ModelCheck:

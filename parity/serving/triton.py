@@ -320,13 +320,14 @@ class TritonCheck:
         from parity.extras import require
 
         require("tritonclient.grpc", "triton", "the Triton stage (the config's `triton` section)")
-        url = self.cfg.url
+        url, repository = self.cfg.url, self.cfg.repository
         try:
-            if self.mode == "embedded":
+            if repository:
                 onnx = {k: str((self.base_dir / v).resolve()) for k, v in (self.cfg.onnx or {}).items()}
-                self.server = EmbeddedServer((self.base_dir / self.cfg.repository).resolve(),
+                self.server = EmbeddedServer((self.base_dir / repository).resolve(),
                                              timeout_s=self.cfg.timeout_s, onnx=onnx).start()
                 url = self.server.url
+            assert url, "the config loader requires one of triton.repository and triton.url"
             self.client = TritonClient(url, self.cfg.model, self.cfg.input, self.cfg.output,
                                        timeout_s=self.cfg.timeout_s)
         except BaseException:
