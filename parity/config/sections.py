@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from parity.errors import ParityConfigError
+from parity.errors import ParityConfigError, ParityUsageError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -43,7 +43,7 @@ class Number:
         if self.high is not None:
             return f"a number in {'(' if self.above else '['}{self.low:g}, {self.high:g}]"
         sign = "positive" if self.above else "non-negative"
-        return f"a non-negative number (inf: {self.inf})" if self.inf else f"a finite {sign} number"
+        return f"a {sign} number (inf: {self.inf})" if self.inf else f"a finite {sign} number"
 
     def accepts(self, value: object) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
@@ -180,6 +180,14 @@ class Tolerance:
     mean_atol: float | None = key(None, Number(inf=NO_LIMIT), "largest allowed mean absolute difference")
     border: int = key(0, Number(whole=True), "pixels at each image edge left out of the verdict (still reported)")
     unit: str = "uint8 levels"
+
+    def __post_init__(self) -> None:
+        """Held to the config keys' ranges wherever one is made (``assert_stage_close(atol=...)`` too): a NaN
+        threshold would pass everything."""
+        for spec in dataclasses.fields(self):
+            value, accepts = getattr(self, spec.name), spec.metadata.get("accepts")
+            if isinstance(accepts, Number) and value is not None and not accepts.accepts(value):
+                raise ParityUsageError(f"{spec.name}={value!r}: expected {accepts.expected()}")
 
     def scaled(self, factor: float, unit: str) -> Tolerance:
         """The same tolerance in other units, e.g. levels divided by std for normalized tensors."""
