@@ -33,6 +33,10 @@ _TOP_KEYS = ("reference", "dali", "images", "tolerances", "model", "triton")
 
 @dataclass
 class ParityConfig:
+    """A loaded parity config: each section as a typed, frozen dataclass (``cfg.dali.batch_size``,
+    ``cfg.model.onnx``: :mod:`parity.config.sections`), the reference's test pipeline and data preprocessor,
+    the images, and the tolerance table resolved from the file (and the command line)."""
+
     path: Path
     reference_source: str
     test_pipeline: list
