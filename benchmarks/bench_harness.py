@@ -37,7 +37,7 @@ def main():
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 40
     paths = config.images * repeats
     n = len(paths)
-    fmt = config.dali["input_format"]
+    fmt = config.dali.input_format
     harness = Harness(config)
     preprocessing = Harness(dataclasses.replace(config, model=None))
 

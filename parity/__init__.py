@@ -17,10 +17,11 @@ _EXPORTS = {
     "assert_triton_parity": "parity.api", "check_preprocessing_parity": "parity.api",
     "StageResult": "parity.compare.arrays", "ParityConfig": "parity.config.load", "Tolerance": "parity.config.load",
     "load_config": "parity.config.load", "Cause": "parity.diagnose.causes", "CauseKind": "parity.diagnose.causes",
-    "Diagnosis": "parity.diagnose.causes", "LayoutError": "parity.api",
+    "Diagnosis": "parity.diagnose.causes", "LayoutError": "parity.errors",
     "Harness": "parity.run.harness", "ImageResult": "parity.run.harness", "ParityConfigError": "parity.errors",
     "ParityDaliError": "parity.errors", "ParityImageError": "parity.errors", "ParityReferenceError": "parity.errors",
-    "ParityUsageError": "parity.errors", "ParitySnapshotError": "parity.reference.snapshot", "write_snapshot": "parity.reference.snapshot",
+    "ParityUsageError": "parity.errors", "ParitySnapshotError": "parity.errors", "ParityModelError": "parity.errors",
+    "ParityTritonError": "parity.errors", "ParityExtraError": "parity.errors", "write_snapshot": "parity.reference.snapshot",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from parity.compare.arrays import StageResult, compare_arrays
 from parity.config.load import ParityConfig, Tolerance, config_from_dict, load_config
-from parity.errors import ParityUsageError, check_argument
+from parity.errors import LayoutError, check_argument
 from parity.run.harness import ImageResult
 from parity.run.run import Run
 
@@ -147,10 +147,6 @@ def assert_not_degenerate(logits, *, reference_logits=None, share: float = 0.9) 
     result = judge_logits(rows, ref, share)
     if result.status == "failed":
         raise AssertionError(result.message())
-
-
-class LayoutError(ParityUsageError, ValueError):
-    """``assert_stage_close`` cannot tell which axis holds the channels: pass ``layout=``."""
 
 
 _LAYOUTS = ("CHW", "HWC", "HW", "NCHW", "NHWC")

@@ -21,6 +21,26 @@ class ParityReferenceError(ParityUsageError):
     """The reference (an MMPretrain pipeline, a timm checkpoint, torchvision weights) cannot be built or run."""
 
 
+class ParitySnapshotError(ParityUsageError):
+    """A snapshot is missing, corrupt, stale (images changed) or of another reference than the config's."""
+
+
+class ParityModelError(ParityUsageError):
+    """A model, checkpoint, ONNX file or engine cannot be loaded or run."""
+
+
+class ParityTritonError(ParityUsageError):
+    """The Triton server, repository, model or request is not as configured."""
+
+
+class ParityExtraError(ParityUsageError):
+    """A feature was asked for whose optional dependencies are not installed."""
+
+
+class LayoutError(ParityUsageError, ValueError):
+    """``assert_stage_close`` cannot tell which axis holds the channels: pass ``layout=``."""
+
+
 def check_argument(condition: bool, message: str, *args) -> None:
     """Raise :class:`ParityUsageError` with ``message.format(*args)`` unless ``condition`` holds."""
     if not condition:

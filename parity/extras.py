@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-from parity.errors import ParityUsageError
+from parity.errors import ParityExtraError
 
 # extra -> what it brings, as the message says it
 EXTRAS = {
@@ -17,10 +17,6 @@ EXTRAS = {
     "timm": "the timm reference (timm, huggingface_hub, safetensors)",
     "report": "the HTML report's pictures (matplotlib)",
 }
-
-
-class ParityExtraError(ParityUsageError):
-    """A feature was asked for whose optional dependencies are not installed."""
 
 
 def require(module: str, extra: str, purpose: str, alternative: str = ""):

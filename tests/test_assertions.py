@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from parity import assert_stage_close
+from parity import ParityUsageError, assert_stage_close
 from parity.api import LayoutError
 
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
@@ -40,6 +40,14 @@ def test_layout_is_inferred_only_when_one_axis_can_hold_channels():
     assert assert_stage_close(square, square, atol=0.1, layout="HWC").passed  # told: no guess needed
     assert assert_stage_close(np.zeros((2, 3, 8, 9)), np.zeros((2, 3, 8, 9)), atol=0.1).passed  # NCHW
     assert assert_stage_close(np.zeros((8, 9)), np.zeros((8, 9)), atol=0.1).passed  # HW
+
+
+def test_a_nan_tolerance_is_refused_rather_than_passing_everything():
+    pixels = _photo()
+    with pytest.raises(ParityUsageError, match=r"^atol=nan: expected a non-negative number \(inf: no limit\)$"):
+        assert_stage_close(pixels, pixels + 100, atol=float("nan"))
+    with pytest.raises(ParityUsageError, match=r"^max_mismatch=nan: expected a number in \[0, 1\]$"):
+        assert_stage_close(pixels, pixels + 100, atol=1, max_mismatch=float("nan"))
 
 
 def test_a_criterion_that_is_off_is_not_printed_as_a_limit():

@@ -34,6 +34,12 @@ def test_gate_usage_errors_exit_2_with_one_line(tmp_path, capsys):
     assert err.startswith("parity: error: parity config not found:") and err.count("\n") == 1
 
 
+def test_a_nan_tolerance_flag_is_refused_rather_than_passing_the_failing_pipeline(capsys):
+    assert main(["check", str(SEED / "parity_deployed.py"), "--atol", "nan", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err == "parity: error: --atol 'nan': expected a non-negative number (inf: no limit)\n"
+
+
 def test_an_image_whose_stages_match_but_whose_model_fails_is_not_called_passed(tmp_path, capsys):
     import onnx
     from onnx import numpy_helper

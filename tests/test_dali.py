@@ -1,5 +1,7 @@
 """DALI pipelines as users deploy them: GPU placement, serialized model.dali files, broken graphs."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -139,7 +141,7 @@ def test_jpeg_decoding_on_the_cpu_matches_opencv_exactly(tmp_path):
 @pytest.mark.gpu
 def test_on_a_gpu_the_pipeline_runs_as_written(tmp_path):
     cfg = load_config(SEED / "parity_corrected.py")
-    cfg.dali["device"] = "gpu"
+    cfg.dali = dataclasses.replace(cfg.dali, device="gpu")
     results = check_preprocessing_parity(cfg)
     assert all(r.passed for r in results)
     assert np.isfinite([s.max_abs for r in results for s in r.stages]).all()

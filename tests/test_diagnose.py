@@ -1,5 +1,7 @@
 """A mismatch is explained: which cause, with the numbers behind it; a correct pipeline raises no alarm."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -331,7 +333,7 @@ def test_a_float16_model_input_passes_only_when_the_deployed_model_takes_float16
     assert cause.kind == "dtype" and cause.evidence.params == {"dali": "float16", "model": "float32"}
 
     seed = load_config(SEED / "parity_corrected.py")
-    cfg.model = {**seed.model, "onnx": str(_float16_model(tmp_path / "fp16.onnx")), "reference_model": False}
+    cfg.model = dataclasses.replace(seed.model, onnx=str(_float16_model(tmp_path / "fp16.onnx")), reference_model=False)
     harness = Harness(cfg)
     assert harness.model.input_dtype == np.float16
     reference = harness.reference.run(IMAGES / "astronaut.png")

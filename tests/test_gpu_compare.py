@@ -131,7 +131,8 @@ def test_nvjpeg_without_interpolation_is_beyond_the_fancy_upsampling_margin(tmp_
     decode = result.differences[0]
     assert decode.status == "failed" and decode.beyond > 0 and decode.margins.bound.atol == 4
     assert "elements beyond the margin atol 4" in decode.line()
-    assert result.summary.startswith("FAILED | astronaut.png | gpu-vs-cpu | ")
+    assert result.headline == "DALI on the GPU differs from DALI on the CPU beyond the published margins on image " \
+                              "'astronaut.png'!"
     assert "differs from DALI on the CPU beyond the published margins" in result.message()
 
 
@@ -179,7 +180,7 @@ def test_without_a_gpu_the_device_run_skips_with_its_reason(tmp_path):
     [result] = run_on_both([], [], pipeline=spec, serialized=None, base_dir=tmp_path, input_name="INPUT",
                            batch_size=2, num_threads=1)
     assert result.status == "skipped" and result.skip_reason == NO_GPU and result
-    assert result.summary == f"SKIPPED | all images | gpu-vs-cpu | {NO_GPU}"
+    assert result.headline == f"GPU-vs-CPU comparison of 'all images' was not run: {NO_GPU}"
 
 
 @pytest.mark.gpu

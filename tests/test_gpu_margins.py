@@ -170,8 +170,8 @@ def _model_config(tmp_path, **model):
 
 
 def test_the_engine_precision_is_a_validated_config_key(tmp_path):
-    assert _model_config(tmp_path, trt_precision="fp16").model["trt_precision"] == "fp16"
-    assert _model_config(tmp_path).model["trt_precision"] is None
+    assert _model_config(tmp_path, trt_precision="fp16").model.trt_precision == "fp16"
+    assert _model_config(tmp_path).model.trt_precision is None
     with pytest.raises(ParityConfigError, match=r"model.trt_precision='bf16': expected one of \['fp32', 'tf32', "
                                                 r"'fp16'\]"):
         _model_config(tmp_path, trt_precision="bf16")

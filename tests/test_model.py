@@ -1,5 +1,6 @@
 """The model stage: the seed's collapsed answers are caught, a healthy deployment is not flagged."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def test_corrected_deployment_gives_the_known_answers_and_no_collapse():
 
 def test_collapse_is_caught_without_a_reference_model(tmp_path):
     cfg = load_config(SEED / "parity_deployed.py")
-    cfg.model = {**cfg.model, "reference_model": False}
+    cfg.model = dataclasses.replace(cfg.model, reference_model=False)
     results, degenerate = _run(cfg)
     assert {r.model.status for r in results} == {"skipped"}
     assert degenerate.status == "failed" and "saturated" in degenerate.message()
@@ -70,7 +71,7 @@ def test_a_conversion_error_is_told_apart_from_preprocessing(tmp_path):
             init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.05, init.name))
     onnx.save(model, str(tmp_path / "drifted.onnx"))
     cfg = load_config(SEED / "parity_corrected.py")
-    cfg.model = {**cfg.model, "onnx": str(tmp_path / "drifted.onnx")}
+    cfg.model = dataclasses.replace(cfg.model, onnx=str(tmp_path / "drifted.onnx"))
     [result] = Harness(cfg).run([IMAGES / "astronaut.png"])
     assert result.model.status == "failed"
     assert result.model.dali_top1 == result.model.ref_top1  # answers survive a 5% drift ...

@@ -108,6 +108,13 @@ def test_each_item_is_charged_its_own_time(pytester, deployed):
     assert times["astronaut::input"] < 0.9 * total  # the first batch: astronaut and chelsea
 
 
+def test_a_nan_tolerance_in_the_config_is_a_usage_error_not_a_pass(pytester, deployed):
+    deployed.write_text(deployed.read_text() + "\ntolerances = dict(pixels=dict(atol=float('nan')))\n")
+    result = pytester.runpytest_subprocess("--parity-config", str(deployed))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*parity_cfg.py: tolerances.pixels.atol=nan: expected a non-negative number*"])
+
+
 def test_the_plugin_costs_pytest_nothing_when_unused():
     """Installed, parity's entry point is imported by every pytest run in that environment: under 50 ms, and
     nothing of the engine (numpy, DALI, torch) is imported."""

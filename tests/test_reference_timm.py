@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from parity import ParityReferenceError, assert_stage_close
-from parity.config.load import DEFAULT_PIXEL_TOLERANCE, Tolerance
+from parity.config.sections import DEFAULT_PIXEL_TOLERANCE
 from tests.conftest import IMAGES, ROOT
 
 timm = pytest.importorskip("timm")
@@ -196,7 +196,7 @@ def _dali_stages(function: str, image: np.ndarray, reference):
 def _assert_default_close(actual, expected, layout: str, name: str, reference):
     """parity's default verdict: the pixel tolerance (in normalized units for the model input, divided by
     the smallest std), the outermost pixel ring left out."""
-    tol = Tolerance(**DEFAULT_PIXEL_TOLERANCE)
+    tol = DEFAULT_PIXEL_TOLERANCE
     if layout == "CHW":
         tol = tol.scaled(1.0 / float(reference.std.min()), "normalized units")
     ring = (slice(None), slice(1, -1), slice(1, -1)) if layout == "CHW" else (slice(1, -1), slice(1, -1))

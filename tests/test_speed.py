@@ -56,4 +56,4 @@ def test_a_config_read_without_its_reference_imports_no_training_package_and_run
 @pytest.mark.parametrize("reference", [True, False])
 def test_the_images_and_the_dali_section_are_the_same_either_way(reference):
     cfg = load_config(SEED / "parity_deployed.py", reference=reference)
-    assert cfg.images and cfg.dali["batch_size"] >= 1 and cfg.reference_read is reference
+    assert cfg.images and cfg.dali.batch_size >= 1 and cfg.reference_read is reference

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from parity import ParityConfigError, assert_triton_parity, check_preprocessing_parity, load_config
+from parity.config.sections import TritonSection
 from parity.serving.triton import (
     EmbeddedServer,
     ParityTritonError,
@@ -141,8 +142,7 @@ def test_remote_mode_talks_to_a_running_server(tmp_path):
     """The same check against a server someone else started (here: one we start, then point a url at)."""
     with EmbeddedServer(REPOS / "corrected_repository", timeout_s=90) as server:
         cfg = load_config(SEED / "parity_corrected.py")
-        cfg.triton = {"repository": None, "url": server.url, "model": "ensemble", "input": "INPUT",
-                      "output": "OUTPUT", "output_kind": "logits", "timeout_s": 30.0, "onnx": None, "kl": 0.01}
+        cfg.triton = TritonSection(url=server.url, timeout_s=30.0)
         results = assert_triton_parity(cfg, [IMAGES / "coffee.png", IMAGES / "noise.png"])
     assert [r.triton.backend for r in results] == ["triton (remote)"] * 2
     assert [r.triton.dali_top1 for r in results] == [ANSWERS["coffee"], ANSWERS["noise"]]

@@ -27,10 +27,11 @@ def run(args) -> int:
     if None in shards or len(counts) != 1:
         raise ParityUsageError("expected the result files of one sharded run (`parity check --shard K/N --json`); "
                                f"their shards: {', '.join(str(s) for s in shards)}")
-    twice = sorted({s for s in shards if shards.count(s) > 1})
-    missing = sorted(set(range(1, int(counts.pop()) + 1)) - {int(s.split("/")[0]) for s in shards})
+    named = [s for s in shards if s]  # every one, as checked above
+    twice = sorted({s for s in named if named.count(s) > 1})
+    missing = sorted(set(range(1, int(counts.pop()) + 1)) - {int(s.split("/")[0]) for s in named})
     if twice or missing:
-        raise ParityUsageError(f"shards {', '.join(shards)}: " + "; ".join(
+        raise ParityUsageError(f"shards {', '.join(named)}: " + "; ".join(
             ([f"shard {', '.join(twice)} given twice"] if twice else []) +
             ([f"shard(s) {missing} missing"] if missing else [])))
     share = next((d["degenerate"].get("share") or DEFAULT_SHARE for d in documents if d.get("degenerate")), None)

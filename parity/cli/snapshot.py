@@ -12,7 +12,7 @@ def run(args) -> int:
     from parity.reference.snapshot import write_snapshot
 
     cfg = load_config(args.config, live=True)
-    out = args.out or (cfg.base_dir / cfg.reference["snapshot"] if cfg.reference["snapshot"] else None)
+    out = args.out or (cfg.base_dir / cfg.reference.snapshot if cfg.reference.snapshot else None)
     if out is None:
         raise ParityUsageError(f"{cfg.path}: no reference.snapshot in the config: give --out DIR")
     done = write_snapshot(cfg, out, progress=None if args.quiet else lambda image: print(f"recorded | {image}",

@@ -21,8 +21,8 @@ def run(args) -> int:
         cfg = config_from_dict({"reference": {"config": spec if "::" in spec else str(path)},
                                 "dali": {"pipeline": "unused.py:f"}, "images": [str(SAMPLE_IMAGES)]},
                                Path.cwd() / "parity-suggest")
-    input_format = args.input_format or cfg.dali["input_format"]
-    input_name = cfg.dali["input_name"] or "INPUT"
+    input_format = args.input_format or cfg.dali.input_format
+    input_name = cfg.dali.input_name or "INPUT"
     reference = {"test_pipeline": cfg.test_pipeline, "data_preprocessor": cfg.data_preprocessor}
     suggestion = suggest(cfg.test_pipeline, cfg.data_preprocessor, input_format=input_format, input_name=input_name)
     out = args.out.resolve()

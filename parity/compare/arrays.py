@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from parity.config.load import Tolerance
+from parity.results.protocol import CheckResult
 
 if TYPE_CHECKING:
     from parity.diagnose.causes import Diagnosis
@@ -24,7 +25,7 @@ class ChannelStats:
 
 
 @dataclass(frozen=True)
-class StageResult:
+class StageResult(CheckResult):
     """Outcome of one (image, stage) comparison; truthy when it passed."""
 
     image: str
@@ -51,9 +52,6 @@ class StageResult:
     skip_reason: str = ""
     sides: tuple = ("DALI", "reference")  # what the two tensors are called in messages
 
-    def __bool__(self) -> bool:
-        return self.status != "failed"
-
     @property
     def passed(self) -> bool:
         return self.status == "passed"
@@ -61,17 +59,6 @@ class StageResult:
     @property
     def mismatch_fraction(self) -> float:
         return self.mismatched / self.total if self.total else 0.0
-
-    @property
-    def summary(self) -> str:
-        """One line: 'FAILED | img | stage | max 255 (up to 3 allowed), 100.0% mismatched'."""
-        if self.status == "skipped":
-            return f"SKIPPED | {self.image} | {self.stage} | {self.skip_reason}"
-        head = f"{self.status.upper()} | {self.image} | {self.stage} | "
-        if self.problems and not self.total:
-            return head + "; ".join(self.problems)
-        return head + "".join(p + "; " for p in self.problems) + (f"max abs {self.max_abs:.4g}, mean abs {self.mean_abs:.4g}, "
-                       f"{100 * self.mismatch_fraction:.2f}% mismatched")
 
     @property
     def subject(self) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from parity.dali.runner import DaliRunner, DaliStage
-from parity.results.protocol import MessageResult
+from parity.results.protocol import CheckResult
 
 # What replaces an operator that transforms the image at random; a random generator (coin_flip, uniform,
 # normal, ...) is instead fixed at the argument it draws.
@@ -59,7 +59,7 @@ class RandomOperator:
 
 
 @dataclass(frozen=True)
-class DeterminismResult(MessageResult):
+class DeterminismResult(CheckResult):
     """The ``determinism`` check item: the pipeline run twice on the same input."""
 
     status: str  # passed | failed
@@ -67,16 +67,7 @@ class DeterminismResult(MessageResult):
     max_difference: float = 0.0  # largest absolute difference between the two runs' outputs (inf: shapes differ)
     diverged_at: str = ""  # the first stage (source line) whose outputs differ between the runs
     samples: int = 0  # inputs run (each twice)
-    image: str = "dali"
-    stage: str = "determinism"
     skip_reason: str = ""
-
-    def __bool__(self) -> bool:
-        return self.status != "failed"
-
-    @property
-    def summary(self) -> str:
-        return f"{self.status.upper()} | dali | determinism | {self.message().splitlines()[0]}"
 
     def record(self) -> dict:
         return dict(status=self.status, operators=[dict(call=o.call, where=o.where, fix=o.fix) for o in self.operators],
@@ -121,7 +112,7 @@ def _is_random(op: str) -> bool:
     from nvidia.dali import backend
 
     try:
-        return bool(backend.GetSchema(op).HasRandomStateArg())
+        return bool(backend.GetSchema(op).HasRandomStateArg())  # type: ignore[attr-defined]  # compiled, no stubs
     except RuntimeError:  # not a registered operator (an external source, a Python function)
         return False
 

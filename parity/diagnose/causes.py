@@ -92,7 +92,8 @@ def fmt(value) -> str:
     if isinstance(value, (list, tuple, np.ndarray)):
         return "[" + ", ".join(fmt(v) for v in np.asarray(value, float).ravel()) + "]"
     if isinstance(value, (float, np.floating)):
-        return "0" if abs(value) < 1e-9 else f"{float(value):.4g}"  # a fit's zero, not its float rounding
+        number = float(value)
+        return "0" if abs(number) < 1e-9 else f"{number:.4g}"  # a fit's zero, not its float rounding
     return str(value)
 
 

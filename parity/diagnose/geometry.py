@@ -66,12 +66,13 @@ def shape_causes(dali_shape: tuple, ref_shape: tuple, dali_layout: str, *, ref_l
 
 def swapped_size_cause(dali_args: dict, ref_step: dict | None, where: str = "") -> Cause | None:
     """fn.resize(size=...) given the reference's scale as written: MMCV's scale is (W, H), DALI's size (H, W)."""
-    size, scale = dali_args.get("size"), (ref_step or {}).get("scale")
+    step = ref_step or {}
+    size, scale = dali_args.get("size"), step.get("scale")
     if not isinstance(size, (list, tuple)) or not isinstance(scale, (list, tuple)) or len(size) != 2 or \
             len(scale) != 2 or [float(v) for v in size] != [float(v) for v in scale] or size[0] == size[1]:
         return None
     want = f"({scale[1]:g}, {scale[0]:g})"
-    return Cause(CauseKind.SIZE_SWAPPED, f"fn.resize has size={tuple(size)}, the reference's {ref_step.get('type')} "
+    return Cause(CauseKind.SIZE_SWAPPED, f"fn.resize has size={tuple(size)}, the reference's {step.get('type')} "
                                          f"scale={tuple(scale)} copied as is: MMCV's scale is (W, H), DALI's size "
                                          "is (H, W)",
                  Advice(f"set size={want}.", "size", want, where),
@@ -214,7 +215,7 @@ def _pad_value_cause(dali, ref, axis: int, d: tuple, r: tuple, tolerance: Tolera
         return None
     lines = [*range(d[0]), *range(dali.shape[axis] - d[1], dali.shape[axis])]
     refilled = dali.astype(np.float64).copy()
-    index = [slice(None)] * 3
+    index: list[slice | list[int]] = [slice(None)] * 3
     index[axis] = lines
     refilled[tuple(index)] = np.expand_dims(r_fills[0], tuple(range(1, 3)))
     residual = residual_of(refilled, ref, tolerance)

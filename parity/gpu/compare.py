@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from parity.gpu.margins import StageMargins, stage_margins
-from parity.results.protocol import MessageResult
+from parity.results.protocol import CheckResult
 
 NO_GPU = "no CUDA device visible to DALI: the GPU-vs-CPU comparison runs where a GPU is present"
 NOTHING_ON_GPU = "the pipeline has no operator written for the GPU: it computes the same on both devices"
@@ -50,25 +50,13 @@ class DeviceDifference:
 
 
 @dataclass(frozen=True)
-class GpuCompareResult(MessageResult):
+class GpuCompareResult(CheckResult):
     """One image's ``gpu-vs-cpu`` check: failed where a stage is beyond its margin."""
 
     status: str  # passed | failed | skipped
     image: str
     differences: tuple[DeviceDifference, ...] = ()
     skip_reason: str = ""
-    stage: str = "gpu-vs-cpu"
-
-    def __bool__(self) -> bool:
-        return self.status != "failed"
-
-    @property
-    def summary(self) -> str:
-        head = f"{self.status.upper()} | {self.image} | gpu-vs-cpu | "
-        if self.status == "skipped":
-            return head + self.skip_reason
-        worst = next((d for d in self.differences if d.status == "failed"), None)
-        return head + (worst.line() if worst else f"{len(self.differences)} stages within their GPU margins")
 
     def message(self) -> str:
         if self.status == "skipped":

@@ -10,7 +10,7 @@ from enum import Enum
 from parity.compare.align import data_path
 from parity.dali.runner import DaliStage
 from parity.gpu.margins import GPU_DEVICES, MARGINS, RESIZE_OPS, Margin, is_decoder, margin_of, output_dtypes
-from parity.results.protocol import MessageResult
+from parity.results.protocol import CheckResult
 
 # Reference decoders built on libjpeg(-turbo) with its default fancy (interpolating) chroma upsampling:
 # cv2 is the cited one (opencv grfmt_jpeg.cpp keeps libjpeg's defaults); Pillow and PyTurboJPEG leave the
@@ -45,31 +45,13 @@ class GpuRisk:
 
 
 @dataclass(frozen=True)
-class GpuLintResult(MessageResult):
+class GpuLintResult(CheckResult):
     """The ``gpu_risk`` check item: warned (or failed, when strict) where a risk was found."""
 
     status: str  # passed | warned | failed
     source: str  # the pipeline spec or model.dali path
     risks: tuple[GpuRisk, ...] = ()
     strict: bool = False
-    image: str = "dali"
-    stage: str = "gpu-risk"
-    skip_reason: str = ""
-
-    def __bool__(self) -> bool:
-        return self.status != "failed"
-
-    @property
-    def problems(self) -> tuple[str, ...]:
-        """One line per risk, as the repository check's ``problems`` are."""
-        return tuple(r.line() for r in self.risks)
-
-    @property
-    def summary(self) -> str:
-        head = f"{self.status.upper()} | dali | gpu-risk | "
-        if not self.risks:
-            return head + f"no GPU-only risk in {self.source}"
-        return head + f"{len(self.risks)} GPU-only risk{'s' if len(self.risks) != 1 else ''}: {self.risks[0].line()}"
 
     def message(self) -> str:
         if not self.risks:

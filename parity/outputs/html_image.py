@@ -198,7 +198,8 @@ def _hwc(array: np.ndarray, layout: str) -> np.ndarray:
 def _worst_pixel(pixel_diff: np.ndarray, judged: np.ndarray) -> tuple[int, int]:
     """The largest difference where the verdict looks (the border is reported but not judged)."""
     flat = int(np.argmax(np.where(judged, pixel_diff, -1.0)))
-    return tuple(int(i) for i in np.unravel_index(flat, pixel_diff.shape))
+    row, column = np.unravel_index(flat, pixel_diff.shape)
+    return int(row), int(column)
 
 
 def _pool(array: np.ndarray) -> tuple[np.ndarray, int]:

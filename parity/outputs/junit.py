@@ -97,9 +97,10 @@ def write_junit(path: Path, rows, *, seconds: float, error: str | None = None, s
                     counts[counter] += 1
                     ET.SubElement(case, tag, message=row.message).text = row.text if tag != "skipped" else None
                 out.write("  " + ET.tostring(case, encoding="unicode") + "\n")
-        suite_el = ET.Element("testsuite", name=suite, **{k: str(v) for k, v in counts.items()},
-                              time=f"{seconds:.3f}", timestamp=datetime.datetime.now().astimezone().isoformat(),
-                              hostname=socket.gethostname())
+        suite_el = ET.Element("testsuite", {"name": suite, **{k: str(v) for k, v in counts.items()},
+                                            "time": f"{seconds:.3f}",
+                                            "timestamp": datetime.datetime.now().astimezone().isoformat(),
+                                            "hostname": socket.gethostname()})
         head = ET.tostring(suite_el, encoding="unicode").replace(" />", ">")
         with open(path, "w", encoding="utf-8") as out, open(body, encoding="utf-8") as cases_file:
             out.write(f"<?xml version='1.0' encoding='utf-8'?>\n<testsuites>\n{head}\n")

@@ -178,7 +178,7 @@ class ParityPlugin:
         self.signals = signals_unwind()  # entered for the session: SIGTERM/SIGHUP unwind like Ctrl-C
         self.signals.__enter__()
         # what the run finds: fed by this process's Run, or on a pytest-xdist controller by the workers' reports
-        self.results = RunResults(degenerate_share=cfg.model["degenerate_share"] if cfg.model else None)
+        self.results = RunResults(degenerate_share=cfg.model.degenerate_share if cfg.model else None)
         self._run = None
         self._lazy = None
         self.images_spread = False  # stage items selected (under pytest-xdist: spread over the workers)
@@ -248,7 +248,7 @@ class ParityPlugin:
         """image -> its pytest-xdist work unit: whole DALI batches, as many as leave 4 units per worker (for
         the load to even out at the end), so that a worker's stream prepares its next batch while the items
         of one run, as a serial run's does."""
-        step = self.cfg.dali["batch_size"]
+        step = self.cfg.dali.batch_size
         batches = -(-len(self.image_ids) // step)
         per_unit = max(1, batches // (4 * self._xdist_workers)) if self._xdist_workers else 1
         return {image: i // (step * per_unit) for i, image in enumerate(self.image_ids)}

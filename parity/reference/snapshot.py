@@ -32,17 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.errors import ParityUsageError
+from parity.config.sections import ModelSection, ReferenceSection
+from parity.errors import ParitySnapshotError
 from parity.reference.protocol import Reference, RefStage
 
 FORMAT, SCHEMA = "parity-snapshot", 1
 MANIFEST = "manifest.json"
 _VERSIONED = ("parity", "mmpretrain", "mmcv", "mmcv-lite", "mmengine", "torch", "torchvision", "numpy", "Pillow",
               "opencv-python", "opencv-python-headless")
-
-
-class ParitySnapshotError(ParityUsageError):
-    """A snapshot is missing, corrupt, stale (images changed) or of another reference than the config's."""
 
 
 def file_sha256(path: Path) -> str:
@@ -53,7 +50,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def reference_identity(config_path: Path, reference: dict, model: dict | None) -> dict:
+def reference_identity(config_path: Path, reference: ReferenceSection, model: ModelSection | None) -> dict:
     """What names the reference in a parity config, computed without MMPretrain: the config as written and
     the sha256 of a local config file, inline overrides, and the reference network's config and checkpoint.
     ``None`` marks what cannot be known here (a package config, a checkpoint not present)."""
@@ -64,12 +61,12 @@ def reference_identity(config_path: Path, reference: dict, model: dict | None) -
         target = config_path.parent / spec
         return file_sha256(target) if target.is_file() else None
 
-    identity = {"config": reference.get("config"), "config_sha256": local_sha(reference.get("config")),
-                "test_pipeline": reference.get("test_pipeline"),
-                "data_preprocessor": reference.get("data_preprocessor")}
-    if model and model.get("reference_model"):
-        identity.update(model_config=model.get("config"), checkpoint=model.get("checkpoint"),
-                        checkpoint_sha256=local_sha(model.get("checkpoint")))
+    identity = {"config": reference.config, "config_sha256": local_sha(reference.config),
+                "test_pipeline": reference.test_pipeline,
+                "data_preprocessor": reference.data_preprocessor}
+    if model and model.reference_model:
+        identity.update(model_config=model.config, checkpoint=model.checkpoint,
+                        checkpoint_sha256=local_sha(model.checkpoint))
     return json.loads(json.dumps(identity, default=repr))  # as the manifest stores it (tuples as lists)
 
 
@@ -111,11 +108,11 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def recorded_reference(folder: Path, config_path: Path, reference: dict, model: dict | None):
+def recorded_reference(folder: Path, config_path: Path, reference: ReferenceSection, model: ModelSection | None):
     """For the config loader: (source, test_pipeline, data_preprocessor, has_logits) of a snapshot, after
     refusing one recorded from another reference than the one ``reference``/``model`` name."""
     manifest = read_manifest(folder)
-    if reference.get("config") or reference.get("test_pipeline") or reference.get("data_preprocessor"):
+    if reference.config or reference.test_pipeline or reference.data_preprocessor:
         current = reference_identity(config_path, reference, model)
         recorded = manifest["reference"]
         if "model_config" not in recorded:  # recorded without a reference network: nothing to compare there
@@ -190,7 +187,7 @@ def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None 
                         height=height, width=width, file=f"images/{sha}.npz", stages=meta)
 
         items = list(zip(config.images, image_ids(config.images)))
-        step = config.dali["batch_size"]
+        step = config.dali.batch_size
         workers = max(1, min(step, len(os.sched_getaffinity(0))))
         entries_file = work / "entries.jsonl"  # per-image entries stream to disk, the manifest reads them back
         with one_torch_thread(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="parity-snapshot") as pool, \
@@ -225,11 +222,12 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     Members are not deflated: deflate (level 1) saved a further 35% but made reading a snapshot slower
     than running MMPretrain's own steps again (docs/benchmarks.md); CI artifact uploads compress anyway.
     """
-    encoding, seen = [], {}
+    encoding: list[str] = []
+    seen: dict[tuple, str] = {}
     with zipfile.ZipFile(path, "w") as archive:
         for name, array in arrays.items():
             array = np.ascontiguousarray(array)
-            key = (array.dtype.str, array.shape, hashlib.sha1(array.view(np.uint8)).digest())
+            key = (array.dtype.str, array.shape, hashlib.sha1(array.data).digest())
             if key in seen:
                 encoding.append(f"{name}:same:{seen[key]}")
                 continue
@@ -280,11 +278,11 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
 
 def _reference_network(config):
     model = config.model
-    if not model or not model["reference_model"] or not config.model_cfg:
+    if not model or not model.reference_model or not config.model_cfg:
         return None
     from parity.serving.backends import TorchClassifier
 
-    checkpoint = (config.base_dir / model["checkpoint"]).resolve() if model["checkpoint"] else None
+    checkpoint = (config.base_dir / model.checkpoint).resolve() if model.checkpoint else None
     return TorchClassifier(config.model_cfg, checkpoint, config.reference_source)
 
 
@@ -297,7 +295,7 @@ def _write_manifest(work: Path, config, reference, stages: list[dict], logits: b
         preprocessor=dict(to_rgb=reference.to_rgb, normalizes=reference.normalizes,
                           mean=None if reference.mean is None else reference.mean.tolist(),
                           std=None if reference.std is None else reference.std.tolist()),
-        stages=stages, logits=logits, tolerances=config.tolerances, versions=_versions())
+        stages=stages, logits=logits, tolerances=config.tolerances.entries, versions=_versions())
     text = json.dumps(head, indent=1, default=repr)
     # the image list is streamed in from entries.jsonl rather than held in memory
     with open(work / MANIFEST, "w") as manifest, open(work / "entries.jsonl") as entries:

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from parity.results.logits import fingerprint, softmax
-from parity.results.protocol import MessageResult
+from parity.results.protocol import CheckResult
 
 SATURATED = 0.999  # a probability this close to 1 is "saturated"
 
 
 @dataclass(frozen=True)
-class DegenerateResult(MessageResult):
+class DegenerateResult(CheckResult):
     """Across all images: do the deployed model's answers collapse?"""
 
     status: str
@@ -29,9 +29,6 @@ class DegenerateResult(MessageResult):
     findings: tuple = ()
     hint: str = ""
     consequence_of: str = ""  # e.g. "model_input divergence on astronaut and 7 more images"
-
-    def __bool__(self) -> bool:
-        return self.status != "failed"
 
     @property
     def skip_reason(self) -> str:

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from parity.results.protocol import CheckResult
+
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def titled_checks(repository, checks: dict | None, degenerate) -> list[tuple[str, object]]:
+def titled_checks(repository: CheckResult | None, checks: dict[str, CheckResult | None] | None,
+                  degenerate: CheckResult | None) -> list[tuple[str, CheckResult | None]]:
     """The whole-run checks in report order, each with its title ('gpu-risk check'); ``checks`` maps the
     item names (parity.results.verdict's GPU_RISK...) to results."""
     middle = [(f"{name.replace('_', '-')} check", r) for name, r in (checks or {}).items()]

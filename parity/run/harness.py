@@ -99,12 +99,12 @@ class Harness:
         self.reference: Reference = open_reference(config)
         dali = config.dali
         self.dali: DaliRunner = open_pipeline(
-            pipeline=dali["pipeline"], serialized=dali["serialized"], base_dir=config.base_dir,
-            input_name=dali["input_name"], device=dali["device"], batch_size=dali["batch_size"],
-            num_threads=dali["num_threads"])
+            pipeline=dali.pipeline, serialized=dali.serialized, base_dir=config.base_dir,
+            input_name=dali.input_name, device=dali.device, batch_size=dali.batch_size,
+            num_threads=dali.num_threads)
         names = self.reference.stage_names
         self.pairs: list[StagePair] = align(self.dali.stages, self.dali.outputs[0], names,
-                                            self.reference.geometry_stages, dali["input_format"])
+                                            self.reference.geometry_stages, dali.input_format)
         config.check_tolerance_labels(self.stage_labels)
         self.image_ids = image_ids(config.images)
         self.model: ModelCheck | None = None
@@ -112,11 +112,11 @@ class Harness:
             self.model = ModelCheck(config.model, model_cfg=config.model_cfg, source=config.reference_source,
                                     base_dir=config.base_dir, recorded=config.snapshot is not None)
         self.repository = None  # the served repository against what is tested (triton_repository)
-        if config.triton and config.triton["repository"]:
+        if config.triton and config.triton.repository:
             from parity.serving.triton_repository import check_repository
 
-            onnx = config.model["onnx"] if config.model else None
-            self.repository = check_repository((config.base_dir / config.triton["repository"]).resolve(),
+            onnx = config.model.onnx if config.model else None
+            self.repository = check_repository((config.base_dir / config.triton.repository).resolve(),
                                                tested=self.dali.stages, input_name=self.dali.input_name,
                                                onnx=(config.base_dir / onnx).resolve() if onnx else None)
         self._final_index = next(i for i, p in enumerate(self.pairs) if p.final)
@@ -129,7 +129,7 @@ class Harness:
             add_after=geometry[-1].where if geometry else "", random_operators=random_operators(self.dali.stages))
         self.gpu = gpu_coverage(self.dali.stages, self.pairs, ran_on=self.dali.device,
                                 deployed=self.model.deployed.name if self.model else None,
-                                trt_precision=config.model["trt_precision"] if config.model else None)
+                                trt_precision=config.model.trt_precision if config.model else None)
 
     def gpu_lint(self, *, strict: bool) -> GpuLintResult:
         """The GPU-only risks of the pipeline graph, found before any image (``--strict-gpu`` fails on them)."""
@@ -141,12 +141,12 @@ class Harness:
         read are left out: their own items report them)."""
         ids = dict(zip(self.config.images, self.image_ids))
         feed, names = [], []
-        for path in self.config.images[: self.config.dali["batch_size"]]:
+        for path in self.config.images[: self.config.dali.batch_size]:
             try:
                 first = self.reference.run(path)[0]
             except ParityUsageError:
                 continue
-            feed.append(client_input(first.array, first.channels, path, self.config.dali["input_format"]))
+            feed.append(client_input(first.array, first.channels, path, self.config.dali.input_format))
             names.append(ids[path])
         return feed, names
 
@@ -157,9 +157,9 @@ class Harness:
 
         feed, names = self._first_batch()
         dali = self.config.dali
-        results = run_on_both(feed, names, pipeline=dali["pipeline"], serialized=dali["serialized"],
-                              base_dir=self.config.base_dir, input_name=dali["input_name"],
-                              batch_size=dali["batch_size"], num_threads=dali["num_threads"]) if feed else []
+        results = run_on_both(feed, names, pipeline=dali.pipeline, serialized=dali.serialized,
+                              base_dir=self.config.base_dir, input_name=dali.input_name,
+                              batch_size=dali.batch_size, num_threads=dali.num_threads) if feed else []
         if not results:
             return GpuCompareResult("skipped", "all images", skip_reason="no image of the first batch could be read")
         return next((r for r in results if r.status == "failed"), results[0])
@@ -192,7 +192,7 @@ class Harness:
         ids = dict(zip(self.config.images, self.image_ids))
         for path in dict.fromkeys(paths):  # each file once, before any work: a bad image stops the run early
             check_image(path)
-        step = self.config.dali["batch_size"]
+        step = self.config.dali.batch_size
         chunks = [paths[start:start + step] for start in range(0, len(paths), step)]
         triton = TritonCheck(self.config.triton, self.config.base_dir, self.model,
                              self.repository) if self.config.triton else None
@@ -239,7 +239,7 @@ class Harness:
         DALI run fails gets its exception in place of its results, and the others go on."""
         refs = list(references.map(_or_error(self.reference.run), chunk))
         feed = [None if isinstance(r, Exception) else
-                client_input(r[0].array, r[0].channels, p, self.config.dali["input_format"]) for r, p in zip(refs, chunk)]
+                client_input(r[0].array, r[0].channels, p, self.config.dali.input_format) for r, p in zip(refs, chunk)]
         outs = iter(self.dali.run_each([f for f in feed if f is not None], [str(p) for p, f in zip(chunk, feed)
                                                                             if f is not None]))
         return refs, [None if f is None else next(outs) for f in feed], feed
@@ -301,7 +301,7 @@ class Harness:
     def _compare_final(self, actual, layout, target: RefStage, common, own: OwnSource | None,
                        upstream: list[StageResult]) -> StageResult:
         problems, notes = [], []
-        expected_layout = self.config.dali["output_layout"]
+        expected_layout = self.config.dali.output_layout
         if actual.ndim == 3 and layout != expected_layout:
             problems.append(f"Layout mismatch: DALI emits {layout} {tuple(actual.shape)}, the model expects "
                             f"{expected_layout} (dali.output_layout)")

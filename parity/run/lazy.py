@@ -10,7 +10,7 @@ images the scheduler sends to one worker), so no image is computed on two worker
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 
 
@@ -25,7 +25,7 @@ class LazyImages:
         self.remaining: Counter = Counter()  # items still to run, per image
         self.done: dict = {}
         self.computed: set[str] = set()  # ids only: results are dropped, an image is never computed twice
-        self._stream: Iterator | None = None
+        self._stream: Generator | None = None
         self._queued: set[str] = set()
         self.error: Exception | None = None  # a failed stream fails every later image: none retries
 
@@ -81,5 +81,5 @@ class LazyImages:
         """Stop the running stream (its thread pools and any Triton server) without computing more."""
         if self._stream is not None:
             self._stream.close()
-            self._stream: Iterator | None = None
+            self._stream = None
         self._queued = set()

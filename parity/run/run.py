@@ -29,7 +29,7 @@ class Run:
         self.config = config
         self.shard = shard
         self.strict_gpu = strict_gpu
-        self.results = results or RunResults(degenerate_share=config.model["degenerate_share"] if config.model
+        self.results = results or RunResults(degenerate_share=config.model.degenerate_share if config.model
                                              else None)
         self.results.repository = self.harness.repository
         self.results.gpu = self.harness.gpu

@@ -14,12 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.errors import ParityUsageError
+from parity.errors import ParityModelError
 from parity.gpu.margins import TrtPrecision, trt_tolerance
-
-
-class ParityModelError(ParityUsageError):
-    """A model, checkpoint, ONNX file or engine cannot be loaded or run."""
 
 
 class Runner(abc.ABC):

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from parity.config.sections import ModelSection
 from parity.reference.protocol import RefStage
 from parity.results.logits import fingerprint, softmax
-from parity.results.protocol import MessageResult
+from parity.results.protocol import CheckResult
 from parity.serving.backends import OnnxRuntimeRunner, ParityModelError, Runner, TensorRTRunner, TorchClassifier
 
 
@@ -59,7 +60,7 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
-class ModelResult(MessageResult):
+class ModelResult(CheckResult):
     """One image: reference model on reference input vs deployed model on DALI input (and on reference
     input, which isolates conversion error from preprocessing error)."""
 
@@ -83,16 +84,6 @@ class ModelResult(MessageResult):
     finite: bool = True  # the deployed logits hold no NaN/Inf
     fingerprint: tuple = ()  # of the deployed logits, for the degenerate-output judge (parity.results.degenerate)
     consequence_of: str = ""  # e.g. "model_input divergence on astronaut": set when preprocessing diverged
-
-    def __bool__(self) -> bool:
-        return self.status != "failed"
-
-    @property
-    def summary(self) -> str:
-        if self.status == "skipped":
-            return f"SKIPPED | {self.image} | model | {self.skip_reason}"
-        return (f"{self.status.upper()} | {self.image} | model ({self.backend}) | top-1 {self.dali_top1} vs reference "
-                f"{self.ref_top1}, KL {self.kl:.3g}")
 
     def message(self) -> str:
         if self.status == "skipped":
@@ -121,20 +112,20 @@ class ModelResult(MessageResult):
         return "\n".join(lines)
 
 
-_ONNX_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16),
-                "tensor(double)": np.dtype(np.float64), "tensor(uint8)": np.dtype(np.uint8)}
+_ONNX_DTYPES: dict[str, np.dtype] = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16),
+                                     "tensor(double)": np.dtype(np.float64), "tensor(uint8)": np.dtype(np.uint8)}
 
 
 class ModelCheck:
     """Runs the reference classifier and the deployed backends; keeps only per-image summaries."""
 
-    def __init__(self, cfg: dict, *, model_cfg: dict | None, source: str, base_dir, recorded: bool = False):
+    def __init__(self, cfg: ModelSection, *, model_cfg: dict | None, source: str, base_dir, recorded: bool = False):
         self.cfg = cfg
         self.reference: Runner | None = None
         # recorded: the reference's logits arrive with its model input (a snapshot), no network is built
-        self.has_reference = bool(cfg["reference_model"] and (model_cfg or recorded))
-        if cfg["reference_model"] and model_cfg and not recorded:
-            checkpoint = (base_dir / cfg["checkpoint"]).resolve() if cfg["checkpoint"] else None
+        self.has_reference = bool(cfg.reference_model and (model_cfg or recorded))
+        if cfg.reference_model and model_cfg and not recorded:
+            checkpoint = (base_dir / cfg.checkpoint).resolve() if cfg.checkpoint else None
             self.reference = TorchClassifier(model_cfg, checkpoint, source)
         self.deployed: Runner = self._deployed(cfg, base_dir)
         self._last_reference: tuple[str, np.ndarray] | None = None
@@ -175,19 +166,19 @@ class ModelCheck:
                                    "preprocessing (its export input size)?")
 
     @staticmethod
-    def _deployed(cfg: dict, base_dir) -> Runner:
-        backend = cfg["backend"]
+    def _deployed(cfg: ModelSection, base_dir) -> Runner:
+        backend = cfg.backend
         if backend == "auto":
             from parity.dali.runner import gpu_available
 
-            backend = "tensorrt" if gpu_available() and (cfg["tensorrt"] or cfg["onnx"]) else "onnxruntime"
+            backend = "tensorrt" if gpu_available() and (cfg.tensorrt or cfg.onnx) else "onnxruntime"
         if backend == "tensorrt":
-            return TensorRTRunner(engine_path=(base_dir / cfg["tensorrt"]) if cfg["tensorrt"] else None,
-                                  onnx_path=(base_dir / cfg["onnx"]) if cfg["onnx"] else None,
-                                  precision=cfg.get("trt_precision"))
-        if not cfg["onnx"]:
+            return TensorRTRunner(engine_path=(base_dir / cfg.tensorrt) if cfg.tensorrt else None,
+                                  onnx_path=(base_dir / cfg.onnx) if cfg.onnx else None,
+                                  precision=cfg.trt_precision)
+        if not cfg.onnx:
             raise ParityModelError("model.onnx is required for the onnxruntime backend")
-        return OnnxRuntimeRunner((base_dir / cfg["onnx"]).resolve())
+        return OnnxRuntimeRunner((base_dir / cfg.onnx).resolve())
 
     def check(self, image: str, ref: RefStage, dali_input: np.ndarray | None, preprocessing) -> ModelResult:
         """``ref`` is the reference's model input; ``dali_input`` is DALI's output as CHW, any dtype (None when
@@ -202,11 +193,11 @@ class ModelCheck:
         dali_logits = self.deployed.infer(dali_input[None].astype(np.float32))[0]
         finite = bool(np.isfinite(dali_logits).all())
         p_dali = softmax(dali_logits)
-        answered = dict(dali_top1=int(p_dali.argmax()), dali_prob=float(p_dali.max()), finite=finite,
-                        fingerprint=tuple(fingerprint(dali_logits)) if finite else ())
+        marks = tuple(fingerprint(dali_logits)) if finite else ()
         preprocessing_note = _preprocessing_note(preprocessing)
         if not self.has_reference:
-            return ModelResult(image, backend, "skipped", **answered, preprocessing=preprocessing_note,
+            return ModelResult(image, backend, "skipped", dali_top1=int(p_dali.argmax()), dali_prob=float(p_dali.max()),
+                               finite=finite, fingerprint=marks, preprocessing=preprocessing_note,
                                skip_reason="no reference model (model.reference_model=False or no model in the "
                                            "reference config): only the degenerate-output check runs")
         ref_logits = self.reference_logits(image, ref)
@@ -215,11 +206,11 @@ class ModelCheck:
                                    f"{ref_logits.size}: is it the model exported from model.config?")
         deployed_on_ref = self.deployed.infer(ref_input[None].astype(np.float32))[0]
         conversion = float(np.abs(deployed_on_ref - ref_logits).max())
-        fields = answer_fields(ref_logits, dali_logits, p_dali, self.cfg["topk"])
-        problems = answer_problems(fields, "deployed", self.cfg["kl"], "model.kl")
-        if fields["topk_overlap"] < self.cfg["topk_overlap"]:
+        fields = answer_fields(ref_logits, dali_logits, p_dali, self.cfg.topk)
+        problems = answer_problems(fields, "deployed", self.cfg.kl, "model.kl")
+        if fields["topk_overlap"] < self.cfg.topk_overlap:
             problems.append(f"Top-{fields['topk']} overlap {100 * fields['topk_overlap']:.0f}% < "
-                            f"{100 * self.cfg['topk_overlap']:.0f}% allowed")
+                            f"{100 * self.cfg.topk_overlap:.0f}% allowed")
         scale = max(1.0, float(np.abs(ref_logits).max()))
         tolerance = getattr(self.deployed, "tolerance", None)  # a TensorRT engine of known precision
         if tolerance is not None:
@@ -227,13 +218,13 @@ class ModelCheck:
                 problems.append(f"Conversion error: the TensorRT {tolerance.description} engine differs from the "
                                 f"reference model by {conversion:.4g} in logits on the same input (> {tolerance.line()} "
                                 "allowed for its precision, docs/tolerances.md)")
-        elif conversion > self.cfg["conversion_atol"] * scale:
+        elif conversion > self.cfg.conversion_atol * scale:
             problems.append(f"Conversion error: the deployed model differs from the reference model by {conversion:.4g}"
-                            f" in logits on the same input (> {self.cfg['conversion_atol']} x {scale:.3g} allowed)")
+                            f" in logits on the same input (> {self.cfg.conversion_atol} x {scale:.3g} allowed)")
         if not np.isfinite(dali_logits).all():
             problems.append("Deployed logits hold NaN/Inf")
         return ModelResult(image, backend, "failed" if problems else "passed", **fields, finite=finite,
-                           fingerprint=answered["fingerprint"], conversion_max_abs=conversion,
+                           fingerprint=marks, conversion_max_abs=conversion,
                            problems=tuple(problems), preprocessing=preprocessing_note)
 
 

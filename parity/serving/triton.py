@@ -23,16 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.errors import ParityUsageError
+from parity.config.sections import TritonSection
+from parity.errors import ParityTritonError
 
 _STAND_INS = {"dali": "DaliModel", "tensorrt_plan": "OnnxModel", "onnxruntime_onnx": "OnnxModel",
               "onnxruntime": "OnnxModel", "tensorrt": "OnnxModel"}
 _DTYPES = {"TYPE_UINT8": "UINT8", "TYPE_FP32": "FP32", "TYPE_FP16": "FP16", "TYPE_INT32": "INT32",
            "TYPE_INT64": "INT64", "TYPE_STRING": "BYTES", "TYPE_FP64": "FP64"}
-
-
-class ParityTritonError(ParityUsageError):
-    """The Triton server, repository, model or request is not as configured."""
 
 
 def read_config(path: Path):
@@ -309,29 +306,30 @@ class TritonCheck:
     """The triton stage: each image goes to the ensemble as the client sends it; the answer is compared
     with the reference network on the reference input (or, without one, the local deployed model)."""
 
-    def __init__(self, cfg: dict, base_dir: Path, model_check, repository=None):
+    def __init__(self, cfg: TritonSection, base_dir: Path, model_check, repository=None):
         self.cfg = cfg
         self.repository = repository  # the static repository check, which explains refusals
         self.base_dir = base_dir
         self.model_check = model_check
         self.server: EmbeddedServer | None = None
         self.client: TritonClient | None = None
-        self.mode = "embedded" if cfg["repository"] else "remote"
+        self.mode = "embedded" if cfg.repository else "remote"
         self._previous: tuple[str, np.ndarray] | None = None  # (image, reference probabilities) of the last request
 
     def __enter__(self) -> TritonCheck:
         from parity.extras import require
 
         require("tritonclient.grpc", "triton", "the Triton stage (the config's `triton` section)")
-        url = self.cfg["url"]
+        url, repository = self.cfg.url, self.cfg.repository
         try:
-            if self.mode == "embedded":
-                onnx = {k: str((self.base_dir / v).resolve()) for k, v in (self.cfg["onnx"] or {}).items()}
-                self.server = EmbeddedServer((self.base_dir / self.cfg["repository"]).resolve(),
-                                             timeout_s=self.cfg["timeout_s"], onnx=onnx).start()
+            if repository:
+                onnx = {k: str((self.base_dir / v).resolve()) for k, v in (self.cfg.onnx or {}).items()}
+                self.server = EmbeddedServer((self.base_dir / repository).resolve(),
+                                             timeout_s=self.cfg.timeout_s, onnx=onnx).start()
                 url = self.server.url
-            self.client = TritonClient(url, self.cfg["model"], self.cfg["input"], self.cfg["output"],
-                                       timeout_s=self.cfg["timeout_s"])
+            assert url, "the config loader requires one of triton.repository and triton.url"
+            self.client = TritonClient(url, self.cfg.model, self.cfg.input, self.cfg.output,
+                                       timeout_s=self.cfg.timeout_s)
         except BaseException:
             self.__exit__()
             raise
@@ -351,7 +349,7 @@ class TritonCheck:
         assert self._previous is not None
         image, p_prev = self._previous
         kl = kl_divergence(p_prev, p_out)
-        if int(p_out.argmax()) != int(p_prev.argmax()) or kl > self.cfg["kl"]:
+        if int(p_out.argmax()) != int(p_prev.argmax()) or kl > self.cfg.kl:
             return []
         return [f"Stale answer: Triton's output is the reference's answer for the previous request (image "
                 f"{image!r}: top-1 {int(p_prev.argmax())}, KL {kl:.2g}), not for this one: a model in the ensemble "
@@ -381,14 +379,14 @@ class TritonCheck:
         answer = np.asarray(answer, dtype=np.float64).reshape(-1)
         if answer.shape != ref_logits.shape:
             return ModelResult(image, backend, "failed", problems=(
-                f"Triton's {self.cfg['output']!r} has {answer.size} values, the reference {ref_logits.size}",),
+                f"Triton's {self.cfg.output!r} has {answer.size} values, the reference {ref_logits.size}",),
                 preprocessing=note)
-        if self.cfg["output_kind"] == "probabilities":
+        if self.cfg.output_kind == "probabilities":
             p_out, logits = answer, np.log(np.clip(answer, 1e-12, None))
         else:
             p_out, logits = softmax(answer), answer
-        fields = answer_fields(ref_logits, logits, p_out, self.model_check.cfg["topk"])
-        problems = answer_problems(fields, "Triton", self.cfg["kl"], "triton.kl")
+        fields = answer_fields(ref_logits, logits, p_out, self.model_check.cfg.topk)
+        problems = answer_problems(fields, "Triton", self.cfg.kl, "triton.kl")
         if problems and self._previous is not None:
             problems.extend(self._stale(p_out))
         self._previous = (image, softmax(ref_logits))

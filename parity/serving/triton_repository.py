@@ -12,30 +12,19 @@ from pathlib import Path
 from parity.dali.runner import DaliStage, rewrite
 from parity.errors import ParityDaliError
 from parity.reference.snapshot import file_sha256
-from parity.results.protocol import MessageResult
+from parity.results.protocol import CheckResult
 from parity.serving.triton import _kind, read_repository
 
 _NOT_COMPARED = {"bytes_per_sample_hint", "seed", "num_threads"}  # set per build, not part of the computation
 
 
 @dataclass(frozen=True)
-class RepositoryResult(MessageResult):
+class RepositoryResult(CheckResult):
     """The ``triton_repository`` check item."""
 
     status: str  # passed | failed
     repository: Path
     problems: tuple = ()
-    image: str = "triton"
-    stage: str = "repository"
-    skip_reason: str = ""
-
-    def __bool__(self) -> bool:
-        return self.status != "failed"
-
-    @property
-    def summary(self) -> str:
-        head = f"{self.status.upper()} | triton | repository | "
-        return head + (self.problems[0] if self.problems else f"{self.repository} serves the pipeline under test")
 
     def message(self) -> str:
         if not self.problems:
