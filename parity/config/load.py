@@ -26,7 +26,7 @@ from parity.config.sections import (
     unknown_stage,
 )
 
-SAMPLE_IMAGES = Path(__file__).resolve().parent / "samples"  # photos and synthetic images shipped with parity
+SAMPLE_IMAGES = Path(__file__).resolve().parents[1] / "samples"  # photos and synthetic images shipped with parity
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _TOP_KEYS = ("reference", "dali", "images", "tolerances", "model", "triton")
 
