@@ -105,12 +105,22 @@ def assert_logits_close(actual, expected, *, kl: float = 0.01, topk: int = 5, to
 
     Raises:
         AssertionError: naming the rows that differ, with top-1 and probabilities, KL and overlap.
+        ParityUsageError: for a NaN or out-of-range threshold (a NaN would pass any pair).
     """
     __tracebackhide__ = True
+    import math
+
     from parity.results.logits import softmax
     from parity.serving.model import kl_divergence
     from parity.serving.model import topk_overlap as overlap_of
 
+    for name, value in (("kl", kl), ("atol", 0.0 if atol is None else atol)):
+        check_argument(isinstance(value, (int, float)) and not math.isnan(value) and value >= 0,
+                       "Expected {} a non-negative number (inf: no limit) but got {}={!r}", name, name, value)
+    check_argument(isinstance(topk_overlap, (int, float)) and 0 <= topk_overlap <= 1,
+                   "Expected topk_overlap a number in [0, 1] but got topk_overlap={!r}", topk_overlap)
+    check_argument(isinstance(topk, int) and not isinstance(topk, bool) and topk >= 1,
+                   "Expected topk a positive integer but got topk={!r}", topk)
     a, e = np.atleast_2d(np.asarray(actual, np.float64)), np.atleast_2d(np.asarray(expected, np.float64))
     check_argument(a.shape == e.shape, "Expected logits of the same shape but got actual {} and expected {}",
                    a.shape, e.shape)

@@ -161,6 +161,11 @@ def test_logit_and_collapse_assertions_for_other_suites():
     with pytest.raises(AssertionError, match=r"not close for 1 of 6 inputs!\n\nrow 2: top-1"):
         assert_logits_close(swapped, reference)
     assert_not_degenerate(reference)  # varied answers
+    from parity import ParityUsageError
+
+    for bad in (dict(kl=float("nan")), dict(atol=float("nan")), dict(topk_overlap=float("nan")), dict(topk=0)):
+        with pytest.raises(ParityUsageError, match=f"but got {next(iter(bad))}="):  # NaN would pass any pair
+            assert_logits_close(swapped, reference, **bad)
     collapsed = np.zeros((6, 10))
     collapsed[:, 0] = 50.0
     with pytest.raises(AssertionError, match=r"6 of 6 images -> class 0 with mean p=1.000"):
