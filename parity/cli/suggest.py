@@ -21,6 +21,12 @@ def run(args) -> int:
         cfg = config_from_dict({"reference": {"config": spec if "::" in spec else str(path)},
                                 "dali": {"pipeline": "unused.py:f"}, "images": [str(SAMPLE_IMAGES)]},
                                Path.cwd() / "parity-suggest")
+    if cfg.reference.library != "mmpretrain":
+        from parity.errors import ParityUsageError
+
+        raise ParityUsageError(f"{cfg.path}: parity suggest writes pipelines for MMPretrain references; for the "
+                               f"{cfg.reference_source} reference, fixtures/timm/resnet50_a1_in1k_pipeline.py shows "
+                               "the DALI graph that reproduces torchvision's eval transform exactly (docs/config.md)")
     input_format = args.input_format or cfg.dali.input_format
     input_name = cfg.dali.input_name or "INPUT"
     reference = {"test_pipeline": cfg.test_pipeline, "data_preprocessor": cfg.data_preprocessor}

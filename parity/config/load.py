@@ -128,7 +128,11 @@ def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False, read
     if bool(dali.pipeline) == bool(dali.serialized):
         fail(path, "dali: give exactly one of pipeline='file.py:function' or serialized='path/model.dali'")
     snapshot = (path.parent / reference.snapshot).resolve() if reference.snapshot and not live else None
-    if snapshot is not None:
+    if reference.library != "mmpretrain":
+        _check_eval_transform(path, reference)  # (a snapshot of it is refused)
+        name = reference.timm or reference.torchvision
+        source, test_pipeline, data_preprocessor, model_cfg = f"{reference.library} {name}", [], None, None
+    elif snapshot is not None:
         from parity.reference.snapshot import recorded_reference
 
         source, test_pipeline, data_preprocessor, recorded_logits = recorded_reference(snapshot, path, reference, model)
@@ -149,6 +153,9 @@ def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False, read
                 fail(path, f"reference.snapshot={str(snapshot)!r} holds no reference logits (it was written from a "
                            "config without a `model` section): run `parity snapshot` again with the model section, "
                            "or set model.reference_model=False for the degenerate-output check alone")
+        elif model.reference_model and reference.library != "mmpretrain":
+            fail(path, f"model: a {reference.library} reference network is not supported yet; set "
+                       "model.reference_model=False for the deployed model's degenerate-output check alone")
         elif model.reference_model and not model_cfg and read_reference:
             fail(path, "model: no `model` in the reference config to build the reference network; set "
                        "model.config, or model.reference_model=False for the degenerate-output check alone")
@@ -167,6 +174,31 @@ def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False, read
                         data_preprocessor=data_preprocessor, dali=dali, images=images, tolerances=tolerances,
                         model=model, model_cfg=model_cfg, triton=triton, reference=reference, snapshot=snapshot,
                         reference_read=read_reference or snapshot is not None)
+
+
+_MMPRETRAIN_KEYS = ("config", "test_pipeline", "data_preprocessor")
+_TIMM_ONLY = ("use_test_size", "input_size", "crop_pct", "crop_mode")
+_TORCHVISION_ONLY = ("resize_size", "crop_size")
+
+
+def _check_eval_transform(path: Path, reference: ReferenceSection) -> None:
+    """A timm or torchvision reference: one library named, and only the overrides that library takes."""
+    given = [k for k in ("timm", "torchvision", *_MMPRETRAIN_KEYS) if getattr(reference, k)]
+    if len(given) > 1:
+        fail(path, f"reference: {' and '.join(given)} given together: name one reference (timm=..., "
+                   "torchvision=..., or an MMPretrain config=...)")
+    foreign = [k for k in (_TORCHVISION_ONLY if reference.timm else _TIMM_ONLY) if getattr(reference, k)]
+    if foreign:
+        fail(path, f"reference.{foreign[0]} is not an argument of the {reference.library} reference (its "
+                   f"overrides: {', '.join(reference.eval_transform_args()) or 'see docs/config.md'})")
+    size = reference.input_size
+    sizes = [size] if isinstance(size, int) else list(size) if isinstance(size, (list, tuple)) else None
+    if size is not None and (not sizes or len(sizes) not in (1, 2, 3) or
+                             any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in sizes)):
+        fail(path, f"reference.input_size={size!r}: expected a positive integer, (H, W) or (3, H, W)")
+    if reference.snapshot:
+        fail(path, f"reference.snapshot: snapshots of a {reference.library} reference are not supported yet: "
+                   "run the live reference (pip install 'parity[timm]')")
 
 
 def _reference(path: Path, reference: ReferenceSection):

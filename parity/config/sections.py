@@ -116,6 +116,32 @@ class ReferenceSection:
     data_preprocessor: dict | None = key(None, dict, "overrides the config's (model.)data_preprocessor")
     snapshot: str | None = key(None, str, "folder written by `parity snapshot`: the recorded reference, used "
                                           "instead of MMPretrain")
+    timm: str | None = key(None, str, "a timm pretrained checkpoint ('resnet50.a1_in1k'): its eval transform is the "
+                                      "reference (nothing is downloaded)")
+    torchvision: str | None = key(None, str, "a torchvision weights preset ('ResNet50_Weights.IMAGENET1K_V2'): its "
+                                             "transforms() are the reference")
+    use_test_size: bool = key(False, bool, "timm: the checkpoint's test_input_size/test_crop_pct (as timm's own "
+                                           "resolve_model_data_config(use_test_size=True))")
+    input_size: int | list | tuple | None = key(None, object, "timm: serve at another input size (an int, (H, W) or "
+                                                               "(3, H, W))")
+    crop_pct: float | None = key(None, Number(0.0, 1.0, above=True), "timm: the share of the resized image cropped")
+    interpolation: str | None = key(None, str, "timm/torchvision: the resize filter ('bilinear', 'bicubic', ...)")
+    crop_mode: str | None = key(None, str, "timm: 'center', 'squash' or 'border'")
+    resize_size: int | None = key(None, Number(1, whole=True), "torchvision: the preset's resize_size")
+    crop_size: int | None = key(None, Number(1, whole=True), "torchvision: the preset's crop_size")
+    mean: list | None = key(None, list, "timm/torchvision: per-channel mean in 0..1 units")
+    std: list | None = key(None, list, "timm/torchvision: per-channel std in 0..1 units")
+
+    @property
+    def library(self) -> str:
+        """Which library computes the reference: 'timm', 'torchvision' or 'mmpretrain'."""
+        return "timm" if self.timm else "torchvision" if self.torchvision else "mmpretrain"
+
+    def eval_transform_args(self) -> dict:
+        """The overrides given, as the timm/torchvision reference takes them."""
+        keys = (("use_test_size", "input_size", "crop_pct", "interpolation", "crop_mode", "mean", "std")
+                if self.timm else ("resize_size", "crop_size", "interpolation", "mean", "std"))
+        return {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, False)}
 
 
 @dataclass(frozen=True)

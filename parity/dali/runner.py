@@ -192,6 +192,7 @@ def load_function(spec: str, base_dir: Path):
             raise ParityDaliError(f"dali.pipeline={spec!r}: {path} cannot be imported as a Python module")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[mod_name] = module
+        sys.path.insert(0, str(path.parent))  # its sibling modules import, as when Python runs the file
         try:
             module_spec.loader.exec_module(module)
         except SystemExit as exc:  # sys.exit() or argparse at import time: never a silent exit 0
@@ -200,6 +201,8 @@ def load_function(spec: str, base_dir: Path):
         except Exception as exc:
             raise ParityDaliError(f"dali.pipeline={spec!r}: importing {path} failed: "
                                   f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            sys.path.remove(str(path.parent))
     else:
         try:
             module = importlib.import_module(module_part)

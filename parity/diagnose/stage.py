@@ -17,7 +17,7 @@ import numpy as np
 
 from parity.compare.arrays import StageResult
 from parity.config.load import Tolerance
-from parity.diagnose import advice, fits, geometry, rounding
+from parity.diagnose import advice, eval_sizes, fits, geometry
 from parity.diagnose.causes import (
     ARRAYS,
     NORMALIZATION_KINDS,
@@ -116,8 +116,11 @@ class StageDiagnoser:
                 if op is not None and op.op == "Resize" else None
             turned = geometry.orientation_cause(_chw(a, case.layout).astype(np.float64), _chw(e, case.layout),
                                                 case.tolerance, self.sides) if a.ndim == 3 and _decodes(op) else None
+            where = op.where if op else ""
+            dali_hw = geometry.spatial_size(case.shape or a.shape, case.shape_layout or case.layout)
             shapes = (swapped,) if swapped else (turned,) if turned else tuple(
-                rounding.long_side_cause(c, case.ref_step, case.step_input_hw, op.where if op else "")
+                eval_sizes.crop_pct_cause(eval_sizes.long_side_cause(c, case.ref_step, case.step_input_hw, where),
+                                          case.ref_step, dali_hw, where)
                 for c in geometry.shape_causes(case.shape or a.shape, e.shape, case.shape_layout or case.layout,
                                                ref_layout=case.ref_layout, input_hw=case.input_hw, sides=self.sides))
             own, _ = self._own_value_causes(case)
@@ -218,7 +221,7 @@ class StageDiagnoser:
             return None
         out_hw = geometry.spatial_size(case.shape or case.actual.shape, case.shape_layout or case.layout)
         where = case.operator.where if case.operator else ""
-        return rounding.crop_anchor_cause(cause, case.ref_step, case.step_input_hw, out_hw, where)
+        return eval_sizes.crop_anchor_cause(cause, case.ref_step, case.step_input_hw, out_hw, where)
 
     @staticmethod
     def _resize_as_written(a, case: StageCase) -> Cause | None:

@@ -133,6 +133,10 @@ class TimmReference(EvalTransformReference):
             raise ParityReferenceError(f"{self.source}: timm cannot build the eval transform of {self.data_config}: "
                                        f"{type(exc).__name__}: {exc}") from exc
         self.steps = _steps(compose, self.source)
+        for step in self.steps:  # what decided the resize's size, for the diagnosis to name
+            if step.cfg["type"] == "Resize":
+                step.cfg.update(checkpoint=self.name, crop_pct=self.data_config["crop_pct"],
+                                crop_size=self.data_config["input_size"][-1])
         self._describe(self.data_config["mean"], self.data_config["std"])
 
     def identity(self) -> dict:

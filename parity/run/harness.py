@@ -134,7 +134,7 @@ class Harness:
     def gpu_lint(self, *, strict: bool) -> GpuLintResult:
         """The GPU-only risks of the pipeline graph, found before any image (``--strict-gpu`` fails on them)."""
         return lint(self.dali.stages, source=self.dali.source, outputs=self.dali.outputs,
-                    reference_decoder=reference_decoder(self.config.test_pipeline), strict=strict)
+                    reference_decoder=reference_decoder(self.reference.pipeline_cfg), strict=strict)
 
     def _first_batch(self) -> tuple[list, list[str]]:
         """What the client sends for the first batch's images, and their ids (images the reference cannot
@@ -249,7 +249,7 @@ class Harness:
         results: list[StageResult] = []
         for pair in self.pairs:
             results.append(self._compare_pair(image, pair, ref, out, views, results))
-        return _mark_first_divergence(results, self.config.path)
+        return _mark_first_divergence(results, self.config.path, self.reference.kind)
 
     def _own_source(self, out) -> OwnSource | None:
         """DALI's last pixel stage before the model input, as (C,H,W): the value mistake at the model input is
@@ -384,7 +384,7 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _mark_first_divergence(results: list[StageResult], config_path: Path) -> list[StageResult]:
+def _mark_first_divergence(results: list[StageResult], config_path: Path, library: str) -> list[StageResult]:
     failed = [i for i, r in enumerate(results) if r.status == "failed"]
     if not failed:
         return results
@@ -394,8 +394,10 @@ def _mark_first_divergence(results: list[StageResult], config_path: Path) -> lis
     head = results[first]
     out[first] = dataclasses.replace(head, first_divergence=(
         f"First divergence: this stage ({head.stage}); earlier stages matched: {', '.join(matched) or 'none'}.\n"
-        f"Fix: `parity suggest {_shown(config_path)}` writes the DALI pipeline that reproduces this reference "
-        "(test_pipeline + data_preprocessor) and reports the parity it measured."))
+        + (f"Fix: `parity suggest {_shown(config_path)}` writes the DALI pipeline that reproduces this reference "
+           "(test_pipeline + data_preprocessor) and reports the parity it measured." if library == "mmpretrain" else
+           f"Fix: each cause above names the fn. argument to change; docs/config.md#timm-and-torchvision shows a DALI "
+           f"graph that reproduces {library}'s eval transform exactly.")))
     for i in failed[1:]:
         out[i] = dataclasses.replace(results[i], first_divergence=(
             f"First divergence: stage {head.stage!r} ({head.dali_op}); this stage follows from it."))

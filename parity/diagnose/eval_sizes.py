@@ -1,7 +1,8 @@
-"""The roundings where torchvision's eval transform (timm's too) and DALI part, named with the reference's
-own numbers: the long side of a shorter-edge resize (torchvision truncates, DALI rounds) and the centre
-crop's half-pixel anchor (torchvision rounds half to even, DALI away from zero). A generic size or offset
-cause becomes one of these only where the arithmetic on the image's sizes reproduces what was measured."""
+"""The size arithmetic of timm's and torchvision's eval transform, where a DALI port parts from it, named
+with the reference's own parameters: timm's crop_pct (the resize is floor(crop / crop_pct)), the long side
+of a shorter-edge resize (torchvision truncates, DALI rounds) and the centre crop's half-pixel anchor
+(torchvision rounds half to even, DALI away from zero). A generic size or offset cause becomes one of
+these only where the arithmetic on the image's sizes reproduces what was measured."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from parity.diagnose.causes import Advice, Cause, CauseKind
 _LIBRARIES = ("timm", "torchvision")
 
 
-def _eval_step(ref_step: dict | None, kind: str) -> int | None:
-    """The size of a timm/torchvision Resize or CenterCrop step (None for any other step)."""
-    if not ref_step or ref_step.get("library") not in _LIBRARIES or ref_step.get("type") != kind:
-        return None
+def _eval_step(ref_step: dict | None, kind: str) -> bool:
+    """Whether the reference's step is timm's or torchvision's ``kind`` (Resize, CenterCrop)."""
+    return ref_step is not None and ref_step.get("library") in _LIBRARIES and ref_step.get("type") == kind
+
+
+def _shorter_edge(ref_step: dict) -> int | None:
+    """The short side a Resize gives (an int size, or a one-element list), None for a fixed (H, W)."""
     size = ref_step.get("size")
     size = size[0] if isinstance(size, (list, tuple)) and len(size) == 1 else size
     return size if isinstance(size, int) else None
@@ -25,7 +29,7 @@ def _eval_step(ref_step: dict | None, kind: str) -> int | None:
 def long_side_cause(cause: Cause, ref_step: dict | None, in_hw: tuple | None, where: str) -> Cause:
     """A one-pixel size difference at a shorter-edge Resize, when truncating (the reference) and rounding (DALI)
     the scaled long side are what the two sides did."""
-    size = _eval_step(ref_step, "Resize")
+    size = _shorter_edge(ref_step) if ref_step and _eval_step(ref_step, "Resize") else None
     params = cause.evidence.params if cause.evidence else {}
     dali, reference = params.get("dali"), params.get("reference")
     if cause.kind != CauseKind.SIZE_ROUNDING or size is None or not in_hw or not dali or not reference:
@@ -46,6 +50,29 @@ def long_side_cause(cause: Cause, ref_step: dict | None, in_hw: tuple | None, wh
     return dataclasses.replace(cause, finding=finding, advice=advice)
 
 
+COMMON_CROP_PCTS = (0.875, 0.9, 0.95, 0.96, 1.0, 0.85, 0.8, 0.765)  # timm's pretrained_cfg values
+
+
+def crop_pct_cause(cause: Cause, ref_step: dict | None, dali_hw: tuple | None, where: str) -> Cause:
+    """A shorter-edge resize to another size at timm's Resize: name the checkpoint's crop_pct, and the one
+    DALI's size implies (floor(crop / crop_pct)) when a usual value gives it."""
+    if cause.kind != CauseKind.SIZE or not _eval_step(ref_step, "Resize") or not dali_hw:
+        return cause
+    step = ref_step or {}
+    scale, crop_pct, crop = _shorter_edge(step), step.get("crop_pct"), step.get("crop_size")
+    if scale is None or not crop_pct or not crop or min(dali_hw) == scale:
+        return cause
+    theirs = min(dali_hw)
+    implied = next((p for p in COMMON_CROP_PCTS if math.floor(crop / p) == theirs), None)
+    finding = (f"timm {step.get('checkpoint', '')}: crop_pct {crop_pct:g} -> Resize({scale}) (floor({crop} / "
+               f"{crop_pct:g})); DALI resizes the short side to {theirs}"
+               + (f" (crop_pct {implied:g})" if implied else ""))
+    advice = Advice(f"resize the short side to {scale}, floor(crop / crop_pct) with this checkpoint's crop_pct "
+                    f"{crop_pct:g} (a crop_pct copied from another recipe changes what the crop keeps).",
+                    "resize_shorter", str(scale), where)
+    return dataclasses.replace(cause, finding=finding, advice=advice)
+
+
 def _half_to_even(slack: int) -> int:
     return int(round(slack / 2))  # Python's round: a .5 goes to the even integer, as torchvision's center_crop
 
@@ -54,9 +81,8 @@ def crop_anchor_cause(cause: Cause, ref_step: dict | None, in_hw: tuple | None, 
                       where: str) -> Cause:
     """A one-pixel shift at a CenterCrop whose offset is a half pixel: torchvision's anchor rounds half to
     even, DALI's ``crop_pos`` anchor away from zero."""
-    size = _eval_step(ref_step, "CenterCrop")
     params = cause.evidence.params if cause.evidence else {}
-    if cause.kind != CauseKind.OFFSET or size is None or not in_hw or not out_hw:
+    if cause.kind != CauseKind.OFFSET or not _eval_step(ref_step, "CenterCrop") or not in_hw or not out_hw:
         return cause
     shifts = (params.get("dy", 0), params.get("dx", 0))
     lines = []
