@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from parity import ParityDaliError, check_preprocessing_parity, dali_proto, load_config
+from parity import ParityDaliError, check_preprocessing_parity, load_config
+from parity.dali import proto as dali_proto
 from parity.dali.runner import CPU_ONLY_DEVICE_ID, load_function, open_pipeline, rewrite, serialize_function
 
 from .conftest import IMAGES, MEAN, SEED, STD, save_rgb, write_config, write_pipeline
