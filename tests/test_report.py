@@ -3,19 +3,9 @@
 import re
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from parity.cli import main
-
 from .conftest import IMAGES, ROOT, SEED, write_config, write_pipeline
-
-
-@pytest.fixture(scope="module")
-def seed_report(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("report")
-    assert main(["check", str(SEED / "parity_deployed.py"), "--report", str(folder), "-q"]) == 1
-    return folder
 
 
 def _section(page: str, anchor: str) -> str:
