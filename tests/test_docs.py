@@ -411,6 +411,7 @@ def page_runs(tmp_path_factory):
     return get
 
 
+@pytest.mark.slow  # the pages' examples run the seed's checks, pytest runs and servers
 @pytest.mark.parametrize("block", ALL_BLOCKS, ids=[b.id for b in ALL_BLOCKS])
 def test_example(block, page_runs, capfd):
     if block.directive == "not run":

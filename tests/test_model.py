@@ -135,6 +135,7 @@ def test_tensorrt_engine_matches_onnxruntime():
     np.testing.assert_allclose(runner.infer(batch), ort.infer(batch), atol=1e-2, rtol=1e-2)
 
 
+@pytest.mark.slow
 def test_model_items_in_pytest(pytester):
     result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_corrected.py"), "-k",
                                            "(model and not model_input) or degenerate")

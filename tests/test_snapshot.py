@@ -108,6 +108,7 @@ def test_check_against_the_snapshot_gives_the_live_verdicts_causes_and_answers(r
     assert live["images"][0]["model"]["reference_top1"] >= 0 and live["degenerate"]["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_serving_environment_without_torch_or_mmpretrain(recorded, tmp_path):
     """The check runs where importing any training package raises, through the CLI and through pytest."""
     config, ref = recorded

@@ -99,6 +99,7 @@ def test_repository_mistakes_are_named(tmp_path):
         prepare_embedded(tmp_path / "repo", tmp_path / "served")
 
 
+@pytest.mark.slow
 def test_seed_ensemble_fails_loudly_with_the_servers_own_words(servers):
     results = check_preprocessing_parity(SEED / "parity_triton_deployed.py", [IMAGES / "astronaut.png"])
     triton = results[0].triton
@@ -113,12 +114,14 @@ def test_seed_ensemble_fails_loudly_with_the_servers_own_words(servers):
     assert servers.running() == 0  # the server is stopped
 
 
+@pytest.mark.slow
 def test_corrected_ensemble_answers_like_the_reference():
     results = assert_triton_parity(SEED / "parity_triton_corrected.py")
     assert [r.triton.dali_top1 for r in results] == [ANSWERS[r.image] for r in results]
     assert max(r.triton.kl for r in results) < 1e-5
 
 
+@pytest.mark.slow
 def test_server_lifecycle_ports_and_log(tmp_path):
     server = EmbeddedServer(REPOS / "corrected_repository", timeout_s=90)
     with server:
@@ -134,6 +137,7 @@ def test_server_lifecycle_ports_and_log(tmp_path):
     assert not server.workdir.exists()  # a clean stop leaves nothing behind
 
 
+@pytest.mark.slow
 def test_a_repository_that_does_not_load_reports_the_log_and_leaves_no_process(tmp_path, servers):
     shutil.copytree(REPOS / "corrected_repository", tmp_path / "repo", symlinks=True)
     (tmp_path / "repo/preprocess/1/model.dali").write_bytes(b"\x00garbage")
@@ -161,6 +165,7 @@ def test_triton_config_needs_one_mode_an_existing_repository_and_a_model_section
         load_config(write_config(tmp_path, pipeline="p.py:f", extra="triton = dict(url='127.0.0.1:8001')\n"))
 
 
+@pytest.mark.slow
 def test_triton_items_in_pytest(pytester):
     result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_triton_corrected.py"), "-v")
     # the repository check, 8 images x (5 stages, model, triton), the degenerate-output check
@@ -170,6 +175,7 @@ def test_triton_items_in_pytest(pytester):
                                  "*triton (embedded): 8 passed, 0 failed, 0 skipped; top-1 agreement 8/8*"])
 
 
+@pytest.mark.slow
 def test_remote_mode_talks_to_a_running_server(tmp_path):
     """The same check against a server someone else started (here: one we start, then point a url at)."""
     with EmbeddedServer(REPOS / "corrected_repository", timeout_s=90) as server:
@@ -202,6 +208,7 @@ class TritonPythonModel:
 '''
 
 
+@pytest.mark.slow
 def test_an_ensemble_that_answers_with_the_previous_requests_output_is_called_stale(tmp_path):
     """PAINS 7: a DALI ensemble returning the previous batch's outputs. Here a real Python-backend step
     at the end of the seed's corrected ensemble holds each answer back by one request."""

@@ -33,6 +33,7 @@ def test_correct_pipelines_raise_no_alarm(name):
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
+@pytest.mark.slow
 def test_broken_pipeline_is_caught_and_named_for_its_cause(name):
     entry = BROKEN[name]
     outcome = run_entry(name, entry, _images(entry))
@@ -101,6 +102,7 @@ def _harness(name: str, entry) -> Harness:
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(image=photos(), name=st.sampled_from(sorted(CORRECT)))
+@pytest.mark.slow
 def test_no_false_alarm_on_random_images(tmp_path_factory, image, name):
     path = save_rgb(tmp_path_factory.mktemp("zoo") / "drawn.png", np.ascontiguousarray(image))
     outcome = run_entry(name, CORRECT[name], [path], harness=_harness(name, CORRECT[name]))
