@@ -613,6 +613,7 @@ def test_api_reference_renders_every_public_name():
     assert not missing, f"docs/api.md does not render: {missing}"
 
 
+@pytest.mark.slow
 def test_site_builds_strict(tmp_path):
     pytest.importorskip("mkdocs", reason="mkdocs builds the site (pip install 'parity[dev]')")
     pytest.importorskip("mkdocstrings_handlers.python", reason="mkdocstrings[python] renders docs/api.md")

@@ -30,6 +30,7 @@ def _run(config):
     return results, harness.degenerate()
 
 
+@pytest.mark.slow
 def test_seed_deployment_collapses_and_the_message_points_back_to_preprocessing():
     results, degenerate = _run(SEED / "parity_deployed.py")
     answers = json.loads((BUILD / "answers.json").read_text())
@@ -42,6 +43,7 @@ def test_seed_deployment_collapses_and_the_message_points_back_to_preprocessing(
     assert "missing_normalization" in message and "DALI's model input spans 0..255" in message
 
 
+@pytest.mark.slow
 def test_corrected_deployment_gives_the_known_answers_and_no_collapse():
     results, degenerate = _run(SEED / "parity_corrected.py")
     answers = json.loads((BUILD / "answers.json").read_text())
@@ -51,6 +53,7 @@ def test_corrected_deployment_gives_the_known_answers_and_no_collapse():
     assert degenerate.status == "passed"
 
 
+@pytest.mark.slow
 def test_collapse_is_caught_without_a_reference_model(tmp_path):
     cfg = load_config(SEED / "parity_deployed.py")
     cfg.model = {**cfg.model, "reference_model": False}

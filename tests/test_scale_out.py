@@ -69,6 +69,7 @@ def test_under_xdist_an_error_in_the_mmpretrain_config_is_a_collection_error_nam
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
+@pytest.mark.slow
 def test_shards_split_by_content_and_merge_into_one_verdict(tmp_path, deployed, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     codes = [main(["check", str(deployed), "--shard", f"{k}/2", "--json", f"s{k}.json", "--report", f"r{k}", "-q"])
@@ -92,6 +93,7 @@ def test_shards_split_by_content_and_merge_into_one_verdict(tmp_path, deployed, 
     assert main(["merge", "s1.json", "s1.json"]) == 2
 
 
+@pytest.mark.slow
 def test_merge_judges_the_degenerate_output_check_over_every_shards_answers(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = tmp_path / "parity_cfg.py"
@@ -128,6 +130,7 @@ def test_the_cli_and_pytest_write_the_same_junit_identities_and_verdicts(pyteste
     assert suite.get("timestamp") and suite.get("hostname") and float(suite.get("time")) > 0
 
 
+@pytest.mark.slow
 def test_tolerances_can_be_overridden_per_stage_from_the_command_line(deployed, capsys):
     assert main(["check", str(deployed), "--atol", "resize=0", "--max-mismatch", "resize=0", "-q"]) == 1
     assert "resize            0       4" in capsys.readouterr().out  # the corrected resize differs by up to 3 levels
@@ -137,6 +140,7 @@ def test_tolerances_can_be_overridden_per_stage_from_the_command_line(deployed, 
     assert "--rtol 'resize=lots': expected [STAGE=]NUMBER" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_verbosity_levels_and_no_color(deployed, capsys, monkeypatch):
     import parity.cli.console as cli
 

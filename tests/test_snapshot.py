@@ -96,6 +96,7 @@ def test_stages_are_stored_exactly(recorded):
         assert data["stage0"].shape == (512, 512, 3) and data["logits"].shape == (1000,)
 
 
+@pytest.mark.slow
 def test_check_against_the_snapshot_gives_the_live_verdicts_causes_and_answers(recorded, tmp_path, capsys):
     config, ref = recorded
     assert main(["check", str(config), "--json", str(tmp_path / "live.json"), "-q"]) == 1

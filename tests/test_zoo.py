@@ -100,15 +100,16 @@ def _harness(name: str, entry) -> Harness:
     return _HARNESSES[name]
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(image=photos(), name=st.sampled_from(sorted(CORRECT)))
-@pytest.mark.slow
 def test_no_false_alarm_on_random_images(tmp_path_factory, image, name):
     path = save_rgb(tmp_path_factory.mktemp("zoo") / "drawn.png", np.ascontiguousarray(image))
     outcome = run_entry(name, CORRECT[name], [path], harness=_harness(name, CORRECT[name]))
     assert not outcome.detected, (outcome.named, outcome.determinism.message())
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(image=photos(), name=st.sampled_from(sorted(n for n, e in BROKEN.items() if not e.images)))
 def test_no_cause_the_ground_truth_denies_on_random_images(tmp_path_factory, image, name):
