@@ -476,15 +476,26 @@ def test_a_page_that_lies_fails_at_its_line(tmp_path, capfd):
     assert outcomes[32].startswith("page.md:32: unknown fence '(none)'")
 
 
-@pytest.mark.parametrize("line", ["parity --version", "parity --debug check no_such_config.py",
-                                  "NO_COLOR=1 pytest --parity-config no_such_config.py -q"])
-def test_a_command_run_in_process_does_what_its_console_script_does(line, tmp_path, capfd):
+def test_only_plain_parity_and_pytest_lines_run_in_process():
+    assert plain_command("NO_COLOR=1 parity check cfg.py --strict-gpu -q  # exit 1") == \
+        PlainCommand({"NO_COLOR": "1"}, "parity", ["check", "cfg.py", "--strict-gpu", "-q"])
+    assert plain_command('.venv/bin/pytest -m "parity(stage=\'resize\')" -k "a and b"') == \
+        PlainCommand({}, "pytest", ["-m", "parity(stage='resize')", "-k", "a and b"])
+    for line in ("parity check cfg.py > out.txt", "parity check cfg.py | tee out.txt", "parity check $CFG",
+                 "parity merge shard-*.json", "cd docs && parity --version", "python -m parity --version",
+                 "echo parity"):
+        assert plain_command(line) is None, line  # bash runs these
+
+
+@pytest.mark.parametrize("line, code", [("parity --version", 0), ("parity --debug check no_such_config.py", 2),
+                                        ("NO_COLOR=1 pytest --parity-config no_such_config.py -q", 4)])
+def test_a_command_run_in_process_does_what_its_console_script_does(line, code, tmp_path, capfd):
     """The examples' ``parity`` and ``pytest`` lines run in this process: here the same lines in bash, through
     the installed console scripts, give the same exit status and output."""
     here = _in_process(plain_command(line), tmp_path, capfd)
     there = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=_environment(), capture_output=True, text=True)
     assert (here.returncode, here.output) == (there.returncode, there.stdout + there.stderr)
-    assert here.returncode in (0, 2, 4) and here.output  # a usage error is one sentence; pytest's is exit 4
+    assert here.returncode == code and here.output
 
 
 def test_every_directive_is_known():
