@@ -73,6 +73,16 @@ def save_rgb(path: Path, rgb: np.ndarray) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def seed_report(tmp_path_factory) -> Path:
+    """The seed's deployed check with its HTML report, run once for the tests that read the report (read only)."""
+    from parity.cli import main
+
+    folder = tmp_path_factory.mktemp("report")
+    assert main(["check", str(SEED / "parity_deployed.py"), "--report", str(folder), "-q"]) == 1
+    return folder
+
+
 @pytest.fixture(scope="session", autouse=True)
 def known_answer_model():
     """The model stage's fixture classifier (scripts/setup.sh builds it; built here when missing)."""

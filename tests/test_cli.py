@@ -2,11 +2,14 @@
 
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from parity.cli import main
 
 from .conftest import SEED
 
 
+@pytest.mark.slow
 def test_gate_passes_the_corrected_pipeline_and_writes_junit(tmp_path, capsys):
     junit = tmp_path / "parity.xml"
     assert main(["check", str(SEED / "parity_corrected.py"), "--junit-xml", str(junit), "-q"]) == 0
@@ -17,6 +20,7 @@ def test_gate_passes_the_corrected_pipeline_and_writes_junit(tmp_path, capsys):
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("52", "0", "1")
 
 
+@pytest.mark.slow
 def test_gate_fails_the_deployed_pipeline_with_the_cause(tmp_path, capsys):
     junit = tmp_path / "parity.xml"
     assert main(["check", str(SEED / "parity_deployed.py"), "--junit-xml", str(junit)]) == 1
@@ -40,6 +44,7 @@ def test_a_nan_tolerance_flag_is_refused_rather_than_passing_the_failing_pipelin
     assert err == "parity: error: --atol 'nan': expected a non-negative number (inf: no limit)\n"
 
 
+@pytest.mark.slow
 def test_an_image_whose_stages_match_but_whose_model_fails_is_not_called_passed(tmp_path, capsys):
     import onnx
     from onnx import numpy_helper

@@ -38,6 +38,7 @@ def test_rewrite_moves_a_gpu_pipeline_to_the_cpu_and_exposes_every_stage():
     assert stages[1].source.startswith("deployed_pipeline.py:8: images = fn.resize(")
 
 
+@pytest.mark.slow
 def test_a_model_dali_from_a_triton_repository_gives_the_same_verdict_as_the_function(tmp_path):
     model_dir = tmp_path / "preprocess" / "1"
     model_dir.mkdir(parents=True)

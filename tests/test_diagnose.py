@@ -123,6 +123,7 @@ def test_uint8_images_compare_exactly_without_wrapping_around():
         assert_stage_close(actual, expected, atol=5)
 
 
+@pytest.mark.slow
 def test_landscape_images_show_the_seed_reference_and_dali_disagree_on_geometry(tmp_path):
     """MMCV's keep-ratio Resize fits the long edge to 512; the deployed pipeline's not_larger box does not."""
     import skimage.data
@@ -392,6 +393,7 @@ def test_diagnoses_once_given_without_evidence_now_name_only_what_explains_them(
                                                    cause.evidence.residual_beyond <= cause.evidence.allowed_beyond)
 
 
+@pytest.mark.slow
 def test_the_first_line_names_image_stage_and_cause_and_the_answers_are_its_consequence():
     """The seed: pytest's short summary and JUnit's message show the cause; the model item says it follows."""
     from parity import load_config

@@ -19,6 +19,10 @@ The convention (docs/contributing.md says the same for writers):
 - Each page runs in its own temporary folder holding links to the repository's files (``fixtures/``,
   ``parity/``, ``.venv``…): paths in examples are relative to the repository root, and what the examples
   write (reports, snapshots, results) stays out of the checkout. Commands find ``.venv/bin`` first on PATH.
+- A plain ``parity ...`` or ``pytest ...`` line (environment assignments allowed; no pipe, redirection,
+  expansion or second command) runs in this process, through the function its console script calls, in
+  the page's folder with the environment a subprocess would get, its file descriptors 1 and 2 captured:
+  the same program without starting an interpreter and importing torch again. Any other line runs in bash.
 
 One test per block (``test_example[docs/cli.md:42]``); a block runs after the page's earlier blocks,
 whichever test asks first. Commands that leave the folder as they found it are run once per session.
@@ -177,6 +181,83 @@ class _Cwd:
         os.chdir(self.previous)
 
 
+@dataclass(frozen=True)
+class Done:
+    """What a command did: its exit status, and what it printed (stdout, then stderr)."""
+
+    returncode: int
+    output: str
+
+
+def _environment() -> dict[str, str]:
+    """A command's environment: the test run's, without pytest's own variables, ``.venv/bin`` first on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
+    env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _parity(args: list[str]) -> int:
+    from parity.cli import main  # what the `parity` console script calls
+
+    try:
+        return main(args)
+    except SystemExit as exc:  # --help, --version, argparse's usage errors
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+
+
+def _pytest(args: list[str]) -> int:
+    return int(pytest.main(args))  # what the `pytest` console script calls
+
+
+IN_PROCESS = {"parity": _parity, "pytest": _pytest}
+_SHELL = re.compile(r"[|&;<>()$`*?\[\]{}~\\!]")  # outside quotes: work for a shell, so bash runs the line
+_ASSIGNMENT = re.compile(r"[A-Za-z_]\w*=")
+
+
+@dataclass(frozen=True)
+class PlainCommand:
+    """A ``parity`` or ``pytest`` line with nothing for a shell to do, run in this process."""
+
+    env: dict
+    program: str
+    args: list
+
+
+def plain_command(line: str) -> PlainCommand | None:
+    """The program and arguments of ``[NAME=VALUE...] [.venv/bin/]parity|pytest ARGS  # comment``, else None."""
+    unquoted = re.sub(r"'[^']*'|\"[^\"]*\"", "''", line)
+    if _SHELL.search(re.split(r"(?:^|\s)#", unquoted, maxsplit=1)[0]):
+        return None
+    words = shlex.split(line, comments=True)
+    env = {}
+    while words and _ASSIGNMENT.match(words[0]):
+        name, value = words.pop(0).split("=", 1)
+        env[name] = value
+    if not words or words[0] not in {*IN_PROCESS, *(f".venv/bin/{name}" for name in IN_PROCESS)}:
+        return None
+    return PlainCommand(env, Path(words[0]).name, words[1:])
+
+
+def _in_process(command: PlainCommand, folder: Path, capfd) -> Done:
+    """Run ``command`` here as a subprocess would run it: in ``folder``, with its environment, fd 1 and 2 captured;
+    what the test printed before is put back, and the environment and import path restored."""
+    saved_env, saved_path = dict(os.environ), list(sys.path)
+    earlier = capfd.readouterr()
+    os.environ.clear()
+    os.environ.update({**_environment(), **command.env})
+    try:
+        with _Cwd(folder):
+            code = IN_PROCESS[command.program](command.args)
+    finally:
+        printed = capfd.readouterr()
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.path[:] = saved_path
+        sys.stdout.write(earlier.out)
+        sys.stderr.write(earlier.err)
+    return Done(code, printed.out + printed.err)
+
+
 class PageRun:
     """One page's examples, run in order in one folder and one Python namespace."""
 
@@ -186,14 +267,16 @@ class PageRun:
         self.namespace: dict = {"__name__": "docs_example"}
         self.failures: dict[int, str] = {}
         self.done: set[int] = set()
-        self.commands = commands  # shared by pages: (command, folder listing) -> CompletedProcess
+        self.commands = commands  # shared by pages: (command, folder listing) -> Done
+        self.capfd = None  # the asking test's, for the commands run in this process
         folder.mkdir(parents=True, exist_ok=True)
         for name in LINKED:
             if (ROOT / name).exists():
                 (folder / name).symlink_to(ROOT / name)
 
-    def run(self, index: int) -> None:
+    def run(self, index: int, capfd) -> None:
         """Run block ``index`` after every earlier block of the page; raise its failure."""
+        self.capfd = capfd
         for i in range(index + 1):
             if i in self.done:
                 continue
@@ -272,22 +355,26 @@ class PageRun:
         key = (command.line, _listing(self.folder))
         done = self.commands.get(key)
         if done is None:
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
-            env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-            done = subprocess.run(["bash", "-c", command.line], cwd=self.folder, env=env, capture_output=True,
-                                  text=True, timeout=COMMAND_TIMEOUT_S)
+            done = self._execute(command.line)
             if _listing(self.folder) == key[1]:  # it wrote nothing: the same command gives the same result
                 self.commands[key] = done
-        output = done.stdout + done.stderr
         if done.returncode != command.exit_code:
             raise ExampleFailed(f"{block.id}: `{command.line}` exited {done.returncode}, the page says "
                                  f"{command.exit_code} (a comment saying `exit N` on the line sets another); its output "
-                                 f"ends:\n{output[-4000:]}")
+                                 f"ends:\n{done.output[-4000:]}")
         checker, flags = doctest.OutputChecker(), doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-        if command.expected and command.expected.strip() and not checker.check_output(command.expected, output, flags):
+        if command.expected and command.expected.strip() and not checker.check_output(command.expected, done.output, flags):
             raise ExampleFailed(f"{block.id}: `{command.line}` printed something else than the page shows:\n"
-                                 + checker.output_difference(doctest.Example(command.line, command.expected), output,
-                                                             flags))
+                                 + checker.output_difference(doctest.Example(command.line, command.expected),
+                                                             done.output, flags))
+
+    def _execute(self, line: str) -> Done:
+        plain = plain_command(line)
+        if plain is not None:
+            return _in_process(plain, self.folder, self.capfd)
+        done = subprocess.run(["bash", "-c", line], cwd=self.folder, env=_environment(), capture_output=True, text=True,
+                              timeout=COMMAND_TIMEOUT_S)
+        return Done(done.returncode, done.stdout + done.stderr)
 
 
 def _check_excerpt(block: Block) -> None:
@@ -324,15 +411,16 @@ def page_runs(tmp_path_factory):
     return get
 
 
+@pytest.mark.slow  # the pages' examples run the seed's checks, pytest runs and servers
 @pytest.mark.parametrize("block", ALL_BLOCKS, ids=[b.id for b in ALL_BLOCKS])
-def test_example(block, page_runs):
+def test_example(block, page_runs, capfd):
     if block.directive == "not run":
         pytest.skip(f"{block.id}: not run: {block.argument}")
     run = page_runs(block.page)
-    run.run(run.blocks.index(block))
+    run.run(run.blocks.index(block), capfd)
 
 
-def test_a_page_that_lies_fails_at_its_line(tmp_path):
+def test_a_page_that_lies_fails_at_its_line(tmp_path, capfd):
     """The runner itself: each way an example can be wrong fails, naming the page and line."""
     page = tmp_path / "page.md"
     page.write_text(textwrap.dedent("""\
@@ -375,7 +463,7 @@ def test_a_page_that_lies_fails_at_its_line(tmp_path):
     outcomes = {}
     for index, block in enumerate(run.blocks):
         try:
-            run.run(index)
+            run.run(index, capfd)
             outcomes[block.line] = "passed"
         except pytest.fail.Exception as exc:
             outcomes[block.line] = str(exc).splitlines()[0]
@@ -386,6 +474,28 @@ def test_a_page_that_lies_fails_at_its_line(tmp_path):
     assert outcomes[28] == "page.md:28: these lines are no longer in pyproject.toml, in a row: update the page from " \
                            "the file"
     assert outcomes[32].startswith("page.md:32: unknown fence '(none)'")
+
+
+def test_only_plain_parity_and_pytest_lines_run_in_process():
+    assert plain_command("NO_COLOR=1 parity check cfg.py --strict-gpu -q  # exit 1") == \
+        PlainCommand({"NO_COLOR": "1"}, "parity", ["check", "cfg.py", "--strict-gpu", "-q"])
+    assert plain_command('.venv/bin/pytest -m "parity(stage=\'resize\')" -k "a and b"') == \
+        PlainCommand({}, "pytest", ["-m", "parity(stage='resize')", "-k", "a and b"])
+    for line in ("parity check cfg.py > out.txt", "parity check cfg.py | tee out.txt", "parity check $CFG",
+                 "parity merge shard-*.json", "cd docs && parity --version", "python -m parity --version",
+                 "echo parity"):
+        assert plain_command(line) is None, line  # bash runs these
+
+
+@pytest.mark.parametrize("line, code", [("parity --version", 0), ("parity --debug check no_such_config.py", 2),
+                                        ("NO_COLOR=1 pytest --parity-config no_such_config.py -q", 4)])
+def test_a_command_run_in_process_does_what_its_console_script_does(line, code, tmp_path, capfd):
+    """The examples' ``parity`` and ``pytest`` lines run in this process: here the same lines in bash, through
+    the installed console scripts, give the same exit status and output."""
+    here = _in_process(plain_command(line), tmp_path, capfd)
+    there = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=_environment(), capture_output=True, text=True)
+    assert (here.returncode, here.output) == (there.returncode, there.stdout + there.stderr)
+    assert here.returncode == code and here.output
 
 
 def test_every_directive_is_known():
@@ -514,6 +624,7 @@ def test_api_reference_renders_every_public_name():
     assert not missing, f"docs/api.md does not render: {missing}"
 
 
+@pytest.mark.slow
 def test_site_builds_strict(tmp_path):
     pytest.importorskip("mkdocs", reason="mkdocs builds the site (pip install 'parity[dev]')")
     pytest.importorskip("mkdocstrings_handlers.python", reason="mkdocstrings[python] renders docs/api.md")

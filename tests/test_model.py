@@ -32,6 +32,7 @@ def _run(config):
         return results, run.degenerate()
 
 
+@pytest.mark.slow
 def test_seed_deployment_collapses_and_the_message_points_back_to_preprocessing():
     results, degenerate = _run(SEED / "parity_deployed.py")
     answers = json.loads((BUILD / "answers.json").read_text())
@@ -44,6 +45,7 @@ def test_seed_deployment_collapses_and_the_message_points_back_to_preprocessing(
     assert "missing_normalization" in message and "DALI's model input spans 0..255" in message
 
 
+@pytest.mark.slow
 def test_corrected_deployment_gives_the_known_answers_and_no_collapse():
     results, degenerate = _run(SEED / "parity_corrected.py")
     answers = json.loads((BUILD / "answers.json").read_text())
@@ -53,6 +55,7 @@ def test_corrected_deployment_gives_the_known_answers_and_no_collapse():
     assert degenerate.status == "passed"
 
 
+@pytest.mark.slow
 def test_collapse_is_caught_without_a_reference_model(tmp_path):
     cfg = load_config(SEED / "parity_deployed.py")
     cfg.model = dataclasses.replace(cfg.model, reference_model=False)
@@ -137,6 +140,7 @@ def test_tensorrt_engine_matches_onnxruntime():
     np.testing.assert_allclose(runner.infer(batch), ort.infer(batch), atol=1e-2, rtol=1e-2)
 
 
+@pytest.mark.slow
 def test_model_items_in_pytest(pytester):
     result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_corrected.py"), "-k",
                                            "(model and not model_input) or degenerate")

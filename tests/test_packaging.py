@@ -3,7 +3,11 @@
 import subprocess
 import zipfile
 
+import pytest
+
 from .conftest import ROOT
+
+pytestmark = pytest.mark.slow  # each builds the wheel
 
 
 def test_the_installed_wheel_suggests_snapshots_and_checks(tmp_path):

@@ -5,6 +5,7 @@ import pytest
 from .conftest import IMAGES, SEED, seed_config_text
 
 
+@pytest.mark.slow
 def test_seed_deployment_fails_loudly_with_one_item_per_image_and_stage(pytester):
     result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_deployed.py"), "-rf")
     # 8 images x (input, resize, crop) pass; model_input and the model stage fail; and the outputs collapse
@@ -20,6 +21,7 @@ def test_seed_deployment_fails_loudly_with_one_item_per_image_and_stage(pytester
     ])
 
 
+@pytest.mark.slow
 def test_corrected_pipeline_passes_and_items_can_be_selected(pytester):
     result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_corrected.py"),
                                            "-k", "astronaut", "-v")
@@ -36,6 +38,7 @@ def test_without_parity_config_the_plugin_stays_out_of_the_way(pytester):
     assert "parity report summary" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_an_ini_parity_config_does_not_take_over_an_explicit_test_file(pytester):
     pytester.makeini(f"[pytest]\nparity_config = {SEED / 'parity_deployed.py'}\n")
     plain = pytester.makepyfile(test_unit="def test_plain():\n    assert 1 + 1 == 2\n")
@@ -46,6 +49,7 @@ def test_an_ini_parity_config_does_not_take_over_an_explicit_test_file(pytester)
     result.assert_outcomes(failed=1)
 
 
+@pytest.mark.slow
 def test_a_bad_config_is_a_usage_error_not_a_traceback(pytester):
     cfg = pytester.makepyfile(parity_bad="reference = dict(config='x.py')\ndali = dict(pipline='p.py:f')\n"
                                          "images = ['*.png']\n")
@@ -55,6 +59,7 @@ def test_a_bad_config_is_a_usage_error_not_a_traceback(pytester):
     assert "Traceback" not in result.stderr.str()
 
 
+@pytest.mark.slow
 def test_a_pipeline_that_cannot_be_loaded_is_a_collection_error_in_one_sentence(pytester):
     cfg = pytester.makepyfile(parity_cfg=f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\n"
                                          f"dali = dict(pipeline='{SEED / 'deployed_pipeline.py'}:nope')\n"
@@ -65,6 +70,7 @@ def test_a_pipeline_that_cannot_be_loaded_is_a_collection_error_in_one_sentence(
     assert "session.py" not in result.stdout.str()  # no frames of parity's own code
 
 
+@pytest.mark.slow
 def test_report_option_and_a_failing_run_reported_once_per_item_without_traceback(pytester, tmp_path):
     import shutil
 
@@ -97,6 +103,7 @@ def test_report_option_and_a_failing_run_reported_once_per_item_without_tracebac
     assert "Traceback" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_one_image_with_a_model_passes_and_the_degenerate_check_says_why_it_skipped(pytester):
     """A shard or a selection of one image: there is nothing to compare across images, and that is not a failure."""
     cfg = pytester.makepyfile(parity_one=seed_config_text(IMAGES / "astronaut.png", "corrected"))

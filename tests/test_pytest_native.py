@@ -28,6 +28,7 @@ def computed(result) -> str:
     return next(line for line in result.outlines if "images match" in line)
 
 
+@pytest.mark.slow
 def test_one_item_per_image_and_stage_under_an_image_node(pytester, deployed):
     result = pytester.runpytest_subprocess("--parity-config", str(deployed), "--collect-only", "-q")
     assert "parity_cfg.py::astronaut::model_input" in result.outlines
@@ -36,12 +37,14 @@ def test_one_item_per_image_and_stage_under_an_image_node(pytester, deployed):
     assert sum(line.startswith("parity_cfg.py::") for line in result.outlines) == 15  # 3 x 4 stages, 3 checks
 
 
+@pytest.mark.slow
 def test_k_computes_only_the_selected_image(pytester, deployed):
     result = pytester.runpytest_subprocess("--parity-config", str(deployed), "-k", "chelsea")
     result.assert_outcomes(passed=3, failed=1, deselected=11)
     assert computed(result) == "0 of 1 images match"
 
 
+@pytest.mark.slow
 def test_a_node_id_runs_that_item_and_computes_its_image(pytester, deployed):
     result = pytester.runpytest_subprocess("--parity-config", str(deployed), "parity_cfg.py::flat::resize")
     result.assert_outcomes(passed=1)
@@ -52,6 +55,7 @@ def test_a_node_id_runs_that_item_and_computes_its_image(pytester, deployed):
     result.assert_outcomes(passed=3, failed=1)
 
 
+@pytest.mark.slow
 def test_deselect_and_marker_expressions(pytester, deployed):
     result = pytester.runpytest_subprocess("--parity-config", str(deployed), "--deselect", "parity_cfg.py::astronaut",
                                            "--deselect", "parity_cfg.py::flat::model_input")
@@ -63,6 +67,7 @@ def test_deselect_and_marker_expressions(pytester, deployed):
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
 
 
+@pytest.mark.slow
 def test_last_failed_reruns_only_the_failures_and_failed_first_runs_them_first(pytester, deployed):
     first = pytester.runpytest_subprocess("--parity-config", str(deployed))
     first.assert_outcomes(passed=11, failed=3, skipped=1)
@@ -77,6 +82,7 @@ def test_last_failed_reruns_only_the_failures_and_failed_first_runs_them_first(p
     assert [r.rsplit("::", 1)[1] for r in run[:3]] == ["model_input"] * 3
 
 
+@pytest.mark.slow
 def test_stepwise_stops_at_the_first_failure_and_resumes_there(pytester, deployed):
     first = pytester.runpytest_subprocess("--parity-config", str(deployed), "--sw")
     first.assert_outcomes(passed=5, failed=1, skipped=1)  # the checks and astronaut's first three stages
@@ -86,12 +92,14 @@ def test_stepwise_stops_at_the_first_failure_and_resumes_there(pytester, deploye
     second.assert_outcomes(failed=1, deselected=6)
 
 
+@pytest.mark.slow
 def test_exitfirst_stops_the_computing(pytester, deployed):
     result = pytester.runpytest_subprocess("--parity-config", str(deployed), "-x")
     result.assert_outcomes(passed=5, failed=1, skipped=1)
     assert computed(result) == "0 of 1 images match"
 
 
+@pytest.mark.slow
 def test_each_item_is_charged_its_own_time(pytester, deployed):
     """An image's computation goes to the item that triggered it (a DALI batch of two here), not the whole
     run to the first item; JUnit's times follow."""

@@ -6,16 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from parity.cli import main
-
 from .conftest import IMAGES, ROOT, SEED, write_config, write_pipeline
-
-
-@pytest.fixture(scope="module")
-def seed_report(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("report")
-    assert main(["check", str(SEED / "parity_deployed.py"), "--report", str(folder), "-q"]) == 1
-    return folder
 
 
 def _section(page: str, anchor: str) -> str:
@@ -25,6 +16,7 @@ def _section(page: str, anchor: str) -> str:
     return page[start:end if end > 0 else len(page)]
 
 
+@pytest.mark.slow
 def test_report_shows_every_stage_side_by_side_with_heatmaps_and_the_cause(seed_report):
     page = (seed_report / "index.html").read_text()
     assert "parity: parity_deployed.py" in page and "FAILED" in page
@@ -45,6 +37,7 @@ def test_report_shows_every_stage_side_by_side_with_heatmaps_and_the_cause(seed_
     assert np.abs(dali[..., ::-1] - ref).mean() < 0.5 * np.abs(dali - ref).mean()
 
 
+@pytest.mark.slow
 def test_the_failing_stage_comes_first_and_open_with_its_causes_as_a_numbered_list(seed_report):
     astronaut = _section((seed_report / "index.html").read_text(), "img-astronaut")
     stages = re.findall(r"<(section|details) class='?stage[^>]* id='img-astronaut-(\w+)'>", astronaut)
@@ -58,6 +51,7 @@ def test_the_failing_stage_comes_first_and_open_with_its_causes_as_a_numbered_li
     assert astronaut.count("<svg") == 3 and "channel 0 (R) (own axes)" in astronaut
 
 
+@pytest.mark.slow
 def test_the_heatmap_caption_and_the_stage_table_print_the_same_statistic(seed_report):
     astronaut = _section((seed_report / "index.html").read_text(), "img-astronaut")
     for stage in ("resize", "crop", "model_input"):
@@ -127,6 +121,7 @@ def test_two_levels_off_everywhere_fails_on_the_mean_and_shows_in_the_mask_and_t
     assert "0 over tolerance" in page and "the mean abs exceeds 0.008754" in page
 
 
+@pytest.mark.slow
 def test_a_one_pixel_crop_offset_shows_as_red_edges_in_the_mask_and_a_two_signed_zoom(tmp_path):
     """The crop window moves by one column: edges differ by much more than atol, flat areas hardly at all."""
     report, failed = _small_bug_report(tmp_path, "one_column", x=0.51)
@@ -142,6 +137,7 @@ def test_a_one_pixel_crop_offset_shows_as_red_edges_in_the_mask_and_a_two_signed
         ("section", "crop"), ("details", "color_space_conversion"), ("details", "model_input")]
 
 
+@pytest.mark.slow
 def test_one_wrong_pixel_of_a_large_photograph_survives_the_reduction_of_heatmap_and_mask(tmp_path):
     """A browser shrinking a 2000-pixel picture to fit drops single pixels; the report max-pools instead."""
     from parity.compare.arrays import compare_arrays
@@ -184,6 +180,7 @@ def test_nan_in_the_dali_output_is_drawn_counted_and_zoomed_on(tmp_path):
     assert red.sum() == 1 and red[10, 12]
 
 
+@pytest.mark.slow
 def test_report_keeps_pictures_for_failures_first(tmp_path):
     from parity import Harness, load_config
     from parity.outputs.html import HtmlReport

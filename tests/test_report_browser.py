@@ -7,10 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from parity.cli import main
-
-from .conftest import SEED
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None,
                                 reason="needs Debian's chromium for a headless screenshot (.ci/run installs it)")
@@ -18,10 +14,8 @@ WIDTH, HEIGHT = 1400, 2400
 
 
 @pytest.fixture(scope="module")
-def seed_page(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("report")
-    assert main(["check", str(SEED / "parity_deployed.py"), "--report", str(folder), "-q"]) == 1
-    return (folder / "index.html").as_uri()
+def seed_page(seed_report):
+    return (seed_report / "index.html").as_uri()
 
 
 def _chromium(tmp_path, *args) -> str:

@@ -31,6 +31,7 @@ def junit_cases(path) -> set:
             for case in ET.parse(path).iter("testcase")}
 
 
+@pytest.mark.slow
 def test_xdist_workers_compute_each_image_once_and_the_controller_sums_up(pytester, deployed):
     result = pytester.runpytest_subprocess("--parity-config", str(deployed), "-n", "2", "-p", "no:cacheprovider",
                                            "--parity-report", "report")
@@ -44,6 +45,7 @@ def test_xdist_workers_compute_each_image_once_and_the_controller_sums_up(pytest
     assert all(f"id='img-{name}'" in index for name in NAMES) and "4 images, 4 failing" in index
 
 
+@pytest.mark.slow
 def test_under_xdist_the_degenerate_item_carries_the_controllers_verdict_and_reruns_with_lf(pytester):
     """The workers each see some images; the scheduler sends the degenerate item after every image's answer
     has reached the controller, which puts its verdict into that item's report: failed, so --lf reruns it."""
@@ -56,6 +58,7 @@ def test_under_xdist_the_degenerate_item_carries_the_controllers_verdict_and_rer
     again.stdout.fnmatch_lines(["*FAILED parity_cfg.py::degenerate*"])
 
 
+@pytest.mark.slow
 def test_under_xdist_an_error_in_the_mmpretrain_config_is_a_collection_error_naming_it(pytester, deployed):
     # the controller schedules images without reading the MMPretrain config; the workers read it when collecting
     deployed.write_text(deployed.read_text().replace(str(SEED / "hrnet_w30_512x384.py"), "missing_model.py"))
@@ -66,6 +69,7 @@ def test_under_xdist_an_error_in_the_mmpretrain_config_is_a_collection_error_nam
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
+@pytest.mark.slow
 def test_shards_split_by_content_and_merge_into_one_verdict(tmp_path, deployed, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     codes = [main(["check", str(deployed), "--shard", f"{k}/2", "--json", f"s{k}.json", "--report", f"r{k}", "-q"])
@@ -89,6 +93,7 @@ def test_shards_split_by_content_and_merge_into_one_verdict(tmp_path, deployed, 
     assert main(["merge", "s1.json", "s1.json"]) == 2
 
 
+@pytest.mark.slow
 def test_merge_judges_the_degenerate_output_check_over_every_shards_answers(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = tmp_path / "parity_cfg.py"
@@ -104,6 +109,7 @@ def test_merge_judges_the_degenerate_output_check_over_every_shards_answers(tmp_
     assert ("parity_cfg", "degenerate", "failed") in junit_cases(tmp_path / "all.xml")
 
 
+@pytest.mark.slow
 def test_a_shard_holds_the_same_images_in_pytest_and_the_cli(pytester, deployed, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     main(["check", str(deployed), "--shard", "2/2", "--json", "s2.json", "-q"])
@@ -113,6 +119,7 @@ def test_a_shard_holds_the_same_images_in_pytest_and_the_cli(pytester, deployed,
     assert {line.split("::")[1] for line in result.outlines if line.count("::") == 2} == cli_ids
 
 
+@pytest.mark.slow
 def test_the_cli_and_pytest_write_the_same_junit_identities_and_verdicts(pytester, deployed):
     pytester.chdir()
     assert main(["check", str(deployed), "--junit-xml", str(pytester.path / "cli.xml"), "-q"]) == 1
@@ -123,6 +130,7 @@ def test_the_cli_and_pytest_write_the_same_junit_identities_and_verdicts(pyteste
     assert suite.get("timestamp") and suite.get("hostname") and float(suite.get("time")) > 0
 
 
+@pytest.mark.slow
 def test_tolerances_can_be_overridden_per_stage_from_the_command_line(deployed, capsys):
     assert main(["check", str(deployed), "--atol", "resize=0", "--max-mismatch", "resize=0", "-q"]) == 1
     assert "resize            0       4" in capsys.readouterr().out  # the corrected resize differs by up to 3 levels
@@ -132,6 +140,7 @@ def test_tolerances_can_be_overridden_per_stage_from_the_command_line(deployed, 
     assert "--rtol 'resize=lots': expected [STAGE=]NUMBER" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_verbosity_levels_and_no_color(deployed, capsys, monkeypatch):
     import parity.cli.console as cli
 

@@ -15,6 +15,7 @@ def _by_stage(image_result):
     return {r.stage: r for r in image_result.stages}
 
 
+@pytest.mark.slow
 def test_deployed_pipeline_fails_only_at_the_model_input_and_names_missing_normalization():
     results = check_preprocessing_parity(SEED / "parity_deployed.py")
     assert len(results) == 8
@@ -42,6 +43,7 @@ def test_deployed_pipeline_fails_only_at_the_model_input_and_names_missing_norma
         assert (Path.cwd() / typed).resolve() == (SEED / "parity_deployed.py").resolve()
 
 
+@pytest.mark.slow
 def test_the_proposed_fix_mean_0_stddev_255_still_fails():
     results = check_preprocessing_parity(SEED / "parity_proposed_fix.py")
     for image in results:
@@ -60,6 +62,7 @@ def test_the_proposed_fix_mean_0_stddev_255_still_fails():
                 "first).") in cause.sentence
 
 
+@pytest.mark.slow
 def test_the_corrected_pipeline_passes_every_stage():
     results = assert_preprocessing_parity(SEED / "parity_corrected.py")
     finals = [_by_stage(r)["model_input"] for r in results]
@@ -80,6 +83,7 @@ def test_assertion_message_names_the_failing_images_and_cause():
 LANDSCAPE = sorted((SEED.parent / "landscape").glob("*.png"))
 
 
+@pytest.mark.slow
 def test_landscape_photos_show_the_deployed_pipelines_second_bug_and_the_corrected_one_passes():
     """MMCV fits the short edge to 384 and the long one to at most 512 in any orientation; the deployed
     not_larger box (512, 384) is portrait. The corrected pipeline passes every stage on landscape photos

@@ -15,6 +15,7 @@ import pytest
 from .conftest import SEED
 
 CONFIG = SEED / "parity_triton_corrected.py"
+pytestmark = pytest.mark.slow  # each runs parity or pytest with a real server until it is signalled
 
 
 def _servers(tmp: Path) -> list[int]:

@@ -96,6 +96,7 @@ def test_stages_are_stored_exactly(recorded):
         assert data["stage0"].shape == (512, 512, 3) and data["logits"].shape == (1000,)
 
 
+@pytest.mark.slow
 def test_check_against_the_snapshot_gives_the_live_verdicts_causes_and_answers(recorded, tmp_path, capsys):
     config, ref = recorded
     assert main(["check", str(config), "--json", str(tmp_path / "live.json"), "-q"]) == 1
@@ -108,6 +109,7 @@ def test_check_against_the_snapshot_gives_the_live_verdicts_causes_and_answers(r
     assert live["images"][0]["model"]["reference_top1"] >= 0 and live["degenerate"]["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_serving_environment_without_torch_or_mmpretrain(recorded, tmp_path):
     """The check runs where importing any training package raises, through the CLI and through pytest."""
     config, ref = recorded

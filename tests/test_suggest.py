@@ -70,6 +70,7 @@ def test_unsupported_transforms_are_named_not_guessed():
     assert "NOT reproduced: RandomResizedCrop" in spec.source
 
 
+@pytest.mark.slow
 def test_suggest_command_writes_verifies_and_reports_what_it_measured(tmp_path, capsys):
     out = tmp_path / "fix"
     code = main(["suggest", str(SEED / "parity_deployed.py"), "--out", str(out), "--triton"])
@@ -124,6 +125,7 @@ def test_pillow_bicubic_two_passes_stay_within_a_few_levels(tmp_path):
     assert worst <= 8 and mean < 0.1
 
 
+@pytest.mark.slow
 def test_suggest_refuses_to_claim_a_match_for_an_unsupported_pipeline(tmp_path, capsys):
     cfg = tmp_path / "model_cfg.py"
     cfg.write_text("test_pipeline = [dict(type='LoadImageFromFile'), dict(type='RandomResizedCrop', scale=224), "

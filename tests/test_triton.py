@@ -4,6 +4,9 @@ import json
 import shutil
 import socket
 import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -25,9 +28,39 @@ ANSWERS = json.loads((ROOT / "fixtures" / "model" / "build" / "answers.json").re
     if (ROOT / "fixtures" / "model" / "build" / "answers.json").is_file() else {}
 
 
-def _tritonservers() -> int:
-    out = subprocess.run(["pgrep", "-c", "-f", "bin/tritonserver"], capture_output=True, text=True)
-    return int(out.stdout.strip() or 0)
+@dataclass
+class Servers:
+    """The tritonservers (and their stubs) one test starts, and no one else's: parity's servers serve from a
+    folder under the temporary directory, here the test's own, so other runs on the machine are not counted,
+    and a server whose watchdog died (reparented) still is."""
+
+    folder: Path
+    made: list = field(default_factory=list)  # every temporary folder made meanwhile
+
+    def started(self) -> int:
+        """Servers started under ``folder``, so that ``running()`` saw them."""
+        return sum(Path(made).parent == self.folder and Path(made).name.startswith("parity-triton-")
+                   for made in self.made)
+
+    def running(self) -> int:
+        out = subprocess.run(["pgrep", "-c", "-f", f"{self.folder}/parity-triton-"], capture_output=True, text=True)
+        return int(out.stdout.strip() or 0)
+
+
+@pytest.fixture
+def servers(tmp_path, monkeypatch) -> Servers:
+    watch = Servers(tmp_path / "servers")
+    watch.folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(watch.folder))
+    mkdtemp = tempfile.mkdtemp
+
+    def recorded(*args, **kwargs):
+        made = mkdtemp(*args, **kwargs)
+        watch.made.append(made)
+        return made
+
+    monkeypatch.setattr(tempfile, "mkdtemp", recorded)
+    return watch
 
 
 def _port_open(port: int) -> bool:
@@ -67,8 +100,8 @@ def test_repository_mistakes_are_named(tmp_path):
         prepare_embedded(tmp_path / "repo", tmp_path / "served")
 
 
-def test_seed_ensemble_fails_loudly_with_the_servers_own_words():
-    before = _tritonservers()
+@pytest.mark.slow
+def test_seed_ensemble_fails_loudly_with_the_servers_own_words(servers):
     results = check_preprocessing_parity(SEED / "parity_triton_deployed.py", [IMAGES / "astronaut.png"])
     triton = results[0].triton
     assert triton.status == "failed" and triton.backend == "triton (embedded)"
@@ -78,15 +111,18 @@ def test_seed_ensemble_fails_loudly_with_the_servers_own_words():
     assert "missing_normalization" in message and "layout" in message  # pointed back to preprocessing
     assert "Top-1:" not in message  # a refused request has no answer to compare
     assert "CPU stand-ins for models whose backends it lacks: classifier: tensorrt_plan" in message
-    assert _tritonservers() == before  # the server is stopped
+    assert servers.started() == 1
+    assert servers.running() == 0  # the server is stopped
 
 
+@pytest.mark.slow
 def test_corrected_ensemble_answers_like_the_reference():
     results = assert_triton_parity(SEED / "parity_triton_corrected.py")
     assert [r.triton.dali_top1 for r in results] == [ANSWERS[r.image] for r in results]
     assert max(r.triton.kl for r in results) < 1e-5
 
 
+@pytest.mark.slow
 def test_server_lifecycle_ports_and_log(tmp_path):
     server = EmbeddedServer(REPOS / "corrected_repository", timeout_s=90)
     with server:
@@ -102,14 +138,15 @@ def test_server_lifecycle_ports_and_log(tmp_path):
     assert not server.workdir.exists()  # a clean stop leaves nothing behind
 
 
-def test_a_repository_that_does_not_load_reports_the_log_and_leaves_no_process(tmp_path):
+@pytest.mark.slow
+def test_a_repository_that_does_not_load_reports_the_log_and_leaves_no_process(tmp_path, servers):
     shutil.copytree(REPOS / "corrected_repository", tmp_path / "repo", symlinks=True)
     (tmp_path / "repo/preprocess/1/model.dali").write_bytes(b"\x00garbage")
-    before = _tritonservers()
     with pytest.raises(ParityTritonError, match="tritonserver exited with code .* while loading") as excinfo:
         EmbeddedServer(tmp_path / "repo", timeout_s=60).start()
     assert "preprocess" in str(excinfo.value)
-    assert _tritonservers() == before
+    assert servers.started() == 1
+    assert servers.running() == 0
 
 
 def test_an_unreachable_server_is_one_clear_error():
@@ -129,6 +166,7 @@ def test_triton_config_needs_one_mode_an_existing_repository_and_a_model_section
         load_config(write_config(tmp_path, pipeline="p.py:f", extra="triton = dict(url='127.0.0.1:8001')\n"))
 
 
+@pytest.mark.slow
 def test_triton_items_in_pytest(pytester):
     result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_triton_corrected.py"), "-v")
     # the repository check, 8 images x (5 stages, model, triton), the degenerate-output check
@@ -138,6 +176,7 @@ def test_triton_items_in_pytest(pytester):
                                  "*triton (embedded): 8 passed, 0 failed, 0 skipped; top-1 agreement 8/8*"])
 
 
+@pytest.mark.slow
 def test_remote_mode_talks_to_a_running_server(tmp_path):
     """The same check against a server someone else started (here: one we start, then point a url at)."""
     with EmbeddedServer(REPOS / "corrected_repository", timeout_s=90) as server:
@@ -169,6 +208,7 @@ class TritonPythonModel:
 '''
 
 
+@pytest.mark.slow
 def test_an_ensemble_that_answers_with_the_previous_requests_output_is_called_stale(tmp_path):
     """PAINS 7: a DALI ensemble returning the previous batch's outputs. Here a real Python-backend step
     at the end of the seed's corrected ensemble holds each answer back by one request."""

@@ -112,6 +112,7 @@ def test_an_onnx_that_is_not_the_exported_model(repo, tmp_path):
     assert f"{served} is not model.onnx {ONNX} (another sha256)" in problem
 
 
+@pytest.mark.slow
 def test_the_repository_item_fails_first_in_pytest_and_explains_the_refusal(pytester):
     result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_triton_deployed.py"), "-k",
                                            "repository or astronaut", "-p", "no:randomly")

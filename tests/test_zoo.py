@@ -33,6 +33,7 @@ def test_correct_pipelines_raise_no_alarm(name):
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
+@pytest.mark.slow
 def test_broken_pipeline_is_caught_and_named_for_its_cause(name):
     entry = BROKEN[name]
     outcome = run_entry(name, entry, _images(entry))
@@ -99,6 +100,7 @@ def _harness(name: str, entry) -> Harness:
     return _HARNESSES[name]
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(image=photos(), name=st.sampled_from(sorted(CORRECT)))
 def test_no_false_alarm_on_random_images(tmp_path_factory, image, name):
@@ -107,6 +109,7 @@ def test_no_false_alarm_on_random_images(tmp_path_factory, image, name):
     assert not outcome.detected, (outcome.named, outcome.determinism.message())
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(image=photos(), name=st.sampled_from(sorted(n for n, e in BROKEN.items() if not e.images)))
 def test_no_cause_the_ground_truth_denies_on_random_images(tmp_path_factory, image, name):
