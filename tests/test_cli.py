@@ -69,6 +69,7 @@ def test_an_image_whose_stages_match_but_whose_model_fails_is_not_called_passed(
     assert "PASSED | astronaut" not in out and "0 of 1 images match" in out
 
 
+@pytest.mark.slow
 def test_a_run_ended_from_outside_leaves_result_files_that_do_not_pass(tmp_path):
     """A pipeline module that calls os._exit(0) ends the process with exit 0 and no traceback: the result
     files, written first as an unfinished run's, still tell CI the run did not pass."""
