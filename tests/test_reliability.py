@@ -1,10 +1,11 @@
-"""The fault catalogue (docs/reliability.md): each bad input or fault a CI job meets, through `parity check`
-as the job runs it. Each must end in the documented exit code with one sentence naming the culprit: no
+"""The fault catalogue (docs/reliability.md): each bad input or fault a CI job meets, through the `parity`
+command as the job runs it (`parity check`, unless a row names another). Each must end in the documented exit code with one sentence naming the culprit: no
 traceback, no silent pass, no stray process or temporary folder. Signals are in test_signals.py, stale
 snapshots in test_snapshot.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -67,6 +68,18 @@ class Case:
     def triton_config(self, repo: Path, extra: str = "") -> str:
         return self.config(model=MODEL_SECTION, triton=f"dict(repository={str(repo)!r}{extra})")
 
+    def shards(self, edit: Callable[[dict, dict], None] | None = None) -> list:
+        """The result files (and reports) of a passing run in two shards, as CI jobs upload them; ``edit``
+        changes the two documents before they are written here."""
+        documents = [json.loads((self.shard_run / f"s{k}.json").read_text()) for k in (1, 2)]
+        for k in (1, 2):
+            shutil.copytree(self.shard_run / f"r{k}", self.folder / f"r{k}", symlinks=True)
+        if edit is not None:
+            edit(*documents)
+        for k, document in zip((1, 2), documents):
+            (self.folder / f"s{k}.json").write_text(json.dumps(document))
+        return [self.folder / "s1.json", self.folder / "s2.json"]
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -74,9 +87,10 @@ class Fault:
     area: str
     fault: str
     handling: str  # what parity does, as the catalogue says it
-    make: Callable[[Case], list]  # the `parity check` arguments after the fault is put in
+    make: Callable[[Case], list]  # the command's arguments after the fault is put in
     code: int
     said: str  # in the output (stdout + stderr)
+    command: str = "check"
 
 
 def _dali(case: Case, body: str, header: str = "") -> list:
@@ -151,6 +165,46 @@ def _triton_broken(case: Case, damage: Callable[[Path], None], extra: str = "") 
     repo = case.repository()
     damage(repo)
     return [case.triton_config(repo, extra)]
+
+
+def _holding(*documents) -> dict:
+    """The shard document that holds images (which shard an image falls in is fixed by its content)."""
+    return next(d for d in documents if d["images"])
+
+
+def _failed_exit_0(first: dict, second: dict) -> None:
+    document = _holding(first, second)
+    document["images"][0]["stages"][-1]["status"] = "failed"
+    document["images"][0]["passed"] = False  # the exit code still says 0
+
+
+def _failed_marked_passed(first: dict, second: dict) -> None:
+    _holding(first, second)["images"][0]["stages"][-1]["status"] = "failed"
+
+
+def _overlap(first: dict, second: dict) -> None:
+    other = second if first["images"] else first
+    other["images"].append(_holding(first, second)["images"][0])
+
+
+def _private_key(case: Case) -> Path:
+    keys = case.folder.parent / "ssh"
+    keys.mkdir()
+    (keys / "id_rsa").write_text("-----BEGIN PRIVATE KEY-----\n")
+    return keys / "id_rsa"
+
+
+def _report_elsewhere(case: Case) -> list:
+    keys = _private_key(case).parent
+    return [*case.shards(lambda a, b: a.update(report=os.path.relpath(keys, case.folder))), "--report",
+            case.folder / "merged"]
+
+
+def _report_with_symlink(case: Case) -> list:
+    key = _private_key(case)
+    results = case.shards()
+    os.symlink(key, case.folder / "r2" / "sections" / "p-key.html")
+    return [*results, "--report", case.folder / "merged"]
 
 
 def _internal_error(case: Case, monkeypatch) -> list:
@@ -371,6 +425,43 @@ CATALOGUE = [
           "both files are written, with one error case naming it",
           lambda c: [str(c.folder / "nope.py"), "--junit-xml", str(c.folder / "r.xml"), "--json",
                      str(c.folder / "r.json")], 2, "parity config not found"),
+    # ---- parity merge: the shards' result files are inputs, not trusted ------------------------------------------
+    Fault("merge-exit-code-lies", "merge", "a shard whose image failed but whose exit_code says 0",
+          "exit 2 naming the file and field: verdicts are recomputed from the records; it used to merge to exit 0 "
+          "(a silent pass)", lambda c: c.shards(_failed_exit_0), 2, "exit_code: 0 contradicts its records, which "
+          "say 1", "merge"),
+    Fault("merge-record-lies", "merge", "an image record marked passed whose stage failed",
+          "exit 2 naming the record's field", lambda c: c.shards(_failed_marked_passed), 2,
+          "images[0].passed: true contradicts the record", "merge"),
+    Fault("merge-other-config", "merge", "shards of two configs that share a file name",
+          "exit 2 naming run.config_sha256; they used to be merged (a silent pass)",
+          lambda c: [c.shards()[0], c.shard_run / "other" / "s2.json"], 2,
+          "run.config_sha256: another config (its content differs)", "merge"),
+    Fault("merge-other-version", "merge", "shards written by two parity versions", "exit 2 naming the field",
+          lambda c: c.shards(lambda a, b: b.update(parity="0.0.1")), 2, "s2.json: parity: another parity version",
+          "merge"),
+    Fault("merge-image-missing", "merge", "a shard's result file without one of its images (cut short, edited)",
+          "exit 2: the shards must hold every image of the config (run.images); it used to pass on the rest "
+          "(a silent pass)", lambda c: c.shards(lambda a, b: _holding(a, b)["images"].pop()), 2,
+          "run.images: the config has 2 images, the shards hold 1", "merge"),
+    Fault("merge-overlap", "merge", "an image in two shards", "exit 2 naming both files",
+          lambda c: c.shards(_overlap), 2, "shards overlap", "merge"),
+    Fault("merge-malformed", "merge", "a record with a malformed field (a stage status that is none)",
+          "exit 2 naming the field, not a parity bug (exit 3)", lambda c: c.shards(
+              lambda a, b: _holding(a, b)["images"][0]["stages"][0].update(status="fine")), 2,
+          "images[0].stages[0].status: expected one of ['failed', 'passed', 'skipped']", "merge"),
+    Fault("merge-unfinished", "merge", "a shard whose run ended in an error", "exit 2: run that shard again",
+          lambda c: c.shards(lambda a, b: a.update(error="parity: KeyboardInterrupt", exit_code=130,
+                                                   verdict="error")), 2, "error: its run did not finish", "merge"),
+    Fault("merge-report-elsewhere", "merge", "a shard naming a report folder elsewhere (a private key's folder)",
+          "exit 2; nothing copied: only report folders beside their result file, with parity's marker",
+          _report_elsewhere, 2, "is not a folder beside the result file", "merge"),
+    Fault("merge-report-symlink", "merge", "a symlink in a shard's report (to a private key)",
+          "exit 2; never followed, nothing copied", _report_with_symlink, 2,
+          "a symlink or special file in a shard's report", "merge"),
+    Fault("merge-output-is-input", "merge", "--json naming one of the result files merged",
+          "exit 2 before any work; the shard is not overwritten", lambda c: [*c.shards(), "--json", c.folder / "s1.json"],
+          2, "is one of the result files merged", "merge"),
     Fault("internal-error", "parity", "a bug in parity itself", "exit 3 with one line; --debug shows the traceback",
           None, 3, "parity: internal error (a bug in parity, please report it): ZeroDivisionError: a bug in parity"),
 ]
@@ -383,8 +474,6 @@ def _check_extras(fault: Fault, case: Case, out: str) -> None:
         names = Path(folder / "out.xml").read_text()
         assert '.same.png" name="input"' in names and '.same.jpg" name="input"' in names
     if fault.id in ("image-jfif", "image-no-suffix"):
-        import json
-
         ids = [image["id"] for image in json.loads((folder / "r.json").read_text())["images"]]
         assert len(ids) == 3 and any(i.startswith("photo") for i in ids)
     if fault.id == "image-extreme":
@@ -396,19 +485,42 @@ def _check_extras(fault: Fault, case: Case, out: str) -> None:
         assert not [p for p in folder.iterdir() if p.name.startswith(".report")]
     if fault.id == "output-report-foreign":
         assert sorted(p.name for p in (folder / "images").iterdir()) == ["astronaut.png", "chelsea.png"]
+    if fault.id.startswith("merge-report"):
+        assert not (folder / "merged").exists()
+        copies = [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
+        assert not [p for p in copies if "PRIVATE KEY" in p.read_text(errors="replace")]
+    if fault.id == "merge-output-is-input":
+        assert json.loads((folder / "s1.json").read_text())["shard"] == "1/2"
     if fault.id == "output-on-usage-error":
         assert "<error" in (folder / "r.xml").read_text() and '"verdict": "error"' in (folder / "r.json").read_text()
 
 
+@pytest.fixture(scope="module")
+def shard_run(tmp_path_factory) -> Path:
+    """What the merge rows start from: a passing run of the Case's config in two shards, with reports, and
+    shard 2/2 of another config of the same file name (other/s2.json)."""
+    folder = tmp_path_factory.mktemp("shards")
+    for name, extra in (("project", ""), ("other", "tolerances = dict(model_input=dict(atol=5))\n")):
+        (folder / name).mkdir()
+        config = Case(folder / name).config(extra)
+        for k in (1, 2) if name == "project" else (2,):
+            out = folder if name == "project" else folder / name
+            assert main(["check", config, "--shard", f"{k}/2", "--json", str(out / f"s{k}.json"), "--report",
+                         str(out / f"r{k}"), "-q"]) == 0
+    return folder
+
+
 @pytest.mark.parametrize("fault", CATALOGUE, ids=[f.id for f in CATALOGUE])
-def test_fault(fault, tmp_path, capsys, monkeypatch):
+def test_fault(fault, tmp_path, capsys, monkeypatch, request):
+    (tmp_path / "project").mkdir()
+    case = Case(tmp_path / "project")
+    if fault.command == "merge":
+        case.shard_run = request.getfixturevalue("shard_run")
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr("tempfile.tempdir", None)
-    (tmp_path / "project").mkdir()
-    case = Case(tmp_path / "project")
     args = _internal_error(case, monkeypatch) if fault.id == "internal-error" else fault.make(case)
-    code = main(["check", *map(str, args)])
+    code = main([fault.command, *map(str, args)])
     out = "".join(capsys.readouterr())
     assert code == fault.code, out[-3000:]
     assert fault.said in out, out[-3000:]

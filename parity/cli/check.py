@@ -55,7 +55,7 @@ def _write_results(args, state: dict, recorder, seconds: float, code: int, error
                    degenerate=state["degenerate"], seconds=seconds, exit_code=code, error=error,
                    repository=state["repository"], shard=state["shard"] and str(state["shard"]),
                    report=state.get("report"), checks=state["checks"], gpu=gpu,
-                   degenerate_share=state.get("degenerate_share"))
+                   degenerate_share=state.get("degenerate_share"), run=state.get("run"))
 
 
 def _run_check(args, state: dict, recorder) -> int:
@@ -76,13 +76,14 @@ def _run_check(args, state: dict, recorder) -> int:
 def _judge(args, state: dict, recorder, report, start: float) -> int:
     from parity.config.load import load_config, with_tolerance_overrides
     from parity.outputs.junit import DETERMINISM, GPU_RISK, GPU_VS_CPU
-    from parity.results.records import image_record
+    from parity.results.records import image_record, run_identity
     from parity.run.harness import Harness
     from parity.run.shard import Shard
 
     shard = state["shard"] = Shard.parse(args.shard, "--shard")
     config = load_config(args.config, snapshot=args.reference)
     harness = Harness(config)  # checks the config file's own tolerance labels
+    state["run"] = run_identity(args.config, harness.image_ids)  # what `parity merge` checks shards against
     config = harness.config = with_tolerance_overrides(config, harness.stage_labels, atol=args.atol, rtol=args.rtol,
                                                        max_mismatch=args.max_mismatch)
     state["reference"] = harness.reference.source
