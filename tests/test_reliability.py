@@ -207,6 +207,14 @@ def _report_with_symlink(case: Case) -> list:
     return [*results, "--report", case.folder / "merged"]
 
 
+def _junit_spool_planted(case: Case) -> list:
+    """Symlinks planted where the JUnit cases used to be spooled (`.out.xml.cases`) and at the file itself."""
+    (case.folder / "victim.txt").write_text("not parity's\n")
+    for name in (".out.xml.cases", "out.xml"):
+        os.symlink(case.folder / "victim.txt", case.folder / name)
+    return [case.config(), "--junit-xml", case.folder / "out.xml"]
+
+
 def _internal_error(case: Case, monkeypatch) -> list:
     from parity.run.harness import Harness
 
@@ -421,6 +429,9 @@ CATALOGUE = [
           "exists and is not a parity output folder"),
     Fault("output-report-stale", "outputs", "--report over an earlier report", "replaced whole: no stale pictures",
           _report_twice, 0, "HTML report:"),
+    Fault("output-junit-planted-symlink", "outputs", "symlinks planted at the JUnit spool's old fixed name and at "
+          "--junit-xml itself", "written through a new file of an unpredictable name, renamed into place: the "
+          "symlinks' target is untouched (it used to be overwritten)", _junit_spool_planted, 0, "2 of 2 images match"),
     Fault("output-on-usage-error", "outputs", "a usage error with --junit-xml and --json",
           "both files are written, with one error case naming it",
           lambda c: [str(c.folder / "nope.py"), "--junit-xml", str(c.folder / "r.xml"), "--json",
@@ -489,6 +500,10 @@ def _check_extras(fault: Fault, case: Case, out: str) -> None:
         assert not (folder / "merged").exists()
         copies = [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
         assert not [p for p in copies if "PRIVATE KEY" in p.read_text(errors="replace")]
+    if fault.id == "output-junit-planted-symlink":
+        assert (folder / "victim.txt").read_text() == "not parity's\n" and not (folder / "out.xml").is_symlink()
+        assert "<testsuite" in (folder / "out.xml").read_text()
+        assert sorted(p.name for p in folder.glob(".out.xml*")) == [".out.xml.cases"]  # only the planted link
     if fault.id == "merge-output-is-input":
         assert json.loads((folder / "s1.json").read_text())["shard"] == "1/2"
     if fault.id == "output-on-usage-error":
@@ -527,6 +542,33 @@ def test_fault(fault, tmp_path, capsys, monkeypatch, request):
     assert "Traceback" not in out
     assert not list((tmp_path / "tmp").glob("parity-*")), "a temporary folder was left behind"
     _check_extras(fault, case, out)
+
+
+def test_two_runs_writing_one_junit_file_at_once_each_leave_a_whole_file(tmp_path):
+    """Concurrent CI jobs sharing a --junit-xml path used to share its spool file and crash (exit 3)."""
+    import threading
+    import xml.etree.ElementTree as ET
+
+    from parity.outputs.junit import Case as Row
+    from parity.outputs.junit import write_junit
+
+    target, failures = tmp_path / "shared.xml", []
+
+    def job(status: str) -> None:
+        try:
+            write_junit(target, (Row("cfg.img", f"stage{i}", status) for i in range(20000)), seconds=1.0)
+        except Exception as exc:  # noqa: BLE001 - what a run would have died of
+            failures.append(exc)
+
+    threads = [threading.Thread(target=job, args=(status,)) for status in ("passed", "failed")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    suite = ET.parse(target).getroot().find("testsuite")
+    assert suite.get("tests") == "20000" and suite.get("failures") in ("0", "20000")
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.xml"]
 
 
 def test_internal_error_traceback_only_with_debug(tmp_path, capsys, monkeypatch):

@@ -4,6 +4,7 @@ concurrent run never leaves a mix of two runs' files."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -50,3 +51,23 @@ def publish(work: Path, target: Path) -> None:
     work.rename(target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def replaced_whole(path: Path):
+    """A text file to write ``path`` through: a new file of an unpredictable name beside it, opened
+    exclusively, renamed over ``path`` once complete and removed otherwise. A symlink planted there is
+    replaced, never followed, and two runs writing the same path each leave a whole file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with open(handle, "w", encoding="utf-8") as out:
+            yield out
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(name, 0o666 & ~umask)  # mkstemp's file is private; an output file is an ordinary one
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise

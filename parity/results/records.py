@@ -92,7 +92,8 @@ def write_json(path: Path, *, config: str, reference: str | None, records, degen
                exit_code: int, error: str | None = None, repository=None, shard: str | None = None,
                shards: list | None = None, report: Path | None = None, checks: dict | None = None,
                gpu=None, degenerate_share: float | None = None, run: dict | None = None) -> None:
-    """The document, its ``images`` streamed from ``records`` (one line each) so a long run holds none."""
+    """The document, its ``images`` streamed from ``records`` (one line each) so a long run holds none;
+    ``path`` is replaced whole, never written through a symlink."""
     from parity import __version__
 
     verdict = {0: "passed", 1: "failed"}.get(exit_code, "error")
@@ -106,8 +107,9 @@ def write_json(path: Path, *, config: str, reference: str | None, records, degen
         degenerate=None if degenerate is None else dict(status=degenerate.status, images=degenerate.images,
                                                         findings=list(degenerate.findings), hint=degenerate.hint,
                                                         share=degenerate_share))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as out:
+    from parity.outputs.files import replaced_whole
+
+    with replaced_whole(path) as out:
         out.write(json.dumps(head, indent=1, default=plain)[:-2] + ',\n "images": [')
         for i, record in enumerate(records):
             out.write(("," if i else "") + "\n  " + json.dumps(record, default=plain))
