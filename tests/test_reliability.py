@@ -215,6 +215,12 @@ def _junit_spool_planted(case: Case) -> list:
     return [case.config(), "--junit-xml", case.folder / "out.xml"]
 
 
+def _users_own_pipeline(case: Case) -> list:
+    (case.folder / "deploy").mkdir()
+    (case.folder / "deploy" / "pipeline.py").write_text("# the user's own pipeline\n")
+    return [case.config(), "--out", case.folder / "deploy"]
+
+
 def _internal_error(case: Case, monkeypatch) -> list:
     from parity.run.harness import Harness
 
@@ -432,6 +438,15 @@ CATALOGUE = [
     Fault("output-junit-planted-symlink", "outputs", "symlinks planted at the JUnit spool's old fixed name and at "
           "--junit-xml itself", "written through a new file of an unpredictable name, renamed into place: the "
           "symlinks' target is untouched (it used to be overwritten)", _junit_spool_planted, 0, "2 of 2 images match"),
+    Fault("output-json-is-config", "outputs", "--json naming the config file", "exit 2 before any work; the "
+          "config is not overwritten (the result file used to replace it)",
+          lambda c: [c.config(), "--json", c.folder / "parity_cfg.py"], 2, "--json "),
+    Fault("output-junit-is-image", "outputs", "--junit-xml naming one of the images", "exit 2 before any work; "
+          "the image is not overwritten", lambda c: [c.config(), "--junit-xml", c.folder / "images" / "chelsea.png"],
+          2, "chelsea.png: is an input of this run"),
+    Fault("output-suggest-foreign", "outputs", "`parity suggest --out` onto a folder holding the user's own "
+          "pipeline.py", "exit 2 before any work; nothing in it is touched (it used to be overwritten)",
+          _users_own_pipeline, 2, "exists and is not a parity output folder", "suggest"),
     Fault("output-on-usage-error", "outputs", "a usage error with --junit-xml and --json",
           "both files are written, with one error case naming it",
           lambda c: [str(c.folder / "nope.py"), "--junit-xml", str(c.folder / "r.xml"), "--json",
@@ -472,7 +487,7 @@ CATALOGUE = [
           "a symlink or special file in a shard's report", "merge"),
     Fault("merge-output-is-input", "merge", "--json naming one of the result files merged",
           "exit 2 before any work; the shard is not overwritten", lambda c: [*c.shards(), "--json", c.folder / "s1.json"],
-          2, "is one of the result files merged", "merge"),
+          2, "is an input of this run", "merge"),
     Fault("internal-error", "parity", "a bug in parity itself", "exit 3 with one line; --debug shows the traceback",
           None, 3, "parity: internal error (a bug in parity, please report it): ZeroDivisionError: a bug in parity"),
 ]
@@ -504,6 +519,14 @@ def _check_extras(fault: Fault, case: Case, out: str) -> None:
         assert (folder / "victim.txt").read_text() == "not parity's\n" and not (folder / "out.xml").is_symlink()
         assert "<testsuite" in (folder / "out.xml").read_text()
         assert sorted(p.name for p in folder.glob(".out.xml*")) == [".out.xml.cases"]  # only the planted link
+    if fault.id == "output-json-is-config":
+        assert (folder / "parity_cfg.py").read_text().startswith("reference = ")
+        assert "is an input of this run" in out
+    if fault.id == "output-junit-is-image":
+        assert Image.open(folder / "images" / "chelsea.png").format == "PNG"
+    if fault.id == "output-suggest-foreign":
+        assert [p.name for p in (folder / "deploy").iterdir()] == ["pipeline.py"]
+        assert (folder / "deploy" / "pipeline.py").read_text() == "# the user's own pipeline\n"
     if fault.id == "merge-output-is-input":
         assert json.loads((folder / "s1.json").read_text())["shard"] == "1/2"
     if fault.id == "output-on-usage-error":

@@ -13,13 +13,14 @@ from parity.cli.console import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MISMATCH, E
 def run(args) -> int:
     """The gate; result files are written whatever happens, a usage error included."""
     from parity.errors import ParityUsageError
-    from parity.outputs.files import check_writable
+    from parity.outputs.files import check_writable, refuse_inputs
     from parity.run.interrupt import Terminated
     from parity.run.recorder import RunRecorder
 
     for path, flag in ((args.junit_xml, "--junit-xml"), (args.json, "--json")):
         if path is not None:
             check_writable(path.resolve(), flag)  # before any work, and before the files are promised
+    refuse_inputs(args, [args.config])
     start = time.perf_counter()
     state: dict = {"degenerate": None, "reference": None, "repository": None, "shard": None, "checks": {},
                    "gpu": None}
@@ -75,6 +76,7 @@ def _run_check(args, state: dict, recorder) -> int:
 
 def _judge(args, state: dict, recorder, report, start: float) -> int:
     from parity.config.load import load_config, with_tolerance_overrides
+    from parity.outputs.files import config_inputs, refuse_inputs
     from parity.outputs.junit import DETERMINISM, GPU_RISK, GPU_VS_CPU
     from parity.results.records import image_record, run_identity
     from parity.run.harness import Harness
@@ -82,6 +84,7 @@ def _judge(args, state: dict, recorder, report, start: float) -> int:
 
     shard = state["shard"] = Shard.parse(args.shard, "--shard")
     config = load_config(args.config, snapshot=args.reference)
+    refuse_inputs(args, config_inputs(config))  # before any work: no result file over an image or model
     harness = Harness(config)  # checks the config file's own tolerance labels
     state["run"] = run_identity(args.config, harness.image_ids)  # what `parity merge` checks shards against
     config = harness.config = with_tolerance_overrides(config, harness.stage_labels, atol=args.atol, rtol=args.rtol,

@@ -33,7 +33,7 @@ _ANSWER = {"backend": str, "status": STATUSES, "headline": str, "message": str, 
 def run(args) -> int:
     """One verdict from the result files of N shards: their images together, as one run would report them."""
     from parity.errors import ParityUsageError
-    from parity.outputs.files import check_writable
+    from parity.outputs.files import check_writable, refuse_inputs
     from parity.outputs.junit import cases, write_junit
     from parity.results.records import ids_sha256, read_json, write_json
     from parity.run.recorder import RunRecorder
@@ -41,8 +41,7 @@ def run(args) -> int:
     for path, flag in ((args.json, "--json"), (args.junit_xml, "--junit-xml"), (args.report, "--report")):
         if path is not None:
             check_writable(path.resolve(), flag)
-            if path.resolve() in {r.resolve() for r in args.results}:
-                raise ParityUsageError(f"{flag} {path}: is one of the result files merged; name a new file")
+    refuse_inputs(args, args.results)
     documents = [read_json(path) for path in args.results]
     for path, document in zip(args.results, documents):
         _check_document(path, document)
