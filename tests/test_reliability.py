@@ -80,6 +80,19 @@ class Case:
             (self.folder / f"s{k}.json").write_text(json.dumps(document))
         return [self.folder / "s1.json", self.folder / "s2.json"]
 
+    def snapshot(self, manifest: Callable[[dict], None] | None = None,
+                 file: Callable[[Path], None] | None = None) -> list:
+        """A snapshot of this config (recorded once per module), as the serving job downloads it; ``manifest``
+        edits its manifest, ``file`` the .npz of its first image. Returns the `parity check` arguments."""
+        ref = shutil.copytree(self.snapshot_run / "ref", self.folder / "ref")
+        document = json.loads((ref / "manifest.json").read_text())
+        if manifest is not None:
+            manifest(document)
+            (ref / "manifest.json").write_text(json.dumps(document))
+        if file is not None:
+            file(ref / json.loads((self.snapshot_run / "ref" / "manifest.json").read_text())["images"][0]["file"])
+        return [self.config(), "--reference", ref]
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -219,6 +232,57 @@ def _users_own_pipeline(case: Case) -> list:
     (case.folder / "deploy").mkdir()
     (case.folder / "deploy" / "pipeline.py").write_text("# the user's own pipeline\n")
     return [case.config(), "--out", case.folder / "deploy"]
+
+
+def _members(npz: Path) -> dict:
+    import zipfile
+
+    with zipfile.ZipFile(npz) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _rewrite(npz: Path, **members) -> None:
+    """The .npz with members replaced (bytes, or an array), added, or removed (None)."""
+    import io
+    import zipfile
+
+    content = _members(npz)
+    for name, value in members.items():
+        if isinstance(value, np.ndarray):
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, value, allow_pickle=True)
+            value = buffer.getvalue()
+        content[f"{name}.npy"] = value
+    with zipfile.ZipFile(npz, "w") as archive:
+        for name, data in content.items():
+            if data is not None:
+                archive.writestr(name, data)
+
+
+def _declaring(shape: tuple) -> bytes:
+    """A .npy member whose header declares ``shape`` (uint8) and holds almost nothing: a few KB on disk."""
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_2_0(buffer, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + bytes(4096)
+
+
+def _symlink_out(npz: Path) -> None:
+    outside = npz.parents[2] / "outside.npz"
+    shutil.copy(npz, outside)
+    npz.unlink()
+    os.symlink(outside, npz)
+
+
+def _fifo(npz: Path) -> None:
+    npz.unlink()
+    os.mkfifo(npz)
+
+
+def _palette_table_cut(npz: Path) -> None:
+    name = next(n for n in _members(npz) if n.endswith(".table.npy"))[:-4]
+    _rewrite(npz, **{name: np.zeros((3, 1), np.float32)})
 
 
 def _internal_error(case: Case, monkeypatch) -> list:
@@ -420,6 +484,57 @@ CATALOGUE = [
     Fault("triton-unreachable", "triton", "triton.url where no server listens", "exit 2 within the timeout",
           lambda c: [c.config(model=MODEL_SECTION, triton="dict(url='127.0.0.1:9', timeout_s=3)")], 2,
           "cannot be reached"),
+    # ---- snapshots are untrusted: every malformed family of manifest and .npz is exit 2 naming the field, never 3
+    Fault("snapshot-manifest-field-missing", "snapshots", "a manifest without its stages",
+          "exit 2 naming the field (it used to be a KeyError: exit 3)",
+          lambda c: c.snapshot(lambda m: m.pop("stages")), 2, "manifest.json: stages: missing"),
+    Fault("snapshot-manifest-field-type", "snapshots", "a manifest field of the wrong type (mean as a string)",
+          "exit 2 naming the field", lambda c: c.snapshot(lambda m: m["preprocessor"].update(mean="123")), 2,
+          "manifest.json: preprocessor.mean: expected list or null, found '123'"),
+    Fault("snapshot-manifest-layout", "snapshots", "a stage layout that is none", "exit 2 naming the field",
+          lambda c: c.snapshot(lambda m: m["stages"][0].update(layout="WHC")), 2,
+          "stages[0].layout: expected one of ['CHW', 'HWC'], found 'WHC'"),
+    Fault("snapshot-fewer-stages", "snapshots", "a manifest listing fewer stages than its pipeline gives",
+          "exit 2: the snapshot does not match its pipeline; it used to be diagnosed as channels in reverse order",
+          lambda c: c.snapshot(lambda m: m.update(stages=[s for s in m["stages"] if s["name"] != "to_rgb"])), 2,
+          "the snapshot does not match its pipeline"),
+    Fault("snapshot-file-absolute", "snapshots", "an image entry whose file is an absolute path",
+          "exit 2 naming the entry; nothing outside the snapshot is read",
+          lambda c: c.snapshot(lambda m: m["images"][0].update(file="/etc/passwd")), 2,
+          "images[0].file: '/etc/passwd' is not a path inside the snapshot folder"),
+    Fault("snapshot-file-dotdot", "snapshots", "an image entry whose file climbs out with ..", "exit 2 naming the entry",
+          lambda c: c.snapshot(lambda m: m["images"][0].update(file="../../secret.npz")), 2,
+          "images[0].file: '../../secret.npz' is not a path inside the snapshot folder"),
+    Fault("snapshot-file-symlink-out", "snapshots", "an image file that is a symlink leaving the snapshot folder",
+          "exit 2 naming it; the file outside used to be read and passed (a silent pass)",
+          lambda c: c.snapshot(file=_symlink_out), 2, "leaves the snapshot folder"),
+    Fault("snapshot-file-fifo", "snapshots", "an image file that is a FIFO", "exit 2 without opening it (reading "
+          "would block for ever)", lambda c: c.snapshot(file=_fifo), 2, ".npz: not a regular file"),
+    Fault("snapshot-npz-huge-stage", "snapshots", "a small .npz declaring a 3 GB stage",
+          "exit 2 before reading it (it used to run for 300 s at 3.1 GB)",
+          lambda c: c.snapshot(file=lambda f: _rewrite(f, stage0=_declaring((40000, 25000, 3)))), 2,
+          "stage0.npy: declares a uint8 array of shape (40000, 25000, 3) (3000000000 bytes), over the limit"),
+    Fault("snapshot-npz-huge-total", "snapshots", "a .npz whose stages declare 2.9 GB in all, each under the limit",
+          "exit 2 before reading it", lambda c: c.snapshot(file=lambda f: _rewrite(f, **{
+              f"stage{i}": _declaring((20000, 16000, 3)) for i in range(3)})), 2, "bytes per image"),
+    Fault("snapshot-npz-stage-missing", "snapshots", "a .npz without one of its stages", "exit 2 naming the stage",
+          lambda c: c.snapshot(file=lambda f: _rewrite(f, stage0=None)), 2, "stage0 (LoadImageFromFile): missing"),
+    Fault("snapshot-npz-stage-extra", "snapshots", "a .npz with more stages than the manifest lists",
+          "exit 2: the manifest does not match its files; it used to pass on the stages listed (a silent pass)",
+          lambda c: c.snapshot(file=lambda f: _rewrite(f, stage8=np.zeros((4, 4, 3), np.uint8))), 2,
+          "holds more stages than the manifest's 8"),
+    Fault("snapshot-npz-stage-shape", "snapshots", "a stage that is not a 3-channel image", "exit 2 naming the stage",
+          lambda c: c.snapshot(file=lambda f: _rewrite(f, stage0=np.zeros(10, np.uint8))), 2,
+          "stage0 (LoadImageFromFile): a uint8 array of shape (10,)"),
+    Fault("snapshot-npz-pickle", "snapshots", "a stage stored as a pickled object array", "exit 2; never unpickled",
+          lambda c: c.snapshot(file=lambda f: _rewrite(f, stage0=np.array([{}], dtype=object))), 2,
+          "truncated or corrupt snapshot file (ValueError"),
+    Fault("snapshot-npz-encoding", "snapshots", "a .npz whose encoding list is not one parity writes",
+          "exit 2 naming the entry", lambda c: c.snapshot(file=lambda f: _rewrite(f, _encoding=np.array(["x:zip:"]))),
+          2, "_encoding: 'x:zip:' is not NAME:same:OTHER or NAME:palette:"),
+    Fault("snapshot-npz-palette", "snapshots", "a palette-encoded stage whose table is cut short",
+          "exit 2 naming the file (it used to be an IndexError: exit 3)",
+          lambda c: c.snapshot(file=_palette_table_cut), 2, "truncated or corrupt snapshot file (IndexError"),
     # ---- output files and folders ----------------------------------------------------------------------------------
     Fault("output-junit-under-file", "outputs", "--junit-xml under a path that is a file",
           "exit 2 before any work; a passing run used to exit 1 at its last step",
@@ -548,12 +663,23 @@ def shard_run(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def snapshot_run(tmp_path_factory) -> Path:
+    """What the snapshot rows start from: the Case config's reference recorded by `parity snapshot` (ref/)."""
+    folder = tmp_path_factory.mktemp("snapshot")
+    (folder / "project").mkdir()
+    assert main(["snapshot", Case(folder / "project").config(), "--out", str(folder / "ref"), "-q"]) == 0
+    return folder
+
+
 @pytest.mark.parametrize("fault", CATALOGUE, ids=[f.id for f in CATALOGUE])
 def test_fault(fault, tmp_path, capsys, monkeypatch, request):
     (tmp_path / "project").mkdir()
     case = Case(tmp_path / "project")
     if fault.command == "merge":
         case.shard_run = request.getfixturevalue("shard_run")
+    if fault.area == "snapshots":
+        case.snapshot_run = request.getfixturevalue("snapshot_run")
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr("tempfile.tempdir", None)

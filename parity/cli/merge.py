@@ -86,65 +86,32 @@ def run(args) -> int:
     return code
 
 
-def _shape(path: Path, where: str, value, spec: dict) -> None:
-    """Refuse ``value`` unless it is a dict with ``spec``'s keys, each of its type (a type, a tuple of types
-    with None for null, or a set of allowed values)."""
-    from parity.errors import ParityUsageError
-
-    if not isinstance(value, dict):
-        raise ParityUsageError(f"{path}: {where or 'the document'}: expected an object, found {_shown(value)}")
-    for key, kind in spec.items():
-        field = f"{where}.{key}" if where else key
-        if key not in value:
-            raise ParityUsageError(f"{path}: {field}: missing (a result file of `parity check --shard K/N --json` "
-                                   "has it)")
-        found = value[key]
-        if isinstance(kind, set):
-            if not isinstance(found, str) or found not in kind:
-                raise ParityUsageError(f"{path}: {field}: expected one of {sorted(kind)}, found {_shown(found)}")
-        elif not _is(found, kind if isinstance(kind, tuple) else (kind,)):
-            names = [k.__name__ if k is not None else "null" for k in (kind if isinstance(kind, tuple) else (kind,))]
-            raise ParityUsageError(f"{path}: {field}: expected {' or '.join(names)}, found {_shown(found)}")
-
-
-def _is(value, kinds: tuple) -> bool:
-    if value is None:
-        return None in kinds
-    if isinstance(value, bool):  # JSON true is not a number
-        return bool in kinds
-    return any(k is not None and isinstance(value, k) for k in kinds)
-
-
-def _shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _check_document(path: Path, document: dict) -> None:
     """Refuse a result file whose fields are not what `parity check` writes, or whose verdicts contradict its
     own image records: each record's ``passed``, and the file's ``exit_code`` and ``verdict``."""
     from parity.errors import ParityUsageError
+    from parity.results.fields import require
 
-    _shape(path, "", document, _HEAD)
-    _shape(path, "run", document["run"], _RUN)
+    require(path, "", document, _HEAD)
+    require(path, "run", document["run"], _RUN)
     if document["error"] is not None:
         raise ParityUsageError(f"{path}: error: its run did not finish ({document['error']}); run that shard again")
     for name, check in _whole_run_checks(document):
-        _shape(path, name, check, {"status": _CHECK_STATUSES})
+        require(path, name, check, {"status": _CHECK_STATUSES})
     if document["degenerate"] is not None:
-        _shape(path, "degenerate", document["degenerate"], {"status": STATUSES, "share": (Real, None)})
+        require(path, "degenerate", document["degenerate"], {"status": STATUSES, "share": (Real, None)})
     errors = failed = 0
     for i, record in enumerate(document["images"]):
         where = f"images[{i}]"
-        _shape(path, where, record, _RECORD)
+        require(path, where, record, _RECORD)
         for j, stage in enumerate(record["stages"]):
-            _shape(path, f"{where}.stages[{j}]", stage, _STAGE)
-            _shape(path, f"{where}.stages[{j}].statistics", stage["statistics"], {"total": int, "max_abs": (Real, None)})
+            require(path, f"{where}.stages[{j}]", stage, _STAGE)
+            require(path, f"{where}.stages[{j}].statistics", stage["statistics"], {"total": int, "max_abs": (Real, None)})
             for k, cause in enumerate(stage["causes"]):
-                _shape(path, f"{where}.stages[{j}].causes[{k}]", cause, {"kind": str})
+                require(path, f"{where}.stages[{j}].causes[{k}]", cause, {"kind": str})
         for label in ("model", "triton"):
             if record[label] is not None:
-                _shape(path, f"{where}.{label}", record[label], _ANSWER)
+                require(path, f"{where}.{label}", record[label], _ANSWER)
         passed = _passed(record)
         if record["passed"] != passed:
             raise ParityUsageError(f"{path}: {where}.passed: {str(record['passed']).lower()} contradicts the record "
@@ -180,12 +147,13 @@ def _check_set(paths: list[Path], documents: list[dict]) -> list[str]:
     import re
 
     from parity.errors import ParityUsageError
+    from parity.results.fields import shown
 
     first, base = paths[0], documents[0]
     for path, document in zip(paths, documents):
         match = re.fullmatch(r"([1-9]\d*)/([1-9]\d*)", document["shard"])
         if not match or int(match[1]) > int(match[2]):
-            raise ParityUsageError(f"{path}: shard: expected K/N with 1 <= K <= N, found {_shown(document['shard'])} "
+            raise ParityUsageError(f"{path}: shard: expected K/N with 1 <= K <= N, found {shown(document['shard'])} "
                                    "(merge the result files of `parity check --shard K/N --json`)")
         for field, what in (("parity", "parity version"), ("config_sha256", "config (its content differs)"),
                             ("image_ids_sha256", "image set")):
@@ -193,7 +161,7 @@ def _check_set(paths: list[Path], documents: list[dict]) -> list[str]:
             if mine[field] != theirs[field]:
                 where = field if field == "parity" else f"run.{field}"
                 raise ParityUsageError(f"{path}: {where}: another {what} than {first}'s "
-                                       f"({_shown(mine[field])} vs {_shown(theirs[field])}): merge the shards of one run")
+                                       f"({shown(mine[field])} vs {shown(theirs[field])}): merge the shards of one run")
     shards = [d["shard"] for d in documents]
     counts = {s.split("/")[1] for s in shards}
     if len(counts) != 1:
