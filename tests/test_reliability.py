@@ -490,7 +490,11 @@ CATALOGUE = [
           lambda c: c.snapshot(lambda m: m.pop("stages")), 2, "manifest.json: stages: missing"),
     Fault("snapshot-manifest-field-type", "snapshots", "a manifest field of the wrong type (mean as a string)",
           "exit 2 naming the field", lambda c: c.snapshot(lambda m: m["preprocessor"].update(mean="123")), 2,
-          "manifest.json: preprocessor.mean: expected list or null, found '123'"),
+          "manifest.json: preprocessor.mean: expected a list or null, found '123'"),
+    Fault("snapshot-manifest-mean", "snapshots", "a normalizing preprocessor with two means for three channels",
+          "exit 2 naming the field (a diagnosis that reads the means would have broken on it)",
+          lambda c: c.snapshot(lambda m: m["preprocessor"].update(mean=[1.0, 2.0])), 2,
+          "manifest.json: preprocessor.mean: expected 3 numbers, one per channel"),
     Fault("snapshot-manifest-layout", "snapshots", "a stage layout that is none", "exit 2 naming the field",
           lambda c: c.snapshot(lambda m: m["stages"][0].update(layout="WHC")), 2,
           "stages[0].layout: expected one of ['CHW', 'HWC'], found 'WHC'"),
@@ -559,6 +563,9 @@ CATALOGUE = [
     Fault("output-junit-is-image", "outputs", "--junit-xml naming one of the images", "exit 2 before any work; "
           "the image is not overwritten", lambda c: [c.config(), "--junit-xml", c.folder / "images" / "chelsea.png"],
           2, "chelsea.png: is an input of this run"),
+    Fault("output-json-is-junit", "outputs", "--json and --junit-xml naming the same file",
+          "exit 2 before any work", lambda c: [c.config(), "--json", c.folder / "r.xml", "--junit-xml",
+                                               c.folder / "r.xml"], 2, "is also --json; name two files"),
     Fault("output-suggest-foreign", "outputs", "`parity suggest --out` onto a folder holding the user's own "
           "pipeline.py", "exit 2 before any work; nothing in it is touched (it used to be overwritten)",
           _users_own_pipeline, 2, "exists and is not a parity output folder", "suggest"),
@@ -600,6 +607,9 @@ CATALOGUE = [
     Fault("merge-report-symlink", "merge", "a symlink in a shard's report (to a private key)",
           "exit 2; never followed, nothing copied", _report_with_symlink, 2,
           "a symlink or special file in a shard's report", "merge"),
+    Fault("merge-report-not-parity", "merge", "a shard naming a folder beside it that parity did not write",
+          "exit 2; nothing copied: no parity-report.txt in it", lambda c: [*c.shards(lambda a, b: a.update(
+              report="images")), "--report", c.folder / "merged"], 2, "holds no parity-report.txt", "merge"),
     Fault("merge-output-is-input", "merge", "--json naming one of the result files merged",
           "exit 2 before any work; the shard is not overwritten", lambda c: [*c.shards(), "--json", c.folder / "s1.json"],
           2, "is an input of this run", "merge"),
@@ -630,6 +640,8 @@ def _check_extras(fault: Fault, case: Case, out: str) -> None:
         assert not (folder / "merged").exists()
         copies = [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
         assert not [p for p in copies if "PRIVATE KEY" in p.read_text(errors="replace")]
+    if fault.id == "output-json-is-junit":
+        assert not (folder / "r.xml").exists()
     if fault.id == "output-junit-planted-symlink":
         assert (folder / "victim.txt").read_text() == "not parity's\n" and not (folder / "out.xml").is_symlink()
         assert "<testsuite" in (folder / "out.xml").read_text()
@@ -691,6 +703,39 @@ def test_fault(fault, tmp_path, capsys, monkeypatch, request):
     assert "Traceback" not in out
     assert not list((tmp_path / "tmp").glob("parity-*")), "a temporary folder was left behind"
     _check_extras(fault, case, out)
+
+
+MALFORMED_RESULTS = {  # a shard's result file, damaged: (the edit of both documents, what the refusal says)
+    "not-a-list": (lambda a, b: a.update(images={}), "s1.json: images: expected a list, found {}"),
+    "record-not-object": (lambda a, b: _holding(a, b)["images"].__setitem__(0, 3), "images[0]: expected an object"),
+    "stage-field-missing": (lambda a, b: _holding(a, b)["images"][0]["stages"][0].pop("statistics"),
+                            "images[0].stages[0].statistics: missing"),
+    "answer-incomplete": (lambda a, b: _holding(a, b)["images"][0].update(model={"status": "passed"}),
+                          "images[0].model.backend: missing"),
+    "shard-zero": (lambda a, b: a.update(shard="0/2"), "s1.json: shard: expected K/N with 1 <= K <= N"),
+    "shard-beyond": (lambda a, b: a.update(shard="3/2"), "s1.json: shard: expected K/N with 1 <= K <= N"),
+    "run-missing": (lambda a, b: b.pop("run"), "s2.json: run: missing"),
+    "run-count-text": (lambda a, b: b["run"].update(images="2"), "s2.json: run.images: expected integer"),
+    "check-not-object": (lambda a, b: a["checks"].update(gpu_risk="passed"), "s1.json: gpu_risk: expected an object"),
+    "share-text": (lambda a, b: a.update(degenerate={"status": "passed", "share": "0.9"}),
+                   "s1.json: degenerate.share: expected a number or null"),
+    "exit-code-text": (lambda a, b: a.update(exit_code="0"), "s1.json: exit_code: expected integer"),
+    "old-schema": (lambda a, b: a.update(schema=1), "s1.json: result schema 1; this parity reads schema 2"),
+    "not-json": (lambda a, b: a.clear(), "s1.json: not a parity result file"),
+}
+
+
+@pytest.mark.parametrize("family", MALFORMED_RESULTS)
+def test_no_malformed_result_file_is_a_parity_bug(family, tmp_path, capsys, shard_run):
+    """Every family of damage to a shard's result file is a usage error naming the file and field (exit 2),
+    never an exception inside parity (exit 3)."""
+    (tmp_path / "project").mkdir()
+    case = Case(tmp_path / "project")
+    case.shard_run = shard_run
+    edit, said = MALFORMED_RESULTS[family]
+    assert main(["merge", *map(str, case.shards(edit))]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_two_runs_writing_one_junit_file_at_once_each_leave_a_whole_file(tmp_path):

@@ -64,6 +64,10 @@ def refuse_inputs(args, inputs) -> None:
     written over the config or an image would destroy what it reports on. The refused path is dropped from
     ``args``, so the result files written on a usage error do not land there either."""
     inputs = [Path(p) for p in inputs if p is not None]
+    json, junit = getattr(args, "json", None), getattr(args, "junit_xml", None)
+    if json is not None and junit is not None and _same_file(json, junit):
+        args.junit_xml = None
+        raise ParityUsageError(f"--junit-xml {junit}: is also --json; name two files")
     for attr in ("json", "junit_xml"):
         path = getattr(args, attr, None)
         clash = next((p for p in inputs if _same_file(path, p)), None) if path is not None else None
@@ -74,13 +78,16 @@ def refuse_inputs(args, inputs) -> None:
 
 
 def config_inputs(config) -> list:
-    """The files a loaded parity config reads: the config, its images, the pipeline, the models."""
+    """The files a loaded parity config reads: the config, its images, the snapshot's manifest, the pipeline,
+    the models."""
     dali, model = config.dali, config.model or {}
     files = [config.reference.get("config"), dali.get("serialized"), model.get("onnx"), model.get("checkpoint"),
              model.get("tensorrt")]
     if dali.get("pipeline"):
         files.append(dali["pipeline"].rsplit(":", 1)[0])
-    return [config.path, *config.images, *(config.base_dir / f for f in files if isinstance(f, str) and "::" not in f)]
+    snapshot = [config.snapshot / "manifest.json"] if config.snapshot is not None else []
+    return [config.path, *config.images, *snapshot,
+            *(config.base_dir / f for f in files if isinstance(f, str) and "::" not in f)]
 
 
 def _same_file(a: Path, b: Path) -> bool:

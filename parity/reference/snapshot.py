@@ -136,6 +136,9 @@ def _check_manifest(path: Path, manifest: dict) -> None:
         pre = manifest["preprocessor"]
         require(path, "preprocessor", pre, _PREPROCESSOR)
         for key in ("mean", "std"):
+            if pre["normalizes"] and (pre[key] is None or len(pre[key]) != 3):
+                raise ParitySnapshotError(f"{path}: preprocessor.{key}: expected 3 numbers, one per channel, where "
+                                          f"normalizes is true; found {pre[key]!r}")
             for i, value in enumerate(pre[key] or ()):
                 require_value(path, f"preprocessor.{key}[{i}]", value, Real)
         for i, step in enumerate(manifest["test_pipeline"]):

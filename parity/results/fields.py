@@ -4,6 +4,7 @@ names the file and field (exit 2), never a KeyError deep inside parity (exit 3).
 
 from __future__ import annotations
 
+from numbers import Real
 from pathlib import Path
 
 
@@ -31,8 +32,11 @@ def require_value(path: Path, field: str, found, kind) -> None:
         return
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if not _is(found, kinds):
-        names = " or ".join("null" if k is None else k.__name__ for k in kinds)
+        names = " or ".join(_NAMES.get(k, getattr(k, "__name__", str(k))) for k in kinds)
         raise ParityUsageError(f"{path}: {field}: expected {names}, found {shown(found)}")
+
+
+_NAMES = {None: "null", Real: "a number", str: "string", int: "integer", bool: "true or false", dict: "an object", list: "a list"}
 
 
 def _is(value, kinds: tuple) -> bool:
