@@ -27,7 +27,7 @@ _RECORD = {"id": str, "path": str, "passed": bool, "error": (str, None), "second
 _STAGE = {"stage": str, "status": STATUSES, "headline": str, "message": str, "skip_reason": str, "causes": list,
           "statistics": dict}
 _ANSWER = {"backend": str, "status": STATUSES, "headline": str, "message": str, "skip_reason": str, "top1": int,
-           "reference_top1": int, "prob": Real, "reference_prob": Real}
+           "reference_top1": int, "prob": Real, "reference_prob": Real, "problems": list}
 
 
 def run(args) -> int:
@@ -97,7 +97,8 @@ def _check_document(path: Path, document: dict) -> None:
     if document["error"] is not None:
         raise ParityUsageError(f"{path}: error: its run did not finish ({document['error']}); run that shard again")
     for name, check in _whole_run_checks(document):
-        require(path, name, check, {"status": _CHECK_STATUSES})
+        require(path, "repository" if name == "triton_repository" else f"checks.{name}", check,
+                {"status": _CHECK_STATUSES})
     if document["degenerate"] is not None:
         require(path, "degenerate", document["degenerate"], {"status": STATUSES, "share": (Real, None)})
     errors = failed = 0
@@ -112,6 +113,8 @@ def _check_document(path: Path, document: dict) -> None:
         for label in ("model", "triton"):
             if record[label] is not None:
                 require(path, f"{where}.{label}", record[label], _ANSWER)
+                _texts(path, f"{where}.{label}.problems", record[label]["problems"])
+        _texts(path, f"{where}.labels", record["labels"])
         passed = _passed(record)
         if record["passed"] != passed:
             raise ParityUsageError(f"{path}: {where}.passed: {str(record['passed']).lower()} contradicts the record "
@@ -127,6 +130,13 @@ def _check_document(path: Path, document: dict) -> None:
                                f"{code} ({failed} failed images, {errors} not checked)")
     if document["verdict"] != ("passed", "failed", "error")[code]:
         raise ParityUsageError(f"{path}: verdict: {document['verdict']!r} contradicts its exit_code {code}")
+
+
+def _texts(path: Path, field: str, values: list) -> None:
+    from parity.results.fields import require_value
+
+    for i, value in enumerate(values):
+        require_value(path, f"{field}[{i}]", value, str)
 
 
 def _passed(record: dict) -> bool:
