@@ -46,6 +46,10 @@ def run(args) -> int:
     for path, document in zip(args.results, documents):
         _check_document(path, document)
     shards = _check_set(args.results, documents)
+    if args.report:  # before any output: a shard report that cannot be merged stops the merge
+        from parity.outputs.html import MARKER
+
+        reports = [_shard_report(path, document, MARKER) for path, document in zip(args.results, documents)]
     base = documents[0]
     seen: dict = {}
     with RunRecorder() as recorder:
@@ -82,7 +86,7 @@ def run(args) -> int:
             write_junit(args.junit_xml, cases(config_classname(Path(base["config"])), recorder.records(),
                                               checks=[(DEGENERATE, degenerate)]), seconds=seconds)
         if args.report:
-            print(f"HTML report: {_merge_reports(args, documents, recorder)}")
+            print(f"HTML report: {_merge_reports(args.report, reports, documents, recorder)}")
     return code
 
 
@@ -202,13 +206,12 @@ def _merged_degenerate(documents):
     return tally.verdict(), share
 
 
-def _merge_reports(args, documents, recorder) -> Path:
-    """One report: every shard's pictures and sections, and an index over every record."""
+def _merge_reports(report: Path, sources: list[Path], documents, recorder) -> Path:
+    """One report: every shard's pictures and sections (from ``sources``), and an index over every record."""
     from parity.outputs.files import fresh_folder, publish
     from parity.outputs.html import MARKER, SECTIONS, write_index
 
-    target = args.report.resolve()
-    sources = [_shard_report(path, document, MARKER) for path, document in zip(args.results, documents)]
+    target = report.resolve()
     folder = fresh_folder(target, MARKER, "--report")
     try:
         for shard in sources:
