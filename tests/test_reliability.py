@@ -1,10 +1,11 @@
-"""The fault catalogue (docs/reliability.md): each bad input or fault a CI job meets, through `parity check`
-as the job runs it. Each must end in the documented exit code with one sentence naming the culprit: no
+"""The fault catalogue (docs/reliability.md): each bad input or fault a CI job meets, through the `parity`
+command as the job runs it (`parity check`, unless a row names another). Each must end in the documented exit code with one sentence naming the culprit: no
 traceback, no silent pass, no stray process or temporary folder. Signals are in test_signals.py, stale
 snapshots in test_snapshot.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -67,6 +68,31 @@ class Case:
     def triton_config(self, repo: Path, extra: str = "") -> str:
         return self.config(model=MODEL_SECTION, triton=f"dict(repository={str(repo)!r}{extra})")
 
+    def shards(self, edit: Callable[[dict, dict], None] | None = None) -> list:
+        """The result files (and reports) of a passing run in two shards, as CI jobs upload them; ``edit``
+        changes the two documents before they are written here."""
+        documents = [json.loads((self.shard_run / f"s{k}.json").read_text()) for k in (1, 2)]
+        for k in (1, 2):
+            shutil.copytree(self.shard_run / f"r{k}", self.folder / f"r{k}", symlinks=True)
+        if edit is not None:
+            edit(*documents)
+        for k, document in zip((1, 2), documents):
+            (self.folder / f"s{k}.json").write_text(json.dumps(document))
+        return [self.folder / "s1.json", self.folder / "s2.json"]
+
+    def snapshot(self, manifest: Callable[[dict], None] | None = None,
+                 file: Callable[[Path], None] | None = None) -> list:
+        """A snapshot of this config (recorded once per module), as the serving job downloads it; ``manifest``
+        edits its manifest, ``file`` the .npz of its first image. Returns the `parity check` arguments."""
+        ref = shutil.copytree(self.snapshot_run / "ref", self.folder / "ref")
+        document = json.loads((ref / "manifest.json").read_text())
+        if manifest is not None:
+            manifest(document)
+            (ref / "manifest.json").write_text(json.dumps(document))
+        if file is not None:
+            file(ref / json.loads((self.snapshot_run / "ref" / "manifest.json").read_text())["images"][0]["file"])
+        return [self.config(), "--reference", ref]
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -74,9 +100,10 @@ class Fault:
     area: str
     fault: str
     handling: str  # what parity does, as the catalogue says it
-    make: Callable[[Case], list]  # the `parity check` arguments after the fault is put in
+    make: Callable[[Case], list]  # the command's arguments after the fault is put in
     code: int
     said: str  # in the output (stdout + stderr)
+    command: str = "check"
 
 
 def _dali(case: Case, body: str, header: str = "") -> list:
@@ -151,6 +178,111 @@ def _triton_broken(case: Case, damage: Callable[[Path], None], extra: str = "") 
     repo = case.repository()
     damage(repo)
     return [case.triton_config(repo, extra)]
+
+
+def _holding(*documents) -> dict:
+    """The shard document that holds images (which shard an image falls in is fixed by its content)."""
+    return next(d for d in documents if d["images"])
+
+
+def _failed_exit_0(first: dict, second: dict) -> None:
+    document = _holding(first, second)
+    document["images"][0]["stages"][-1]["status"] = "failed"
+    document["images"][0]["passed"] = False  # the exit code still says 0
+
+
+def _failed_marked_passed(first: dict, second: dict) -> None:
+    _holding(first, second)["images"][0]["stages"][-1]["status"] = "failed"
+
+
+def _overlap(first: dict, second: dict) -> None:
+    other = second if first["images"] else first
+    other["images"].append(_holding(first, second)["images"][0])
+
+
+def _private_key(case: Case) -> Path:
+    keys = case.folder.parent / "ssh"
+    keys.mkdir()
+    (keys / "id_rsa").write_text("-----BEGIN PRIVATE KEY-----\n")
+    return keys / "id_rsa"
+
+
+def _report_elsewhere(case: Case) -> list:
+    keys = _private_key(case).parent
+    return [*case.shards(lambda a, b: a.update(report=os.path.relpath(keys, case.folder))), "--report",
+            case.folder / "merged"]
+
+
+def _report_with_symlink(case: Case) -> list:
+    key = _private_key(case)
+    results = case.shards()
+    os.symlink(key, case.folder / "r2" / "sections" / "p-key.html")
+    return [*results, "--report", case.folder / "merged"]
+
+
+def _junit_spool_planted(case: Case) -> list:
+    """Symlinks planted where the JUnit cases used to be spooled (`.out.xml.cases`) and at the file itself."""
+    (case.folder / "victim.txt").write_text("not parity's\n")
+    for name in (".out.xml.cases", "out.xml"):
+        os.symlink(case.folder / "victim.txt", case.folder / name)
+    return [case.config(), "--junit-xml", case.folder / "out.xml"]
+
+
+def _users_own_pipeline(case: Case) -> list:
+    (case.folder / "deploy").mkdir()
+    (case.folder / "deploy" / "pipeline.py").write_text("# the user's own pipeline\n")
+    return [case.config(), "--out", case.folder / "deploy"]
+
+
+def _members(npz: Path) -> dict:
+    import zipfile
+
+    with zipfile.ZipFile(npz) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _rewrite(npz: Path, **members) -> None:
+    """The .npz with members replaced (bytes, or an array), added, or removed (None)."""
+    import io
+    import zipfile
+
+    content = _members(npz)
+    for name, value in members.items():
+        if isinstance(value, np.ndarray):
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, value, allow_pickle=True)
+            value = buffer.getvalue()
+        content[f"{name}.npy"] = value
+    with zipfile.ZipFile(npz, "w") as archive:
+        for name, data in content.items():
+            if data is not None:
+                archive.writestr(name, data)
+
+
+def _declaring(shape: tuple) -> bytes:
+    """A .npy member whose header declares ``shape`` (uint8) and holds almost nothing: a few KB on disk."""
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_2_0(buffer, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + bytes(4096)
+
+
+def _symlink_out(npz: Path) -> None:
+    outside = npz.parents[2] / "outside.npz"
+    shutil.copy(npz, outside)
+    npz.unlink()
+    os.symlink(outside, npz)
+
+
+def _fifo(npz: Path) -> None:
+    npz.unlink()
+    os.mkfifo(npz)
+
+
+def _palette_table_cut(npz: Path) -> None:
+    name = next(n for n in _members(npz) if n.endswith(".table.npy"))[:-4]
+    _rewrite(npz, **{name: np.zeros((3, 1), np.float32)})
 
 
 def _internal_error(case: Case, monkeypatch) -> list:
@@ -352,6 +484,61 @@ CATALOGUE = [
     Fault("triton-unreachable", "triton", "triton.url where no server listens", "exit 2 within the timeout",
           lambda c: [c.config(model=MODEL_SECTION, triton="dict(url='127.0.0.1:9', timeout_s=3)")], 2,
           "cannot be reached"),
+    # ---- snapshots are untrusted: every malformed family of manifest and .npz is exit 2 naming the field, never 3
+    Fault("snapshot-manifest-field-missing", "snapshots", "a manifest without its stages",
+          "exit 2 naming the field (it used to be a KeyError: exit 3)",
+          lambda c: c.snapshot(lambda m: m.pop("stages")), 2, "manifest.json: stages: missing"),
+    Fault("snapshot-manifest-field-type", "snapshots", "a manifest field of the wrong type (mean as a string)",
+          "exit 2 naming the field", lambda c: c.snapshot(lambda m: m["preprocessor"].update(mean="123")), 2,
+          "manifest.json: preprocessor.mean: expected a list or null, found '123'"),
+    Fault("snapshot-manifest-mean", "snapshots", "a normalizing preprocessor with two means for three channels",
+          "exit 2 naming the field (a diagnosis that reads the means would have broken on it)",
+          lambda c: c.snapshot(lambda m: m["preprocessor"].update(mean=[1.0, 2.0])), 2,
+          "manifest.json: preprocessor.mean: expected 3 numbers, one per channel"),
+    Fault("snapshot-manifest-layout", "snapshots", "a stage layout that is none", "exit 2 naming the field",
+          lambda c: c.snapshot(lambda m: m["stages"][0].update(layout="WHC")), 2,
+          "stages[0].layout: expected one of ['CHW', 'HWC'], found 'WHC'"),
+    Fault("snapshot-fewer-stages", "snapshots", "a manifest listing fewer stages than its pipeline gives",
+          "exit 2: the snapshot does not match its pipeline; it used to be diagnosed as channels in reverse order",
+          lambda c: c.snapshot(lambda m: m.update(stages=[s for s in m["stages"] if s["name"] != "to_rgb"])), 2,
+          "the snapshot does not match its pipeline"),
+    Fault("snapshot-file-absolute", "snapshots", "an image entry whose file is an absolute path",
+          "exit 2 naming the entry; nothing outside the snapshot is read",
+          lambda c: c.snapshot(lambda m: m["images"][0].update(file="/etc/passwd")), 2,
+          "images[0].file: '/etc/passwd' is not a path inside the snapshot folder"),
+    Fault("snapshot-file-dotdot", "snapshots", "an image entry whose file climbs out with ..", "exit 2 naming the entry",
+          lambda c: c.snapshot(lambda m: m["images"][0].update(file="../../secret.npz")), 2,
+          "images[0].file: '../../secret.npz' is not a path inside the snapshot folder"),
+    Fault("snapshot-file-symlink-out", "snapshots", "an image file that is a symlink leaving the snapshot folder",
+          "exit 2 naming it; the file outside used to be read and passed (a silent pass)",
+          lambda c: c.snapshot(file=_symlink_out), 2, "leaves the snapshot folder"),
+    Fault("snapshot-file-fifo", "snapshots", "an image file that is a FIFO", "exit 2 without opening it (reading "
+          "would block for ever)", lambda c: c.snapshot(file=_fifo), 2, ".npz: not a regular file"),
+    Fault("snapshot-npz-huge-stage", "snapshots", "a small .npz declaring a 3 GB stage",
+          "exit 2 before reading it (it used to run for 300 s at 3.1 GB)",
+          lambda c: c.snapshot(file=lambda f: _rewrite(f, stage0=_declaring((40000, 25000, 3)))), 2,
+          "stage0.npy: declares a uint8 array of shape (40000, 25000, 3) (3000000000 bytes), over the limit"),
+    Fault("snapshot-npz-huge-total", "snapshots", "a .npz whose stages declare 2.9 GB in all, each under the limit",
+          "exit 2 before reading it", lambda c: c.snapshot(file=lambda f: _rewrite(f, **{
+              f"stage{i}": _declaring((20000, 16000, 3)) for i in range(3)})), 2, "bytes per image"),
+    Fault("snapshot-npz-stage-missing", "snapshots", "a .npz without one of its stages", "exit 2 naming the stage",
+          lambda c: c.snapshot(file=lambda f: _rewrite(f, stage0=None)), 2, "stage0 (LoadImageFromFile): missing"),
+    Fault("snapshot-npz-stage-extra", "snapshots", "a .npz with more stages than the manifest lists",
+          "exit 2: the manifest does not match its files; it used to pass on the stages listed (a silent pass)",
+          lambda c: c.snapshot(file=lambda f: _rewrite(f, stage8=np.zeros((4, 4, 3), np.uint8))), 2,
+          "holds more stages than the manifest's 8"),
+    Fault("snapshot-npz-stage-shape", "snapshots", "a stage that is not a 3-channel image", "exit 2 naming the stage",
+          lambda c: c.snapshot(file=lambda f: _rewrite(f, stage0=np.zeros(10, np.uint8))), 2,
+          "stage0 (LoadImageFromFile): a uint8 array of shape (10,)"),
+    Fault("snapshot-npz-pickle", "snapshots", "a stage stored as a pickled object array", "exit 2; never unpickled",
+          lambda c: c.snapshot(file=lambda f: _rewrite(f, stage0=np.array([{}], dtype=object))), 2,
+          "truncated or corrupt snapshot file (ValueError"),
+    Fault("snapshot-npz-encoding", "snapshots", "a .npz whose encoding list is not one parity writes",
+          "exit 2 naming the entry", lambda c: c.snapshot(file=lambda f: _rewrite(f, _encoding=np.array(["x:zip:"]))),
+          2, "_encoding: 'x:zip:' is not NAME:same:OTHER or NAME:palette:"),
+    Fault("snapshot-npz-palette", "snapshots", "a palette-encoded stage whose table is cut short",
+          "exit 2 naming the file (it used to be an IndexError: exit 3)",
+          lambda c: c.snapshot(file=_palette_table_cut), 2, "truncated or corrupt snapshot file (IndexError"),
     # ---- output files and folders ----------------------------------------------------------------------------------
     Fault("output-junit-under-file", "outputs", "--junit-xml under a path that is a file",
           "exit 2 before any work; a passing run used to exit 1 at its last step",
@@ -367,10 +554,65 @@ CATALOGUE = [
           "exists and is not a parity output folder"),
     Fault("output-report-stale", "outputs", "--report over an earlier report", "replaced whole: no stale pictures",
           _report_twice, 0, "HTML report:"),
+    Fault("output-junit-planted-symlink", "outputs", "symlinks planted at the JUnit spool's old fixed name and at "
+          "--junit-xml itself", "written through a new file of an unpredictable name, renamed into place: the "
+          "symlinks' target is untouched (it used to be overwritten)", _junit_spool_planted, 0, "2 of 2 images match"),
+    Fault("output-json-is-config", "outputs", "--json naming the config file", "exit 2 before any work; the "
+          "config is not overwritten (the result file used to replace it)",
+          lambda c: [c.config(), "--json", c.folder / "parity_cfg.py"], 2, "--json "),
+    Fault("output-junit-is-image", "outputs", "--junit-xml naming one of the images", "exit 2 before any work; "
+          "the image is not overwritten", lambda c: [c.config(), "--junit-xml", c.folder / "images" / "chelsea.png"],
+          2, "chelsea.png: is an input of this run"),
+    Fault("output-json-is-junit", "outputs", "--json and --junit-xml naming the same file",
+          "exit 2 before any work", lambda c: [c.config(), "--json", c.folder / "r.xml", "--junit-xml",
+                                               c.folder / "r.xml"], 2, "is also --json; name two files"),
+    Fault("output-suggest-foreign", "outputs", "`parity suggest --out` onto a folder holding the user's own "
+          "pipeline.py", "exit 2 before any work; nothing in it is touched (it used to be overwritten)",
+          _users_own_pipeline, 2, "exists and is not a parity output folder", "suggest"),
     Fault("output-on-usage-error", "outputs", "a usage error with --junit-xml and --json",
           "both files are written, with one error case naming it",
           lambda c: [str(c.folder / "nope.py"), "--junit-xml", str(c.folder / "r.xml"), "--json",
                      str(c.folder / "r.json")], 2, "parity config not found"),
+    # ---- parity merge: the shards' result files are inputs, not trusted ------------------------------------------
+    Fault("merge-exit-code-lies", "merge", "a shard whose image failed but whose exit_code says 0",
+          "exit 2 naming the file and field: verdicts are recomputed from the records; it used to merge to exit 0 "
+          "(a silent pass)", lambda c: c.shards(_failed_exit_0), 2, "exit_code: 0 contradicts its records, which "
+          "say 1", "merge"),
+    Fault("merge-record-lies", "merge", "an image record marked passed whose stage failed",
+          "exit 2 naming the record's field", lambda c: c.shards(_failed_marked_passed), 2,
+          "images[0].passed: true contradicts the record", "merge"),
+    Fault("merge-other-config", "merge", "shards of two configs that share a file name",
+          "exit 2 naming run.config_sha256; they used to be merged (a silent pass)",
+          lambda c: [c.shards()[0], c.shard_run / "other" / "s2.json"], 2,
+          "run.config_sha256: another config (its content differs)", "merge"),
+    Fault("merge-other-version", "merge", "shards written by two parity versions", "exit 2 naming the field",
+          lambda c: c.shards(lambda a, b: b.update(parity="0.0.1")), 2, "s2.json: parity: another parity version",
+          "merge"),
+    Fault("merge-image-missing", "merge", "a shard's result file without one of its images (cut short, edited)",
+          "exit 2: the shards must hold every image of the config (run.images); it used to pass on the rest "
+          "(a silent pass)", lambda c: c.shards(lambda a, b: _holding(a, b)["images"].pop()), 2,
+          "run.images: the config has 2 images, the shards hold 1", "merge"),
+    Fault("merge-overlap", "merge", "an image in two shards", "exit 2 naming both files",
+          lambda c: c.shards(_overlap), 2, "shards overlap", "merge"),
+    Fault("merge-malformed", "merge", "a record with a malformed field (a stage status that is none)",
+          "exit 2 naming the field, not a parity bug (exit 3)", lambda c: c.shards(
+              lambda a, b: _holding(a, b)["images"][0]["stages"][0].update(status="fine")), 2,
+          "images[0].stages[0].status: expected one of ['failed', 'passed', 'skipped']", "merge"),
+    Fault("merge-unfinished", "merge", "a shard whose run ended in an error", "exit 2: run that shard again",
+          lambda c: c.shards(lambda a, b: a.update(error="parity: KeyboardInterrupt", exit_code=130,
+                                                   verdict="error")), 2, "error: its run did not finish", "merge"),
+    Fault("merge-report-elsewhere", "merge", "a shard naming a report folder elsewhere (a private key's folder)",
+          "exit 2; nothing copied: only report folders beside their result file, with parity's marker",
+          _report_elsewhere, 2, "is not a folder beside the result file", "merge"),
+    Fault("merge-report-symlink", "merge", "a symlink in a shard's report (to a private key)",
+          "exit 2; never followed, nothing copied", _report_with_symlink, 2,
+          "a symlink or special file in a shard's report", "merge"),
+    Fault("merge-report-not-parity", "merge", "a shard naming a folder beside it that parity did not write",
+          "exit 2; nothing copied: no parity-report.txt in it", lambda c: [*c.shards(lambda a, b: a.update(
+              report="images")), "--report", c.folder / "merged"], 2, "holds no parity-report.txt", "merge"),
+    Fault("merge-output-is-input", "merge", "--json naming one of the result files merged",
+          "exit 2 before any work; the shard is not overwritten", lambda c: [*c.shards(), "--json", c.folder / "s1.json"],
+          2, "is an input of this run", "merge"),
     Fault("internal-error", "parity", "a bug in parity itself", "exit 3 with one line; --debug shows the traceback",
           None, 3, "parity: internal error (a bug in parity, please report it): ZeroDivisionError: a bug in parity"),
 ]
@@ -383,8 +625,6 @@ def _check_extras(fault: Fault, case: Case, out: str) -> None:
         names = Path(folder / "out.xml").read_text()
         assert '.same.png" name="input"' in names and '.same.jpg" name="input"' in names
     if fault.id in ("image-jfif", "image-no-suffix"):
-        import json
-
         ids = [image["id"] for image in json.loads((folder / "r.json").read_text())["images"]]
         assert len(ids) == 3 and any(i.startswith("photo") for i in ids)
     if fault.id == "image-extreme":
@@ -396,25 +636,134 @@ def _check_extras(fault: Fault, case: Case, out: str) -> None:
         assert not [p for p in folder.iterdir() if p.name.startswith(".report")]
     if fault.id == "output-report-foreign":
         assert sorted(p.name for p in (folder / "images").iterdir()) == ["astronaut.png", "chelsea.png"]
+    if fault.id.startswith("merge-report"):
+        assert not (folder / "merged").exists()
+        copies = [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
+        assert not [p for p in copies if "PRIVATE KEY" in p.read_text(errors="replace")]
+    if fault.id == "output-json-is-junit":
+        assert not (folder / "r.xml").exists()
+    if fault.id == "output-junit-planted-symlink":
+        assert (folder / "victim.txt").read_text() == "not parity's\n" and not (folder / "out.xml").is_symlink()
+        assert "<testsuite" in (folder / "out.xml").read_text()
+        assert sorted(p.name for p in folder.glob(".out.xml*")) == [".out.xml.cases"]  # only the planted link
+    if fault.id == "output-json-is-config":
+        assert (folder / "parity_cfg.py").read_text().startswith("reference = ")
+        assert "is an input of this run" in out
+    if fault.id == "output-junit-is-image":
+        assert Image.open(folder / "images" / "chelsea.png").format == "PNG"
+    if fault.id == "output-suggest-foreign":
+        assert [p.name for p in (folder / "deploy").iterdir()] == ["pipeline.py"]
+        assert (folder / "deploy" / "pipeline.py").read_text() == "# the user's own pipeline\n"
+    if fault.id == "merge-output-is-input":
+        assert json.loads((folder / "s1.json").read_text())["shard"] == "1/2"
     if fault.id == "output-on-usage-error":
         assert "<error" in (folder / "r.xml").read_text() and '"verdict": "error"' in (folder / "r.json").read_text()
 
 
+@pytest.fixture(scope="module")
+def shard_run(tmp_path_factory) -> Path:
+    """What the merge rows start from: a passing run of the Case's config in two shards, with reports, and
+    shard 2/2 of another config of the same file name (other/s2.json)."""
+    folder = tmp_path_factory.mktemp("shards")
+    for name, extra in (("project", ""), ("other", "tolerances = dict(model_input=dict(atol=5))\n")):
+        (folder / name).mkdir()
+        config = Case(folder / name).config(extra)
+        for k in (1, 2) if name == "project" else (2,):
+            out = folder if name == "project" else folder / name
+            assert main(["check", config, "--shard", f"{k}/2", "--json", str(out / f"s{k}.json"), "--report",
+                         str(out / f"r{k}"), "-q"]) == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def snapshot_run(tmp_path_factory) -> Path:
+    """What the snapshot rows start from: the Case config's reference recorded by `parity snapshot` (ref/)."""
+    folder = tmp_path_factory.mktemp("snapshot")
+    (folder / "project").mkdir()
+    assert main(["snapshot", Case(folder / "project").config(), "--out", str(folder / "ref"), "-q"]) == 0
+    return folder
+
+
 @pytest.mark.parametrize("fault", CATALOGUE, ids=[f.id for f in CATALOGUE])
-def test_fault(fault, tmp_path, capsys, monkeypatch):
+def test_fault(fault, tmp_path, capsys, monkeypatch, request):
+    (tmp_path / "project").mkdir()
+    case = Case(tmp_path / "project")
+    if fault.command == "merge":
+        case.shard_run = request.getfixturevalue("shard_run")
+    if fault.area == "snapshots":
+        case.snapshot_run = request.getfixturevalue("snapshot_run")
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr("tempfile.tempdir", None)
-    (tmp_path / "project").mkdir()
-    case = Case(tmp_path / "project")
     args = _internal_error(case, monkeypatch) if fault.id == "internal-error" else fault.make(case)
-    code = main(["check", *map(str, args)])
+    code = main([fault.command, *map(str, args)])
     out = "".join(capsys.readouterr())
     assert code == fault.code, out[-3000:]
     assert fault.said in out, out[-3000:]
     assert "Traceback" not in out
     assert not list((tmp_path / "tmp").glob("parity-*")), "a temporary folder was left behind"
     _check_extras(fault, case, out)
+
+
+MALFORMED_RESULTS = {  # a shard's result file, damaged: (the edit of both documents, what the refusal says)
+    "not-a-list": (lambda a, b: a.update(images={}), "s1.json: images: expected a list, found {}"),
+    "record-not-object": (lambda a, b: _holding(a, b)["images"].__setitem__(0, 3), "images[0]: expected an object"),
+    "stage-field-missing": (lambda a, b: _holding(a, b)["images"][0]["stages"][0].pop("statistics"),
+                            "images[0].stages[0].statistics: missing"),
+    "answer-incomplete": (lambda a, b: _holding(a, b)["images"][0].update(model={"status": "passed"}),
+                          "images[0].model.backend: missing"),
+    "shard-zero": (lambda a, b: a.update(shard="0/2"), "s1.json: shard: expected K/N with 1 <= K <= N"),
+    "shard-beyond": (lambda a, b: a.update(shard="3/2"), "s1.json: shard: expected K/N with 1 <= K <= N"),
+    "run-missing": (lambda a, b: b.pop("run"), "s2.json: run: missing"),
+    "run-count-text": (lambda a, b: b["run"].update(images="2"), "s2.json: run.images: expected integer"),
+    "check-not-object": (lambda a, b: a["checks"].update(gpu_risk="passed"), "s1.json: checks.gpu_risk: expected an object"),
+    "share-text": (lambda a, b: a.update(degenerate={"status": "passed", "share": "0.9"}),
+                   "s1.json: degenerate.share: expected a number or null"),
+    "label-not-text": (lambda a, b: _holding(a, b)["images"][0].update(labels=[1]), "images[0].labels[0]: expected string"),
+    "exit-code-text": (lambda a, b: a.update(exit_code="0"), "s1.json: exit_code: expected integer"),
+    "old-schema": (lambda a, b: a.update(schema=1), "s1.json: result schema 1; this parity reads schema 2"),
+    "not-json": (lambda a, b: a.clear(), "s1.json: not a parity result file"),
+}
+
+
+@pytest.mark.parametrize("family", MALFORMED_RESULTS)
+def test_no_malformed_result_file_is_a_parity_bug(family, tmp_path, capsys, shard_run):
+    """Every family of damage to a shard's result file is a usage error naming the file and field (exit 2),
+    never an exception inside parity (exit 3)."""
+    (tmp_path / "project").mkdir()
+    case = Case(tmp_path / "project")
+    case.shard_run = shard_run
+    edit, said = MALFORMED_RESULTS[family]
+    assert main(["merge", *map(str, case.shards(edit))]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_two_runs_writing_one_junit_file_at_once_each_leave_a_whole_file(tmp_path):
+    """Concurrent CI jobs sharing a --junit-xml path used to share its spool file and crash (exit 3)."""
+    import threading
+    import xml.etree.ElementTree as ET
+
+    from parity.outputs.junit import Case as Row
+    from parity.outputs.junit import write_junit
+
+    target, failures = tmp_path / "shared.xml", []
+
+    def job(status: str) -> None:
+        try:
+            write_junit(target, (Row("cfg.img", f"stage{i}", status) for i in range(20000)), seconds=1.0)
+        except Exception as exc:  # noqa: BLE001 - what a run would have died of
+            failures.append(exc)
+
+    threads = [threading.Thread(target=job, args=(status,)) for status in ("passed", "failed")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    suite = ET.parse(target).getroot().find("testsuite")
+    assert suite.get("tests") == "20000" and suite.get("failures") in ("0", "20000")
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.xml"]
 
 
 def test_internal_error_traceback_only_with_debug(tmp_path, capsys, monkeypatch):

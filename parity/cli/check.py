@@ -16,12 +16,13 @@ def run(args) -> int:
     as an unfinished run's (exit code 3), so a run ended from outside (``os._exit`` in a pipeline module, a
     kill) never leaves a file that reads as a pass."""
     from parity.errors import ParityUsageError
-    from parity.outputs.files import check_writable
+    from parity.outputs.files import check_writable, refuse_inputs
     from parity.run.interrupt import Terminated
 
     for path, flag in ((args.junit_xml, "--junit-xml"), (args.json, "--json")):
         if path is not None:
             check_writable(path.resolve(), flag)  # before any work, and before the files are promised
+    refuse_inputs(args, [args.config])
     start = time.perf_counter()
     outcome = _Outcome()
     _write_results(args, outcome, 0.0, EXIT_INTERNAL, UNFINISHED)
@@ -54,6 +55,7 @@ class _Outcome:
         self.reference: str | None = None
         self.shard = None
         self.report = None  # the report folder, once written
+        self.run: dict | None = None  # the run's identity (config sha256, image ids), for `parity merge`
 
     def close(self) -> None:
         if self.results is not None:
@@ -81,7 +83,7 @@ def _write_results(args, outcome: _Outcome, seconds: float, code: int, error: st
                    records=results.records() if results is not None else (), degenerate=degenerate, seconds=seconds,
                    exit_code=code, error=error, repository=repository, shard=outcome.shard and str(outcome.shard),
                    report=outcome.report, checks=checks, gpu=gpu,
-                   degenerate_share=None if results is None else results.degenerate_share)
+                   degenerate_share=None if results is None else results.degenerate_share, run=outcome.run)
 
 
 def _run_check(args, outcome: _Outcome) -> int:
@@ -100,14 +102,18 @@ def _run_check(args, outcome: _Outcome) -> int:
 
 def _judge(args, outcome: _Outcome, report) -> int:
     from parity.config.load import load_config, with_tolerance_overrides
+    from parity.outputs.files import config_inputs, refuse_inputs
+    from parity.results.records import run_identity
     from parity.run.run import Run
     from parity.run.shard import Shard
 
     start = time.perf_counter()
     shard = outcome.shard = Shard.parse(args.shard, "--shard")
     config = load_config(args.config, snapshot=args.reference)
+    refuse_inputs(args, config_inputs(config))  # before any work: no result file over an image or model
     run = Run(config, strict_gpu=args.strict_gpu, shard=shard)  # checks the config file's own tolerance labels
     outcome.results = results = run.results
+    outcome.run = run_identity(args.config, run.harness.image_ids)  # what `parity merge` checks shards against
     run.harness.config = run.config = with_tolerance_overrides(config, run.harness.stage_labels, atol=args.atol,
                                                                rtol=args.rtol, max_mismatch=args.max_mismatch)
     outcome.reference = run.harness.reference.source

@@ -6,13 +6,17 @@ from pathlib import Path
 
 from parity.results.exit import EXIT_MISMATCH, EXIT_OK
 
+MARKER = "parity-suggested.txt"  # in --out: the folder is parity's to write into again
+
 
 def run(args) -> int:
     """Generate, write, verify; the verdict printed is the one measured (parity.suggest.verdict)."""
     from parity.config.load import SAMPLE_IMAGES, config_from_dict, load_config
+    from parity.outputs.files import check_output_folder
     from parity.suggest.generate import suggest
     from parity.suggest.verdict import MIN_SIDE, Verdict, verdict_images, verify
 
+    check_output_folder(args.out.resolve(), MARKER, "--out")  # before any work: never over the user's own files
     spec = str(args.config)
     path = args.config.resolve()
     if "::" not in spec and _is_parity_config(path):  # its reference, images and client format
@@ -33,6 +37,7 @@ def run(args) -> int:
     suggestion = suggest(cfg.test_pipeline, cfg.data_preprocessor, input_format=input_format, input_name=input_name)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("Written by parity suggest; the next suggestion written here replaces its files.\n")
     (out / "pipeline.py").write_text(suggestion.source)
     print(f"wrote {out / 'pipeline.py'}")
     for line in suggestion.unsupported:

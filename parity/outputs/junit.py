@@ -9,7 +9,9 @@ system's test history survives switching between them.
 from __future__ import annotations
 
 import datetime
+import shutil
 import socket
+import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,37 +77,37 @@ def cases(base: str, records, *, checks=(), margins=None):
 
 def write_junit(path: Path, rows, *, seconds: float, error: str | None = None, suite: str = "parity") -> None:
     """One ``<testsuite>`` with time, timestamp and hostname (as pytest writes them) of ``rows`` from
-    :func:`cases`, streamed: the cases go to a file beside ``path`` first, since the counts head the suite.
+    :func:`cases`, streamed: the cases go to a file beside ``path`` first, since the counts head the suite;
+    ``path`` is replaced whole (:func:`parity.outputs.files.replaced_whole`).
     A usage error is one errored case that names it."""
+    from parity.outputs.files import replaced_whole
+
     counts = dict(tests=0, failures=0, errors=0, skipped=0)
     outcome = {"failed": ("failure", "failures"), "error": ("error", "errors"), "skipped": ("skipped", "skipped")}
     if error:
         rows = [*rows, Case(suite, "usage", "error", error.split("\n")[0], error)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = path.with_name(f".{path.name}.cases")
-    try:
-        with open(body, "w", encoding="utf-8") as out:
-            for row in rows:
-                counts["tests"] += 1
-                case = ET.Element("testcase", classname=row.classname, name=row.name, time=f"{row.seconds:.3f}")
-                if row.properties:
-                    properties = ET.SubElement(case, "properties")
-                    for name, value in row.properties:
-                        ET.SubElement(properties, "property", name=name, value=value)
-                if row.status in outcome:
-                    tag, counter = outcome[row.status]
-                    counts[counter] += 1
-                    ET.SubElement(case, tag, message=row.message).text = row.text if tag != "skipped" else None
-                out.write("  " + ET.tostring(case, encoding="unicode") + "\n")
+    # the cases are spooled to an unnamed file in the target's folder: nothing to plant or to clean up
+    with tempfile.TemporaryFile("w+", encoding="utf-8", dir=path.parent) as body:
+        for row in rows:
+            counts["tests"] += 1
+            case = ET.Element("testcase", classname=row.classname, name=row.name, time=f"{row.seconds:.3f}")
+            if row.properties:
+                properties = ET.SubElement(case, "properties")
+                for name, value in row.properties:
+                    ET.SubElement(properties, "property", name=name, value=value)
+            if row.status in outcome:
+                tag, counter = outcome[row.status]
+                counts[counter] += 1
+                ET.SubElement(case, tag, message=row.message).text = row.text if tag != "skipped" else None
+            body.write("  " + ET.tostring(case, encoding="unicode") + "\n")
         suite_el = ET.Element("testsuite", {"name": suite, **{k: str(v) for k, v in counts.items()},
                                             "time": f"{seconds:.3f}",
                                             "timestamp": datetime.datetime.now().astimezone().isoformat(),
                                             "hostname": socket.gethostname()})
         head = ET.tostring(suite_el, encoding="unicode").replace(" />", ">")
-        with open(path, "w", encoding="utf-8") as out, open(body, encoding="utf-8") as cases_file:
+        body.seek(0)
+        with replaced_whole(path) as out:
             out.write(f"<?xml version='1.0' encoding='utf-8'?>\n<testsuites>\n{head}\n")
-            for line in cases_file:
-                out.write(line)
+            shutil.copyfileobj(body, out)
             out.write("</testsuite>\n</testsuites>\n")
-    finally:
-        body.unlink(missing_ok=True)

@@ -20,24 +20,38 @@ import datetime
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
+import stat
 import threading
 import zipfile
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
 
 from parity.config.sections import ModelSection, ReferenceSection
-from parity.errors import ParitySnapshotError
+from parity.errors import ParitySnapshotError, ParityUsageError
 from parity.reference.protocol import Reference, RefStage
 
 FORMAT, SCHEMA = "parity-snapshot", 1
 MANIFEST = "manifest.json"
+# A snapshot is untrusted input: what its .npz files declare is checked against these before anything is
+# read, so a small file cannot make parity allocate gigabytes (an 8-bit stage of a 100-megapixel photo is 0.3 GiB).
+MAX_ARRAY_BYTES = 1 << 30
+MAX_FILE_BYTES = 2 << 30
+_LAYOUTS, _CHANNELS = {"HWC", "CHW"}, {"RGB", "BGR"}
+_MANIFEST_FIELDS = {"created": str, "parity_config": str, "source": str, "reference": dict, "test_pipeline": list,
+                    "data_preprocessor": (dict, None), "preprocessor": dict, "stages": list, "logits": bool,
+                    "images": list}
+_PREPROCESSOR = {"to_rgb": bool, "normalizes": bool, "mean": (list, None), "std": (list, None)}
+_STAGE = {"name": str, "layout": _LAYOUTS, "channels": _CHANNELS, "pixels": bool}
+_ENTRY = {"id": str, "path": str, "sha256": str, "file": str}
 _VERSIONED = ("parity", "mmpretrain", "mmcv", "mmcv-lite", "mmengine", "torch", "torchvision", "numpy", "Pillow",
               "opencv-python", "opencv-python-headless")
 
@@ -105,7 +119,46 @@ def read_manifest(folder: Path) -> dict:
     if manifest.get("schema") != SCHEMA:
         raise ParitySnapshotError(f"{path}: snapshot schema {manifest.get('schema')!r}, this parity reads schema "
                                   f"{SCHEMA}: write the snapshot again with this parity version")
+    _check_manifest(path, manifest)
     return manifest
+
+
+def _check_manifest(path: Path, manifest: dict) -> None:
+    """Refuse a manifest whose fields are not what :func:`write_snapshot` writes, whose stages are not those
+    of its own test_pipeline and data preprocessor, or whose image files lie outside the snapshot folder."""
+    from parity.results.fields import require, require_value
+
+    try:
+        require(path, "", manifest, _MANIFEST_FIELDS)
+        pre = manifest["preprocessor"]
+        require(path, "preprocessor", pre, _PREPROCESSOR)
+        for key in ("mean", "std"):
+            if pre["normalizes"] and (pre[key] is None or len(pre[key]) != 3):
+                raise ParitySnapshotError(f"{path}: preprocessor.{key}: expected 3 numbers, one per channel, where "
+                                          f"normalizes is true; found {pre[key]!r}")
+            for i, value in enumerate(pre[key] or ()):
+                require_value(path, f"preprocessor.{key}[{i}]", value, Real)
+        for i, step in enumerate(manifest["test_pipeline"]):
+            require(path, f"test_pipeline[{i}]", step, {"type": str})
+        for i, stage in enumerate(manifest["stages"]):
+            require(path, f"stages[{i}]", stage, _STAGE)
+        for i, entry in enumerate(manifest["images"]):
+            require(path, f"images[{i}]", entry, _ENTRY)
+            file = Path(entry["file"])
+            if file.is_absolute() or not file.parts or any(part in ("..", ".") for part in file.parts):
+                raise ParitySnapshotError(f"{path}: images[{i}].file: {entry['file']!r} is not a path inside the "
+                                          "snapshot folder")
+    except ParitySnapshotError:
+        raise
+    except ParityUsageError as exc:
+        raise ParitySnapshotError(f"{exc}: not a manifest `parity snapshot` wrote; write the snapshot again") from None
+    names = [s["name"] for s in manifest["stages"]]
+    expected = [step["type"] for step in manifest["test_pipeline"]] + ["to_rgb"] * (pre["to_rgb"] and pre["normalizes"])
+    if names != expected + ["model_input"]:
+        raise ParitySnapshotError(
+            f"{path}: stages: {len(names)} stages ({', '.join(names)}) where its test_pipeline and data "
+            f"preprocessor give {len(expected) + 1} ({', '.join(expected + ['model_input'])}): the snapshot does not "
+            "match its pipeline; write the snapshot again")
 
 
 def recorded_reference(folder: Path, config_path: Path, reference: ReferenceSection, model: ModelSection | None):
@@ -262,12 +315,40 @@ def _write_member(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> Non
     archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue())
 
 
+def check_sizes(path: Path) -> None:
+    """Refuse an .npz whose members declare, in their headers or the archive's directory, more than
+    :data:`MAX_ARRAY_BYTES` per array or :data:`MAX_FILE_BYTES` in all, before any array is read."""
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member)
+            declared = math.prod(shape) * dtype.itemsize
+            if declared > MAX_ARRAY_BYTES or info.file_size > MAX_ARRAY_BYTES + 4096:
+                raise ParitySnapshotError(
+                    f"{path}: {info.filename}: declares a {dtype} array of shape {shape} ({max(declared, info.file_size)} "
+                    f"bytes), over the limit of {MAX_ARRAY_BYTES} bytes per stage: not a snapshot file parity wrote")
+            total += max(declared, info.file_size)
+    if total > MAX_FILE_BYTES:
+        raise ParitySnapshotError(f"{path}: declares {total} bytes of arrays, over the limit of {MAX_FILE_BYTES} "
+                                  "bytes per image: not a snapshot file parity wrote")
+
+
 def load_arrays(path: Path) -> dict[str, np.ndarray]:
-    """What :func:`save_arrays` wrote, every array in its original dtype and shape."""
+    """What :func:`save_arrays` wrote, every array in its original dtype and shape; ValueError when its
+    encoding is not one save_arrays writes."""
     with np.load(path, allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files}
-    for entry in arrays.pop("_encoding").tolist():
-        name, kind, other = entry.split(":", 2)
+    encoding = arrays.pop("_encoding")
+    if encoding.dtype.kind != "U" or encoding.ndim != 1:
+        raise ValueError(f"_encoding: a {encoding.dtype} array, not a list of names")
+    for entry in encoding.tolist():
+        name, kind, other = (entry.split(":", 2) + ["", ""])[:3]
+        if kind not in ("same", "palette"):
+            raise ValueError(f"_encoding: {entry!r} is not NAME:same:OTHER or NAME:palette:")
         if kind == "same":
             arrays[name] = arrays[other]
         else:
@@ -343,19 +424,53 @@ class Snapshot(Reference):
                 raise ParitySnapshotError(
                     f"{path}: not in the snapshot {self.folder} ({len(manifest['images'])} images recorded from "
                     f"{manifest['parity_config']}): run `parity snapshot` again with this image")
-            files[path] = self.folder / entry["file"]
+            files[path] = self._file(entry["file"])
         return files
+
+    def _file(self, name: str) -> Path:
+        """A recorded image's .npz: refused when it leaves the snapshot folder (a symlink out) or is not a
+        regular file (a FIFO or device would block or never end), without opening it."""
+        folder = self.folder.resolve()
+        file = (folder / name).resolve()
+        if not file.is_relative_to(folder):
+            raise ParitySnapshotError(f"{self.folder / name}: leaves the snapshot folder (to {file}); a snapshot's "
+                                      "files lie inside it")
+        try:
+            regular = stat.S_ISREG(os.stat(file).st_mode)
+        except OSError as exc:
+            raise ParitySnapshotError(f"{self.folder / name}: cannot be read ({exc.strerror}); run `parity "
+                                      "snapshot` again") from None
+        if not regular:
+            raise ParitySnapshotError(f"{self.folder / name}: not a regular file; a snapshot's files are .npz files")
+        return file
+
+    def _stage_array(self, file: Path, data: dict, i: int) -> np.ndarray:
+        """Stage ``i`` of a loaded .npz, refused unless it is the 3-channel image the manifest says it is."""
+        stage, array = self.stages[i], data.get(f"stage{i}")
+        channel_axis = 2 if stage["layout"] == "HWC" else 0
+        if array is None or array.ndim != 3 or array.shape[channel_axis] != 3 or array.dtype.kind not in "uif":
+            found = "missing" if array is None else f"a {array.dtype} array of shape {array.shape}"
+            raise ParitySnapshotError(f"{file}: stage{i} ({stage['name']}): {found}, where the manifest records a "
+                                      f"3-channel {stage['layout']} image; run `parity snapshot` again")
+        return array
 
     def run(self, path: Path) -> list[RefStage]:
         """Every recorded stage of one image; the model input carries the recorded logits."""
         file = self._files.get(path) or self._match(read_manifest(self.folder), [path], self._base_dir)[path]
         try:
+            check_sizes(file)
             data = load_arrays(file)
-            arrays = [data[f"stage{i}"] for i in range(len(self.stages))]
-            logits = data["logits"] if self.logits else None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        except (OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise ParitySnapshotError(f"{file}: truncated or corrupt snapshot file ({type(exc).__name__}: {exc}); "
                                       "run `parity snapshot` again") from None
+        if f"stage{len(self.stages)}" in data:
+            raise ParitySnapshotError(f"{file}: holds more stages than the manifest's {len(self.stages)}: the "
+                                      "manifest does not match its files; run `parity snapshot` again")
+        arrays = [self._stage_array(file, data, i) for i in range(len(self.stages))]
+        logits = data.get("logits") if self.logits else None
+        if self.logits and (logits is None or logits.ndim != 1 or logits.dtype.kind != "f"):
+            raise ParitySnapshotError(f"{file}: logits: missing or not a vector of floats, though the manifest "
+                                      "records logits; run `parity snapshot` again")
         last = len(arrays) - 1
         return [RefStage(s["name"], a, s["layout"], s["channels"], s["pixels"], logits if i == last else None)
                 for i, (s, a) in enumerate(zip(self.stages, arrays))]

@@ -4,13 +4,14 @@ its version does."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-FORMAT, SCHEMA = "parity-result", 1
+FORMAT, SCHEMA = "parity-result", 2
 
 
 def plain(value):
@@ -75,17 +76,31 @@ def _json_values(record: dict) -> dict:
     return json.loads(json.dumps(record, default=plain))
 
 
+def run_identity(config: Path, ids: list[str]) -> dict:
+    """What ``parity merge`` checks its shards against: the config file's content and every image id of the
+    whole config (as a count and a digest), so shards of another config or another image set are refused."""
+    from parity.reference.snapshot import file_sha256
+
+    return dict(config_sha256=file_sha256(config), images=len(ids), image_ids_sha256=ids_sha256(ids))
+
+
+def ids_sha256(ids) -> str:
+    """The digest of a set of image ids, whatever their order."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+
+
 def write_json(path: Path, *, config: str, reference: str | None, records, degenerate, seconds: float,
                exit_code: int, error: str | None = None, repository=None, shard: str | None = None,
                shards: list | None = None, report: Path | None = None, checks: dict | None = None,
-               gpu=None, degenerate_share: float | None = None) -> None:
-    """The document, its ``images`` streamed from ``records`` (one line each) so a long run holds none."""
+               gpu=None, degenerate_share: float | None = None, run: dict | None = None) -> None:
+    """The document, its ``images`` streamed from ``records`` (one line each) so a long run holds none;
+    ``path`` is replaced whole, never written through a symlink."""
     from parity import __version__
 
     verdict = {0: "passed", 1: "failed"}.get(exit_code, "error")
     head = dict(
         format=FORMAT, schema=SCHEMA, parity=__version__, config=config, reference=reference, verdict=verdict,
-        exit_code=exit_code, error=error, seconds=round(seconds, 3), shard=shard, shards=shards,
+        exit_code=exit_code, error=error, seconds=round(seconds, 3), run=run, shard=shard, shards=shards,
         report=None if report is None else os.path.relpath(report, path.resolve().parent),
         checks={name: r.record() for name, r in (checks or {}).items()}, gpu=gpu.record() if gpu else None,
         repository=None if repository is None else dict(status=repository.status, path=str(repository.repository),
@@ -93,8 +108,9 @@ def write_json(path: Path, *, config: str, reference: str | None, records, degen
         degenerate=None if degenerate is None else dict(status=degenerate.status, images=degenerate.images,
                                                         findings=list(degenerate.findings), hint=degenerate.hint,
                                                         share=degenerate_share))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as out:
+    from parity.outputs.files import replaced_whole
+
+    with replaced_whole(path) as out:
         out.write(json.dumps(head, indent=1, default=plain)[:-2] + ',\n "images": [')
         for i, record in enumerate(records):
             out.write(("," if i else "") + "\n  " + json.dumps(record, default=plain))
