@@ -89,15 +89,15 @@ def test_the_assertion_carries_the_whole_run_findings_a_stale_triton_repository_
 
     from parity import assert_preprocessing_parity
 
-    from .conftest import IMAGES, ROOT, SEED
+    from .conftest import IMAGES, ROOT, seed_config_text
 
     repo = shutil.copytree(ROOT / "fixtures" / "triton" / "build" / "corrected_repository", tmp_path / "repo",
                            symlinks=True)
     shutil.copy(ROOT / "fixtures" / "triton" / "build" / "seed_repository" / "preprocess" / "1" / "model.dali",
                 repo / "preprocess" / "1" / "model.dali")
     cfg = tmp_path / "parity_cfg.py"
-    cfg.write_text(f"_base_ = ['{SEED / 'parity_corrected.py'}']\n"
-                   f"triton = dict(repository='{repo}', model='ensemble', input='INPUT', output='OUTPUT')\n")
+    cfg.write_text(seed_config_text(IMAGES / "*.png", pipeline="corrected")
+                   + f"triton = dict(repository='{repo}', model='ensemble', input='INPUT', output='OUTPUT')\n")
     with pytest.raises(AssertionError) as failure:
         assert_preprocessing_parity(cfg, images=[IMAGES / "astronaut.png", IMAGES / "coffee.png"])
     text = str(failure.value)

@@ -101,7 +101,8 @@ def test_timm_overrides_change_the_transform_as_timms_args_do(odd_images):
                                           interpolation="bilinear", is_training=False)
 
     assert squash.pipeline_cfg[1] == dict(type="Resize", size=[256, 256], interpolation="bilinear", max_size=None,
-                                          antialias=True, backend="pillow", library="timm")
+                                          antialias=True, backend="pillow", library="timm",
+                                          checkpoint="resnet50.a1_in1k", crop_pct=1.0, crop_size=256)
     for path in odd_images.values():
         stages = squash.run(path)
         assert stages[1].array.shape == (256, 256, 3)  # every image squashed, whatever its aspect ratio

@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import sys
 import time
+from pathlib import Path
 
 from parity.cli.console import paint
 from parity.results.exit import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE
@@ -25,7 +26,7 @@ def run(args) -> int:
     refuse_inputs(args, [args.config])
     start = time.perf_counter()
     outcome = _Outcome()
-    _write_results(args, outcome, 0.0, EXIT_INTERNAL, UNFINISHED)
+    _write_results(_unfinished_targets(args), outcome, 0.0, EXIT_INTERNAL, UNFINISHED)
     code, error = EXIT_INTERNAL, None
     try:
         code = _run_check(args, outcome)
@@ -45,6 +46,25 @@ def run(args) -> int:
 
 UNFINISHED = ("parity: the run did not finish: it was stopped before it wrote its results (this file is written "
               "first and replaced at the end)")
+
+
+def _unfinished_targets(args):
+    """``args`` with only the result files that may be written before the config is read: new files, or an
+    earlier run's result files. A file that exists otherwise may be an input (an image, a model) that is only
+    known once the config is loaded and refused then; it is never written over before."""
+    import argparse
+
+    def ours(path: Path | None) -> Path | None:
+        if path is None or not path.exists():
+            return path
+        try:
+            with open(path, "rb") as existing:
+                head = existing.read(512)
+        except OSError:
+            return None
+        return path if b'"format": "parity-result"' in head or b"<testsuites>" in head else None
+
+    return argparse.Namespace(**{**vars(args), "json": ours(args.json), "junit_xml": ours(args.junit_xml)})
 
 
 class _Outcome:
