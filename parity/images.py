@@ -13,8 +13,24 @@ _MODE_NAMES = {"L": "grayscale", "LA": "grayscale with alpha", "RGBA": "RGBA (wi
                "CMYK": "CMYK", "1": "1-bit"}
 
 
+MAX_PIXELS = 100_000_000  # 100 MP: a 12,000 x 8,000 photo; a 20,000 x 20,000 PNG of 1.2 MB decodes to 1.2 GB
+
+
+def max_pixels() -> int:
+    """The pixel limit: ``MAX_PIXELS``, or the ``PARITY_MAX_PIXELS`` environment variable."""
+    import os
+
+    value = os.environ.get("PARITY_MAX_PIXELS", "")
+    if not value:
+        return MAX_PIXELS
+    if not value.isdigit() or int(value) < 1:
+        raise ParityImageError(f"PARITY_MAX_PIXELS={value!r}: expected a positive whole number of pixels")
+    return int(value)
+
+
 def check_image(path: Path) -> None:
-    """Raise :class:`ParityImageError` unless ``path`` is a readable 8-bit RGB image."""
+    """Raise :class:`ParityImageError` unless ``path`` is a readable 8-bit RGB image within the pixel limit,
+    judged from its header before anything decodes it (a small file can declare a huge image)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -23,14 +39,22 @@ def check_image(path: Path) -> None:
         raise ParityImageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not found:
         raise ParityImageError(f"{path}: image not found")
+    limit = max_pixels()
     try:
         with Image.open(path) as img:
+            width, height = img.size
+            if width * height > limit:
+                raise ParityImageError(f"{path}: {width}x{height} is {width * height / 1e6:.3g} megapixels, over "
+                                       f"parity's limit of {limit / 1e6:.3g} (PARITY_MAX_PIXELS raises it): refused "
+                                       "before decoding")
             mode = img.mode
             # Pillow opens a 16-bit-per-channel RGB PNG as 'RGB'; its raw mode still says ';16'
             raw = str(img.tile[0][3]) if img.tile else ""
             if mode == "RGB" and ";16" in raw:
                 mode = "RGB;16"
             img.verify()
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, where it is lower than ours
+        raise ParityImageError(f"{path}: refused before decoding ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ParityImageError(f"{path}: not a readable image ({exc})") from None
     if mode != "RGB":

@@ -29,6 +29,27 @@ MODEL_SECTION = (f"dict(config='mmpretrain::resnet/resnet18_8xb32_in1k.py', chec
                  f"onnx={str(MODEL / 'known_answer.onnx')!r})")
 
 
+def _bomb(path: Path, width: int, height: int) -> Path:
+    """A valid PNG header declaring ``width`` x ``height`` RGB pixels, with 16 rows of data: a few KB."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = zlib.compress(b"".join(b"\x00" * (1 + 3 * width) for _ in range(16)))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    return path
+
+
+def _over_limit(case) -> str:
+    import os
+
+    os.environ["PARITY_MAX_PIXELS"] = "100000"  # test_fault's monkeypatch restores it
+    return case.config()
+
+
 class Case:
     """A user's project in a temporary folder: two photos and a parity config that passes until a fault is
     put in."""
@@ -428,6 +449,13 @@ CATALOGUE = [
           "unsupported image mode 'RGBA'"),
     Fault("image-16bit", "images", "a 16-bit image", "exit 2 with its mode",
           lambda c: [c.image("deep.png", np.zeros((32, 32), np.uint16), None) and c.config()], 2, "(16-bit)"),
+    Fault("image-bomb", "images", "a 1 KB PNG declaring 20000x20000 pixels (it ran out of memory at 19 GB)",
+          "exit 2 naming it, from its header, before anything decodes it (the first-batch checks included)",
+          lambda c: [_bomb(c.folder / "images" / "bomb.png", 20000, 20000) and c.config()], 2,
+          "bomb.png: refused before decoding"),
+    Fault("image-over-limit", "images", "an image over the pixel limit (PARITY_MAX_PIXELS=100000, 512x512)",
+          "exit 2 with its size and the limit", lambda c: [_over_limit(c)], 2,
+          "astronaut.png: 512x512 is 0.262 megapixels, over parity's limit of 0.1 (PARITY_MAX_PIXELS raises it)"),
     Fault("image-glob-empty", "images", "a glob that matches nothing", "exit 2",
           lambda c: [c.config(images="['images/*.jpg']")], 2, "'images/*.jpg' matches no image file"),
     Fault("image-folder-empty", "images", "a folder with no image", "exit 2",
@@ -693,6 +721,7 @@ def test_fault(fault, tmp_path, capsys, monkeypatch, request):
     if fault.area == "snapshots":
         case.snapshot_run = request.getfixturevalue("snapshot_run")
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setenv("PARITY_MAX_PIXELS", "")  # the default limit, restored after a fault that sets one
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr("tempfile.tempdir", None)
     args = _internal_error(case, monkeypatch) if fault.id == "internal-error" else fault.make(case)

@@ -143,6 +143,7 @@ class Harness:
         feed, names = [], []
         for path in self.config.images[: self.config.dali.batch_size]:
             try:
+                check_image(path)  # before any decode: the images' own items report what is wrong
                 first = self.reference.run(path)[0]
             except ParityUsageError:
                 continue
