@@ -4,6 +4,7 @@ with an extra (pyproject.toml). A missing one is a usage error naming the extra,
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 from parity.errors import ParityExtraError
 
@@ -24,7 +25,27 @@ def require(module: str, extra: str, purpose: str, alternative: str = ""):
     ``alternative`` that needs none, when there is one)."""
     try:
         return importlib.import_module(module)
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
+        if exc.name and module.split(".")[0] != exc.name.split(".")[0] and _installed(module.split(".")[0]):
+            raise _broken(module, purpose, exc) from None  # installed: one of its own imports is missing
         raise ParityExtraError(
             f"{purpose} needs {EXTRAS[extra]}, and {exc.name or module!r} cannot be imported here: "
             f"pip install 'parity[{extra}]'{alternative}") from None
+    except (ImportError, OSError, MemoryError) as exc:  # installed, and failing as it loads
+        raise _broken(module, purpose, exc) from None
+
+
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _broken(module: str, purpose: str, exc: BaseException) -> ParityExtraError:
+    """An installed package that fails to import (a missing shared library, a memory limit, a version clash):
+    said as it is, not as a missing extra."""
+    reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    return ParityExtraError(f"{purpose}: {module!r} is installed but fails to import: {type(exc).__name__}: "
+                            f"{reason} (a memory limit such as `ulimit -v`, a missing system library, or "
+                            "packages of clashing versions)")

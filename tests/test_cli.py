@@ -91,3 +91,28 @@ def test_a_run_ended_from_outside_leaves_result_files_that_do_not_pass(tmp_path)
     assert result["error"].startswith("parity: the run did not finish")
     [error] = ET.parse(tmp_path / "r.xml").getroot().findall("testsuite/testcase/error")
     assert error.get("message").startswith("parity: the run did not finish")
+
+
+def test_the_json_result_is_strict_json_where_a_number_is_infinite(tmp_path, capsys):
+    """atol=inf (no limit) is a valid tolerance; the result file still parses as strict JSON, and parity reads
+    the number back."""
+    import json
+
+    from parity.results.records import read_json
+
+    from .conftest import IMAGES
+
+    cfg = tmp_path / "parity_cfg.py"
+    cfg.write_text(f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\nimages = ['{IMAGES / 'flat.png'}']\n"
+                   f"dali = dict(pipeline='{SEED / 'corrected_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline', "
+                   "input_name='INPUT_PREPROCESS')\ntolerances = dict(resize=dict(atol=float('inf')))\n")
+    assert main(["check", str(cfg), "--json", str(tmp_path / "r.json"), "-q"]) == 0
+
+    def refuse(token):
+        raise AssertionError(f"bare {token} in the result file: not JSON")
+
+    strict = json.loads((tmp_path / "r.json").read_text(), parse_constant=refuse)
+    [resize] = [s for s in strict["images"][0]["stages"] if s["stage"] == "resize"]
+    assert resize["tolerance"]["atol"] == "Infinity"
+    [read] = [s for s in read_json(tmp_path / "r.json")["images"][0]["stages"] if s["stage"] == "resize"]
+    assert read["tolerance"]["atol"] == float("inf")

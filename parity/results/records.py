@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 
@@ -111,10 +112,53 @@ def write_json(path: Path, *, config: str, reference: str | None, records, degen
     from parity.outputs.files import replaced_whole
 
     with replaced_whole(path) as out:
-        out.write(json.dumps(head, indent=1, default=plain)[:-2] + ',\n "images": [')
+        out.write(json.dumps(_strict(head), indent=1, default=plain, allow_nan=False)[:-2] + ',\n "images": [')
         for i, record in enumerate(records):
-            out.write(("," if i else "") + "\n  " + json.dumps(record, default=plain))
+            out.write(("," if i else "") + "\n  " + json.dumps(_strict(record), default=plain, allow_nan=False))
         out.write("\n ]\n}\n")
+
+
+NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+_NUMBER_KEYS = ("statistics", "tolerance", "evidence", "params")  # dicts whose values are numbers
+_ANSWER_NUMBERS = ("reference_prob", "prob", "topk_overlap", "kl", "max_abs_logit", "conversion_max_abs")
+
+
+def _strict(value):
+    """``value`` as strict JSON: a NaN or infinite number (an atol of inf, a NaN in DALI's output) becomes the
+    string "NaN", "Infinity" or "-Infinity" (JSON has no such numbers; :func:`read_json` reads them back)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+def _numbers(value):
+    """The numbers :func:`_strict` spelled as strings, read back (in the dicts of numbers only)."""
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return NON_FINITE.get(value, value) if isinstance(value, str) else value
+
+
+def _read_numbers(document: dict) -> None:
+    for record in document.get("images") or ():
+        if not isinstance(record, dict):
+            continue
+        for stage in record.get("stages") or ():
+            for key in _NUMBER_KEYS[:2]:
+                if isinstance(stage, dict) and isinstance(stage.get(key), dict):
+                    stage[key] = _numbers(stage[key])
+            for cause in (stage.get("causes") or ()) if isinstance(stage, dict) else ():
+                if isinstance(cause, dict) and isinstance(cause.get("evidence"), dict):
+                    cause["evidence"] = {k: _numbers(v) if k in _NUMBER_KEYS or k.startswith(("residual", "limit"))
+                                         else v for k, v in cause["evidence"].items()}
+        for answer in (record.get("model"), record.get("triton")):
+            if isinstance(answer, dict):
+                answer.update({k: _numbers(answer[k]) for k in _ANSWER_NUMBERS if k in answer})
 
 
 def read_json(path: Path) -> dict:
@@ -129,4 +173,5 @@ def read_json(path: Path) -> dict:
         raise ParityUsageError(f"{path}: not a parity result file (no \"format\": \"{FORMAT}\")")
     if document.get("schema") != SCHEMA:
         raise ParityUsageError(f"{path}: result schema {document.get('schema')!r}; this parity reads schema {SCHEMA}")
+    _read_numbers(document)
     return document

@@ -15,7 +15,7 @@ TRAINING = {"torch", "torchvision", "mmpretrain", "mmcv", "mmengine"}
 class TrainingStackAbsent(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.partition(".")[0] in TRAINING:
-            raise ImportError(f"No module named {name!r} (serving environment)", name=name)
+            raise ModuleNotFoundError(f"No module named {name!r} (serving environment)", name=name)
         return None
 
 
