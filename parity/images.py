@@ -68,14 +68,28 @@ def check_image(path: Path) -> None:
 def image_ids(paths: list[Path]) -> list[str]:
     """Short, unique ids for test names: the file stem; on clashes the path below the common folder, and
     with its suffix where that still clashes (``same.jpg`` and ``same.png`` in one folder)."""
-    stems = [p.stem for p in paths]
+    stems = [printable(p.stem) for p in paths]
     if len(set(stems)) == len(stems):
         return stems
     root = Path(*_common_parts(paths))
-    ids = [str(p.relative_to(root).with_suffix("")) for p in paths]
+    ids = [printable(str(p.relative_to(root).with_suffix(""))) for p in paths]
     if len(set(ids)) == len(ids):
         return ids
-    return [str(p.relative_to(root)) for p in paths]
+    return [printable(str(p.relative_to(root))) for p in paths]
+
+
+def printable(name: str) -> str:
+    """A file name as an id that is safe in console lines, JUnit XML and node ids: control characters,
+    newlines and undecodable bytes spelled as Python escapes (a name cannot forge a line or break XML)."""
+    spelled = []
+    for ch in name:
+        if ch.isprintable():
+            spelled.append(ch)
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:  # a byte that is not UTF-8, as Python decodes file names
+            spelled.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            spelled.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(spelled)
 
 
 def _common_parts(paths):

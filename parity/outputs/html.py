@@ -16,7 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-from parity.outputs.html_image import IMAGE_CSS, draw_image_section
+from parity.outputs.html_image import IMAGE_CSS, draw_image_section, safe_name
 from parity.results.summary import titled_checks
 
 _CSS = """
@@ -53,7 +53,7 @@ class ImagePictures:
         if not result.views or not self._room_for(failed):
             return
         anchor = anchor_of(result.image)
-        section = self.folder / SECTIONS / f"{'f' if failed else 'p'}-{_safe(result.image)}.html"
+        section = self.folder / SECTIONS / f"{'f' if failed else 'p'}-{safe_name(result.image)}.html"
         section.write_text(draw_image_section(self.folder, result, anchor), encoding="utf-8")
         self.drawn.append(section)
 
@@ -126,7 +126,7 @@ def write_index(folder: Path, title: str, records, summary, *, seconds=None, deg
         page.write("<table><tr><th>image</th><th>verdict</th><th>first divergence</th><th>likely cause</th>"
                    "<th>model: deployed vs reference top-1</th><th>Triton vs reference top-1</th></tr>")
         for record in records:
-            page.write(_row(record, _safe(record["id"]) in drawn))
+            page.write(_row(record, safe_name(record["id"]) in drawn))
         page.write("</table>")
         for section in sorted(drawn.values(), key=lambda p: p.name):  # failures ('f-') first
             page.write(section.read_text(encoding="utf-8"))
@@ -134,7 +134,7 @@ def write_index(folder: Path, title: str, records, summary, *, seconds=None, deg
 
 
 def anchor_of(image: str) -> str:
-    return f"img-{_safe(image)}"
+    return f"img-{safe_name(image)}"
 
 
 def _row(record: dict, drawn: bool) -> str:
@@ -159,6 +159,3 @@ def _answer(a: dict) -> str:
         return f"{a['status']}: {problem[:140]}"
     return f"{a['top1']} (p={a['prob']:.3f}) vs {a['reference_top1']} (p={a['reference_prob']:.3f})"
 
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

@@ -71,7 +71,7 @@ def draw_image_section(folder: Path, result, anchor: str) -> str:
              "<th>DALI operator</th></tr>"]
     for r in result.stages:
         s = stats[r.stage]
-        parts.append(f"<tr><td><a href='#{anchor}-{_safe(r.stage)}'>{html.escape(r.stage)}</a></td>"
+        parts.append(f"<tr><td><a href='#{anchor}-{safe_name(r.stage)}'>{html.escape(r.stage)}</a></td>"
                      f"<td class={r.status}>{r.status}</td><td>{s.max_abs}</td><td>{s.mean_abs}</td>"
                      f"<td>{s.mismatched}</td><td><code>{html.escape(r.dali_op)}</code></td></tr>")
     parts.append("</table>")
@@ -104,7 +104,7 @@ def _stage(folder: Path, image: str, r, view, stat: _Statistic, anchor: str, fir
              + (f"; max abs {stat.max_abs}, mean abs {stat.mean_abs}" if failed and not first else "") + "</small>")
     body = []
     if view is not None:
-        body.append(_pictures(folder, _safe(f"{image}-{r.stage}"), r, view, stat, detailed=failed))
+        body.append(_pictures(folder, f"{safe_name(image)}-{safe_name(r.stage)}", r, view, stat, detailed=failed))
     elif r.status != "skipped":
         body.append("<p><small>no pictures: the values are transformed at this point and only the shape is "
                     "compared</small></p>")
@@ -112,10 +112,10 @@ def _stage(folder: Path, image: str, r, view, stat: _Statistic, anchor: str, fir
         body.append(_causes(r.diagnosis, anchor))
         body.append(f"<details><summary>full message</summary><pre>{html.escape(r.message())}</pre></details>")
     if failed and first:
-        return f"<section class=stage id='{anchor}-{_safe(r.stage)}'><h3>{title}</h3>{''.join(body)}</section>"
+        return f"<section class=stage id='{anchor}-{safe_name(r.stage)}'><h3>{title}</h3>{''.join(body)}</section>"
     if r.status == "skipped":
         body.append(f"<p>{html.escape(r.skip_reason)}</p>")
-    return (f"<details class='stage {r.status}-stage' id='{anchor}-{_safe(r.stage)}'><summary>{title}</summary>"
+    return (f"<details class='stage {r.status}-stage' id='{anchor}-{safe_name(r.stage)}'><summary>{title}</summary>"
             f"{''.join(body)}</details>")
 
 
@@ -135,7 +135,7 @@ def _causes(diagnosis, anchor: str) -> str:
         rest = f"{rest} is {html.escape(str(diagnosis.unexplained))}."
     elif diagnosis.follows_from:
         stage = html.escape(diagnosis.follows_from)
-        rest = f"{rest} follows from the divergence at stage <a href='#{anchor}-{_safe(stage)}'>{stage}</a>."
+        rest = f"{rest} follows from the divergence at stage <a href='#{anchor}-{safe_name(stage)}'>{stage}</a>."
     else:
         rest = "" if items else html.escape(str(diagnosis))
     return (f"<ol class=causes>{items}</ol>" if items else "") + (f"<div class=cause>{rest}</div>" if rest else "")
@@ -401,5 +401,7 @@ def _figure(src: str, caption: str, note: str) -> str:
             f"<figcaption>{html.escape(caption)}<br>{html.escape(note)}</figcaption></figure>")
 
 
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+def safe_name(name: str) -> str:
+    """``name`` as a file name and URL fragment, one to one: ASCII letters, digits, '.' and '_' kept, any other
+    character spelled ``-<hex>-`` ('a+b' is 'a-2b-b', so it never shares a file with 'a_b')."""
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._") else f"-{ord(ch):x}-" for ch in name)
