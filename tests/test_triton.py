@@ -139,6 +139,17 @@ def test_server_lifecycle_ports_and_log(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_parity_py_in_the_working_directory_does_not_shadow_parity_in_the_servers_stubs(tmp_path, monkeypatch):
+    """A user's project with its own parity.py: the server's Python models still import the real parity."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "parity.py").write_text("raise SystemExit('the project parity.py was imported')\n")
+    monkeypatch.chdir(project)
+    with EmbeddedServer(REPOS / "corrected_repository", timeout_s=90) as server:
+        assert "successfully loaded 'ensemble'" in server.log_path.read_text()
+
+
+@pytest.mark.slow
 def test_a_repository_that_does_not_load_reports_the_log_and_leaves_no_process(tmp_path, servers):
     shutil.copytree(REPOS / "corrected_repository", tmp_path / "repo", symlinks=True)
     (tmp_path / "repo/preprocess/1/model.dali").write_bytes(b"\x00garbage")

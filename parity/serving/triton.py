@@ -188,7 +188,9 @@ class EmbeddedServer:
                    "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}", f"--metrics-port={metrics}",
                    "--allow-metrics=false", "--allow-gpu-metrics=false", "--exit-on-error=true", "--log-verbose=0"]
         log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+        # run in its own folder: the Python stubs put their working directory on sys.path, where a user's
+        # parity.py (or any module named like one the models import) would shadow the real one
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir,
                                         start_new_session=True, preexec_fn=_die_with_parent)
         atexit.register(self.stop)
         deadline = time.monotonic() + self.timeout_s
