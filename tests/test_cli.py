@@ -120,24 +120,28 @@ def test_the_json_result_is_strict_json_where_a_number_is_infinite(tmp_path, cap
 
 @pytest.mark.slow
 def test_odd_file_names_neither_forge_lines_nor_break_junit_nor_share_a_report_section(tmp_path, capsys):
+    import os
     import shutil
 
     from .conftest import IMAGES
 
     folder = tmp_path / "images"
     folder.mkdir()
-    names = ["a+b.png", "a_b.png", "x\nPASSED | forged | all checks match.png", "bell\x07.png"]
+    names = ["a+b.png", "a_b.png", "x\nPASSED | forged | all checks match.png", "bell\x07.png",
+             os.fsdecode(b"caf\xe9.png")]  # a Latin-1 name: not UTF-8
     for name in names:
         shutil.copy(IMAGES / "flat.png", folder / name)
     cfg = tmp_path / "parity_cfg.py"
     cfg.write_text(f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\nimages = ['{folder}']\n"
                    f"dali = dict(pipeline='{SEED / 'deployed_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline', "
                    "input_name='INPUT_PREPROCESS')\n")
-    assert main(["check", str(cfg), "--junit-xml", str(tmp_path / "r.xml"), "--report", str(tmp_path / "report")]) == 1
+    assert main(["check", str(cfg), "--junit-xml", str(tmp_path / "r.xml"), "--report", str(tmp_path / "report"),
+                 "--json", str(tmp_path / "r.json")]) == 1
     out = capsys.readouterr().out
     assert not any(line.startswith("PASSED | forged") for line in out.splitlines())
     assert "FAILED | x\\nPASSED | forged | all checks match |" in out  # the newline spelled, on the image's line
     cases = {case.get("classname") for case in ET.parse(tmp_path / "r.xml").iter("testcase")}  # well-formed XML
     assert {"parity_cfg.bell\\x07", "parity_cfg.a+b", "parity_cfg.a_b"} <= cases
     sections = sorted(p.name for p in (tmp_path / "report" / "sections").glob("*.html"))
-    assert len(sections) == 4 and "f-a-2b-b.html" in sections and "f-a_b.html" in sections
+    assert len(sections) == 5 and "f-a-2b-b.html" in sections and "f-a_b.html" in sections
+    assert "caf\\xe9" in (tmp_path / "report" / "index.html").read_text()  # the byte spelled

@@ -54,7 +54,8 @@ class ImagePictures:
             return
         anchor = anchor_of(result.image)
         section = self.folder / SECTIONS / f"{'f' if failed else 'p'}-{safe_name(result.image)}.html"
-        section.write_text(draw_image_section(self.folder, result, anchor), encoding="utf-8")
+        # a file name that is not UTF-8 (Python's surrogate escapes) is shown spelled, never a crash
+        section.write_text(draw_image_section(self.folder, result, anchor), encoding="utf-8", errors="backslashreplace")
         self.drawn.append(section)
 
     def _room_for(self, failed: bool) -> bool:
@@ -104,7 +105,7 @@ def write_index(folder: Path, title: str, records, summary, *, seconds=None, deg
     stages = "".join(f"<tr><td>{html.escape(stage)}</td><td class=passed>{c['passed']}</td><td class=failed>"
                      f"{c['failed']}</td><td class=skipped>{c['skipped']}</td></tr>" for stage, c in summary.stages.items())
     drawn = {p.stem[2:]: p for p in sorted((folder / SECTIONS).glob("*.html"))}
-    with open(folder / "index.html", "w", encoding="utf-8") as page:
+    with open(folder / "index.html", "w", encoding="utf-8", errors="backslashreplace") as page:
         page.write(f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
                    f"<style>{_CSS}{IMAGE_CSS}</style></head><body>"
                    f"<h1>{html.escape(title)} <span class={verdict.lower()}>{verdict}</span></h1>"

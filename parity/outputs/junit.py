@@ -88,7 +88,7 @@ def write_junit(path: Path, rows, *, seconds: float, error: str | None = None, s
         rows = [*rows, Case(suite, "usage", "error", error.split("\n")[0], error)]
     path.parent.mkdir(parents=True, exist_ok=True)
     # the cases are spooled to an unnamed file in the target's folder: nothing to plant or to clean up
-    with tempfile.TemporaryFile("w+", encoding="utf-8", dir=path.parent) as body:
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="backslashreplace", dir=path.parent) as body:
         for row in rows:
             counts["tests"] += 1
             case = ET.Element("testcase", classname=row.classname, name=row.name, time=f"{row.seconds:.3f}")
