@@ -436,6 +436,11 @@ CATALOGUE = [
     Fault("serialized-gpu", "serialized", "a model.dali serialized for the GPU (device_id 0)",
           "rewritten to the CPU and judged", lambda c: _serialized(c, _seed_dali()), 0, "2 of 2 images match"),
     # ---- images --------------------------------------------------------------------------------------------------
+    Fault("reference-std-zero", "config", "a data_preprocessor with std 0 for one channel",
+          "exit 2 naming the std: the model input would be inf, compared as 'not explained'",
+          lambda c: [c.config(reference=f"dict(config={str(SEED / 'hrnet_w30_512x384.py')!r}, data_preprocessor="
+                                        "dict(mean=[0, 0, 0], std=[0, 1, 1], to_rgb=True))")], 2,
+          "std=[0.0, 1.0, 1.0]: a std of 0 (or NaN) divides by zero"),
     Fault("image-missing", "images", "an image file that does not exist", "exit 2 with the path",
           lambda c: [c.config(images="['images/gone.png']")], 2, "images: 'images/gone.png' not found"),
     Fault("image-corrupt", "images", "a corrupt image file", "exit 2 naming it",

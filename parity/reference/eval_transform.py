@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from parity.errors import ParityImageError, ParityReferenceError
-from parity.reference.protocol import Reference, RefStage
+from parity.reference.protocol import Reference, RefStage, check_std
 
 # The decode, in MMPretrain's terms (the stage name and `imdecode_backend`), so that outputs and the
 # GPU lint read it alike: Pillow's libjpeg, converted to RGB as timm's ImageDataset and torchvision's
@@ -73,6 +73,7 @@ class EvalTransformReference(Reference):
         self.data_preprocessor_cfg = self.pipeline_cfg[-1]
         self.mean = np.asarray(mean, np.float64) * 255.0
         self.std = np.asarray(std, np.float64) * 255.0
+        check_std(self.source, self.std)
         self.stage_names = [LOAD_STEP["type"]] + [s.cfg["type"] for s in self.steps[:-1]] + ["model_input"]
 
     def run(self, path: Path) -> list[RefStage]:

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from parity.errors import ParityReferenceError
-from parity.reference.protocol import Reference, RefStage
+from parity.reference.protocol import Reference, RefStage, check_std
 
 
 def _import_mmpretrain():
@@ -92,6 +92,7 @@ class ReferencePipeline(Reference):
         self.normalizes = bool(getattr(self.data_preprocessor, "_enable_normalize", False))
         self.mean = self._vector("mean")
         self.std = self._vector("std")
+        check_std(f"{source}: data_preprocessor", self.std)
         names = [cfg.get("type", type(t).__name__) for cfg, t in zip(self.pipeline_cfg, self.transforms)]
         self.stage_names = names + ["to_rgb"] * (self.to_rgb and self.normalizes) + ["model_input"]
 

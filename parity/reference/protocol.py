@@ -32,6 +32,15 @@ class RefStage:
     logits: np.ndarray | None = None  # the reference network's answer to this model input, when recorded
 
 
+def check_std(source: str, std) -> None:
+    """Refuse a normalization whose std has a zero (or a NaN): the reference's model input would be inf."""
+    from parity.errors import ParityReferenceError
+
+    if std is not None and (not np.all(np.isfinite(std)) or np.any(np.asarray(std) == 0)):
+        raise ParityReferenceError(f"{source}: std={[float(v) for v in std]}: a std of 0 (or NaN) divides by zero, "
+                                   "making the model input inf; give the std the model was trained with")
+
+
 def is_geometry_name(name: str) -> bool:
     """Whether a transform may change the image size (resize, crop, pad): the stages paired with DALI's."""
     return bool(_GEOMETRY.search(name))
