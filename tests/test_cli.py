@@ -145,3 +145,27 @@ def test_odd_file_names_neither_forge_lines_nor_break_junit_nor_share_a_report_s
     sections = sorted(p.name for p in (tmp_path / "report" / "sections").glob("*.html"))
     assert len(sections) == 5 and "f-a-2b-b.html" in sections and "f-a_b.html" in sections
     assert "caf\\xe9" in (tmp_path / "report" / "index.html").read_text()  # the byte spelled
+
+
+@pytest.mark.slow
+def test_a_report_folder_that_is_a_mount_point_is_written_and_rewritten(tmp_path, capsys):
+    """CI volumes are mount points, which cannot be renamed (EBUSY): the report is written into it."""
+    import subprocess
+
+    from .conftest import IMAGES
+
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "none", str(volume)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs needs root (as CI and the dev machines have)")
+    try:
+        cfg = tmp_path / "parity_cfg.py"
+        cfg.write_text(f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\nimages = ['{IMAGES / 'flat.png'}']\n"
+                       f"dali = dict(pipeline='{SEED / 'corrected_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline', "
+                       "input_name='INPUT_PREPROCESS')\n")
+        for _ in range(2):  # the second run replaces the first one's report
+            assert main(["check", str(cfg), "--report", str(volume), "-q"]) == 0
+            assert f"HTML report: {volume / 'index.html'}" in capsys.readouterr().out
+        assert (volume / "index.html").is_file() and not list(tmp_path.glob(".volume*"))
+    finally:
+        subprocess.run(["umount", str(volume)], check=True)
