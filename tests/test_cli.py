@@ -169,3 +169,22 @@ def test_a_report_folder_that_is_a_mount_point_is_written_and_rewritten(tmp_path
         assert (volume / "index.html").is_file() and not list(tmp_path.glob(".volume*"))
     finally:
         subprocess.run(["umount", str(volume)], check=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_sentence_and_leaves_no_file_that_reads_as_a_pass(tmp_path, capsys):
+    import json
+    import subprocess
+
+    volume = tmp_path / "full"
+    volume.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "none", str(volume)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs needs root (as CI and the dev machines have)")
+    try:
+        code = main(["check", str(SEED / "parity_corrected.py"), "-q", "--json", str(volume / "r.json"),
+                     "--junit-xml", str(volume / "r.xml")])
+        err = capsys.readouterr().err
+        assert code == 2 and "cannot be written (No space left on device)" in err and "Traceback" not in err
+        assert json.loads((volume / "r.json").read_text())["exit_code"] == 3  # the unfinished run's, never a pass
+    finally:
+        subprocess.run(["umount", str(volume)], check=True)

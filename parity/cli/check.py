@@ -83,6 +83,7 @@ class _Outcome:
 
 
 def _write_results(args, outcome: _Outcome, seconds: float, code: int, error: str | None) -> None:
+    from parity.errors import ParityUsageError
     from parity.outputs.junit import cases, config_classname, write_junit
     from parity.results.verdict import DEGENERATE, REPOSITORY
 
@@ -92,18 +93,27 @@ def _write_results(args, outcome: _Outcome, seconds: float, code: int, error: st
     repository = None if results is None else results.repository
     degenerate = None if results is None else results.degenerate
     gpu = None if results is None else results.gpu
+    unwritten = []  # each file that can be written is, when the other cannot be (a full disk)
     if args.junit_xml:
-        write_junit(args.junit_xml, cases(config_classname(args.config), records,
-                                          checks=((REPOSITORY, repository), *checks.items(), (DEGENERATE, degenerate)),
-                                          margins=gpu.margin_of if gpu else None), seconds=seconds, error=error)
+        try:
+            write_junit(args.junit_xml, cases(config_classname(args.config), records, checks=(
+                (REPOSITORY, repository), *checks.items(), (DEGENERATE, degenerate)),
+                margins=gpu.margin_of if gpu else None), seconds=seconds, error=error)
+        except ParityUsageError as exc:
+            unwritten.append(exc)
     if args.json:
         from parity.results.records import write_json
 
-        write_json(args.json, config=str(args.config), reference=outcome.reference,
-                   records=results.records() if results is not None else (), degenerate=degenerate, seconds=seconds,
-                   exit_code=code, error=error, repository=repository, shard=outcome.shard and str(outcome.shard),
-                   report=outcome.report, checks=checks, gpu=gpu,
-                   degenerate_share=None if results is None else results.degenerate_share, run=outcome.run)
+        try:
+            write_json(args.json, config=str(args.config), reference=outcome.reference,
+                       records=results.records() if results is not None else (), degenerate=degenerate,
+                       seconds=seconds, exit_code=code, error=error, repository=repository,
+                       shard=outcome.shard and str(outcome.shard), report=outcome.report, checks=checks, gpu=gpu,
+                       degenerate_share=None if results is None else results.degenerate_share, run=outcome.run)
+        except ParityUsageError as exc:
+            unwritten.append(exc)
+    if unwritten:
+        raise unwritten[0]
 
 
 def _run_check(args, outcome: _Outcome) -> int:

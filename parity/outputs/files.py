@@ -128,7 +128,9 @@ def replaced_whole(path: Path):
         os.umask(umask)
         os.chmod(name, 0o666 & ~umask)  # mkstemp's file is private; an output file is an ordinary one
         os.replace(name, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
+        if isinstance(exc, OSError):  # a full disk, a read-only volume: the user's to fix, in one sentence
+            raise ParityUsageError(f"{path}: cannot be written ({exc.strerror or exc})") from None
         raise
