@@ -78,3 +78,45 @@ def test_the_server_dies_with_parity_even_on_sigkill(tmp_path):
     process.kill()
     process.communicate(timeout=30)
     assert _gone(tmp_path, 30)
+
+
+def _cancel_like_github_actions(process: subprocess.Popen) -> tuple[float, str]:
+    """GitHub Actions' cancel: SIGINT to the job's processes, SIGTERM 7.5 s later, SIGKILL at 10 s. Returns the
+    seconds from SIGINT to exit, and the output."""
+    start = time.monotonic()
+    for signum, at in ((signal.SIGINT, 0.0), (signal.SIGTERM, 7.5), (signal.SIGKILL, 10.0)):
+        remaining = at - (time.monotonic() - start)
+        if remaining > 0:
+            try:
+                process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                pass
+        if process.poll() is not None:
+            break
+        os.killpg(process.pid, signum)
+    out, err = process.communicate(timeout=30)
+    return time.monotonic() - start, out + err
+
+
+@pytest.mark.parametrize("argv, code, within", [
+    (["-m", "parity.cli", "check", str(CONFIG)], 130, 3.0),
+    (["-m", "pytest", "--parity-config", str(CONFIG), "-q", "-p", "no:cacheprovider"], 2, 7.5),
+    (["-m", "pytest", "--parity-config", str(CONFIG), "-q", "-p", "no:cacheprovider", "-n", "2"], 2, 7.5),
+], ids=["cli", "pytest", "pytest-xdist"])
+def test_a_cancelled_ci_job_ends_before_sigkill_and_leaves_nothing_behind(tmp_path, argv, code, within):
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, *argv, *(["--rootdir", str(tmp_path)] if "pytest" in argv else [])],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, cwd=tmp_path)  # its own group, as a job's step
+    deadline = time.monotonic() + 120
+    while not _servers(tmp_path):
+        if process.poll() is not None or time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(f"the server never started: {process.communicate()}")
+        time.sleep(0.2)
+    seconds, output = _cancel_like_github_actions(process)
+    assert process.returncode == code, output[-3000:]
+    assert seconds < within, f"{seconds:.1f} s from SIGINT to exit"  # never the runner's SIGKILL
+    assert "Traceback" not in output  # pytest says where it stopped in one line, as on Ctrl-C
+    assert _gone(tmp_path, 5)
+    assert not list(tmp_path.glob("parity-triton-*")) and not list(tmp_path.glob("parity-records-*"))
