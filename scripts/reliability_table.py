@@ -26,6 +26,31 @@ ELSEWHERE = [
     ("signals", "SIGKILL to parity during a Triton run", "the server's watchdog gets SIGTERM from the kernel "
      "(PR_SET_PDEATHSIG) and ends the server and its stubs; only the temporary folder stays",
      "tests/test_signals.py::test_the_server_dies_with_parity_even_on_sigkill"),
+    ("signals", "GitHub Actions' cancel (SIGINT to the job, SIGTERM at 7.5 s, SIGKILL at 10 s) during a Triton run, "
+     "to `parity check`, `pytest` and `pytest -n 2`", "each ends before SIGKILL (the CLI with 130 within 3 s; the "
+     "server stops in 2-3 s, 15 s before), no traceback, no server, no parity-triton-*/parity-records-* folder",
+     "tests/test_signals.py::test_a_cancelled_ci_job_ends_before_sigkill_and_leaves_nothing_behind"),
+    ("signals", "a parity.py in the working directory of a Triton run", "the server runs in its own folder: its "
+     "Python stubs import the real parity (the ensemble failed to load)",
+     "tests/test_triton.py::test_a_parity_py_in_the_working_directory_does_not_shadow_parity_in_the_servers_stubs"),
+    ("signals", "`ulimit -v` (or a missing system library) makes an installed stack fail to import", "exit 2 saying "
+     "it is installed and fails to import, with the reason (it said `pip install 'parity[dali]'`)",
+     "tests/test_extras.py::test_a_missing_package_names_the_extra_and_a_failing_one_says_why"),
+    ("outputs", "`--report` on a mount point (a CI volume: rename gives EBUSY)", "the folder is filled entry by "
+     "entry (it ended with exit 3)",
+     "tests/test_cli.py::test_a_report_folder_that_is_a_mount_point_is_written_and_rewritten"),
+    ("outputs", "a full disk under `--json`/`--junit-xml`", "exit 2 in one sentence; the other file is still written; "
+     "none reads as a pass", "tests/test_cli.py::test_a_full_disk_is_one_sentence_and_leaves_no_file_that_reads_as_a_pass"),
+    ("outputs", "a run ended by `os._exit(0)` in a pipeline module", "exit 0 from the process, but the result files "
+     "(written first as an unfinished run's) say exit 3: never a pass",
+     "tests/test_cli.py::test_a_run_ended_from_outside_leaves_result_files_that_do_not_pass"),
+    ("outputs", "an infinite tolerance (atol=inf) or a NaN in DALI's output, in `--json`", "strict JSON: the numbers "
+     "as \"Infinity\"/\"NaN\" strings, read back by parity merge (bare tokens before)",
+     "tests/test_cli.py::test_the_json_result_is_strict_json_where_a_number_is_infinite"),
+    ("images", "file names with a newline, a control character, '+' beside '_', or bytes that are not UTF-8",
+     "spelled as escapes in ids, console lines and JUnit (no forged line, well-formed XML), one report section "
+     "each (a non-UTF-8 name ended with exit 3)",
+     "tests/test_cli.py::test_odd_file_names_neither_forge_lines_nor_break_junit_nor_share_a_report_section"),
     ("snapshots", "an image the snapshot does not have", "exit 2 naming it",
      "tests/test_snapshot.py::test_image_missing_from_the_snapshot_is_refused"),
     ("snapshots", "an image changed since the snapshot", "exit 2 with both hashes",
