@@ -28,7 +28,7 @@ ELSEWHERE = [
      "tests/test_signals.py::test_the_server_dies_with_parity_even_on_sigkill"),
     ("signals", "GitHub Actions' cancel (SIGINT to the job, SIGTERM at 7.5 s, SIGKILL at 10 s) during a Triton run, "
      "to `parity check`, `pytest` and `pytest -n 2`", "each ends before SIGKILL (the CLI with 130 within 3 s; the "
-     "server stops in 2-3 s, 15 s before), no traceback, no server, no parity-triton-*/parity-records-* folder",
+     "server's group is killed at once and its /dev/shm regions removed: 0.03 s, 15 s before), no traceback, no server, no parity-triton-*/parity-records-* folder",
      "tests/test_signals.py::test_a_cancelled_ci_job_ends_before_sigkill_and_leaves_nothing_behind"),
     ("signals", "a parity.py in the working directory of a Triton run", "the server runs in its own folder: its "
      "Python stubs import the real parity (the ensemble failed to load)",
