@@ -73,7 +73,6 @@ def test_a_plain_port_of_torchvisions_geometry_fails_where_its_roundings_part_an
     ("torchvision='ResNet50_Weights.IMAGENET1K_V2', crop_pct=0.9", "reference.crop_pct is not an argument of the "
                                                                    "torchvision reference"),
     ("timm='resnet50.a1_in1k', input_size=(3, 0, 224)", "reference.input_size=(3, 0, 224): expected a positive"),
-    ("timm='resnet50.a1_in1k', snapshot='ref'", "snapshots of a timm reference are not supported yet"),
 ])
 def test_a_bad_timm_or_torchvision_reference_is_one_sentence_and_exit_2(tmp_path, capsys, reference, error):
     cfg = _config(tmp_path, reference, "resnet50_a1_in1k_pipeline.py:exact")
@@ -82,13 +81,35 @@ def test_a_bad_timm_or_torchvision_reference_is_one_sentence_and_exit_2(tmp_path
     assert error in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_suggest_and_snapshot_say_they_reproduce_mmpretrain_references_only(tmp_path, capsys):
+def test_suggest_says_it_writes_pipelines_for_mmpretrain_references(tmp_path, capsys):
     cfg = _config(tmp_path, "timm='resnet50.a1_in1k'", "resnet50_a1_in1k_pipeline.py:exact")
     assert main(["suggest", str(cfg), "--out", str(tmp_path / "fix")]) == 2
     assert "parity suggest writes pipelines for MMPretrain references" in capsys.readouterr().err
-    assert main(["snapshot", str(cfg), "--out", str(tmp_path / "ref")]) == 2
-    assert "snapshots of a timm reference are not supported yet" in capsys.readouterr().err
-    assert not (tmp_path / "fix").exists() and not (tmp_path / "ref").exists()
+    assert not (tmp_path / "fix").exists()
+
+
+@pytest.mark.slow
+def test_a_timm_snapshot_is_checked_where_neither_torch_nor_timm_is_installed(tmp_path, capsys):
+    """Record where timm lives; check in a serving environment: the same verdicts and the same named causes."""
+    import subprocess
+    import sys
+
+    exact = _config(tmp_path, "timm='resnet50.a1_in1k'", "resnet50_a1_in1k_pipeline.py:exact", "exact.py")
+    plain = _config(tmp_path, "timm='resnet50.a1_in1k'", "resnet50_a1_in1k_pipeline.py:plain_port", "plain.py")
+    assert main(["snapshot", str(exact), "--out", str(tmp_path / "ref"), "-q"]) == 0
+    manifest = json.loads((tmp_path / "ref" / "manifest.json").read_text())
+    assert manifest["kind"] == "timm" and manifest["reference"]["timm"] == "resnet50.a1_in1k"
+    serving = ROOT / "tests" / "helpers" / "serving_env.py"
+    runs = [subprocess.run([sys.executable, str(serving), "parity", "check", str(cfg), "--reference",
+                            str(tmp_path / "ref"), "-q"], capture_output=True, text=True, timeout=300)
+            for cfg in (exact, plain)]
+    assert [run.returncode for run in runs] == [0, 1]
+    assert all("training modules imported: none" in run.stdout for run in runs)
+    assert "chelsea: crop: Centre crop row offset (313 - 224) / 2 = 44.5: timm rounds half to even (44)" in runs[1].stdout
+    other = _config(tmp_path, "timm='resnet50.tv2_in1k'", "resnet50_a1_in1k_pipeline.py:exact", "other.py")
+    assert main(["check", str(other), "--reference", str(tmp_path / "ref"), "-q"]) == 2
+    assert "reference.timm: 'resnet50.a1_in1k' in the snapshot, 'resnet50.tv2_in1k' in the config" in \
+        capsys.readouterr().err
 
 
 def test_a_model_section_with_a_timm_reference_runs_the_deployed_model_alone(tmp_path, capsys):

@@ -12,9 +12,6 @@ def run(args) -> int:
     from parity.reference.snapshot import write_snapshot
 
     cfg = load_config(args.config, live=True)
-    if cfg.reference.library != "mmpretrain":
-        raise ParityUsageError(f"{cfg.path}: snapshots of a {cfg.reference.library} reference are not supported yet: "
-                               "check against the live reference (pip install 'parity[timm]')")
     out = args.out or (cfg.base_dir / cfg.reference.snapshot if cfg.reference.snapshot else None)
     if out is None:
         raise ParityUsageError(f"{cfg.path}: no reference.snapshot in the config: give --out DIR")

@@ -129,14 +129,15 @@ def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False, read
         fail(path, "dali: give exactly one of pipeline='file.py:function' or serialized='path/model.dali'")
     snapshot = (path.parent / reference.snapshot).resolve() if reference.snapshot and not live else None
     if reference.library != "mmpretrain":
-        _check_eval_transform(path, reference)  # (a snapshot of it is refused)
-        name = reference.timm or reference.torchvision
-        source, test_pipeline, data_preprocessor, model_cfg = f"{reference.library} {name}", [], None, None
-    elif snapshot is not None:
+        _check_eval_transform(path, reference)
+    if snapshot is not None:
         from parity.reference.snapshot import recorded_reference
 
         source, test_pipeline, data_preprocessor, recorded_logits = recorded_reference(snapshot, path, reference, model)
         model_cfg = None
+    elif reference.library != "mmpretrain":
+        name = reference.timm or reference.torchvision
+        source, test_pipeline, data_preprocessor, model_cfg = f"{reference.library} {name}", [], None, None
     else:
         if not reference.config and not reference.test_pipeline:
             fail(path, "reference: give config='model_config.py' (or 'mmpretrain::path.py'), an inline "
@@ -196,9 +197,6 @@ def _check_eval_transform(path: Path, reference: ReferenceSection) -> None:
     if size is not None and (not sizes or len(sizes) not in (1, 2, 3) or
                              any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in sizes)):
         fail(path, f"reference.input_size={size!r}: expected a positive integer, (H, W) or (3, H, W)")
-    if reference.snapshot:
-        fail(path, f"reference.snapshot: snapshots of a {reference.library} reference are not supported yet: "
-                   "run the live reference (pip install 'parity[timm]')")
 
 
 def _reference(path: Path, reference: ReferenceSection):

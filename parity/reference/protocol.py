@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
@@ -49,7 +48,7 @@ def is_geometry_name(name: str) -> bool:
 class Reference:
     """The reference side of a run. Subclasses set the attributes and implement :meth:`run`."""
 
-    kind: ClassVar[str]  # 'mmpretrain', ...: the library whose semantics the stages follow
+    kind: str  # 'mmpretrain', 'timm', 'torchvision': the library whose semantics the stages follow
     source: str  # where it was read from, as results name it (a config file, a snapshot folder)
     pipeline_cfg: list[dict]  # the steps, as the library's config gives them (for the diagnosis's advice)
     data_preprocessor_cfg: dict  # the normalization step's own config

@@ -52,8 +52,9 @@ _MANIFEST_FIELDS = {"created": str, "parity_config": str, "source": str, "refere
 _PREPROCESSOR = {"to_rgb": bool, "normalizes": bool, "mean": (list, None), "std": (list, None)}
 _STAGE = {"name": str, "layout": _LAYOUTS, "channels": _CHANNELS, "pixels": bool}
 _ENTRY = {"id": str, "path": str, "sha256": str, "file": str}
-_VERSIONED = ("parity", "mmpretrain", "mmcv", "mmcv-lite", "mmengine", "torch", "torchvision", "numpy", "Pillow",
-              "opencv-python", "opencv-python-headless")
+_VERSIONED = ("parity", "mmpretrain", "mmcv", "mmcv-lite", "mmengine", "timm", "torch", "torchvision", "numpy",
+              "Pillow", "opencv-python", "opencv-python-headless")
+KINDS = ("mmpretrain", "timm", "torchvision")  # the references a snapshot can record
 
 
 def file_sha256(path: Path) -> str:
@@ -78,6 +79,9 @@ def reference_identity(config_path: Path, reference: ReferenceSection, model: Mo
     identity = {"config": reference.config, "config_sha256": local_sha(reference.config),
                 "test_pipeline": reference.test_pipeline,
                 "data_preprocessor": reference.data_preprocessor}
+    if reference.library != "mmpretrain":  # a timm checkpoint or torchvision preset, and its overrides
+        identity.update(timm=reference.timm, torchvision=reference.torchvision,
+                        eval_transform=reference.eval_transform_args())
     if model and model.reference_model:
         identity.update(model_config=model.config, checkpoint=model.checkpoint,
                         checkpoint_sha256=local_sha(model.checkpoint))
@@ -88,6 +92,8 @@ def _identity_differences(recorded: dict, current: dict) -> list[str]:
     """The fields on which two identities disagree; a hash counts only where both sides could compute it."""
     names = {"config": "reference.config", "config_sha256": "the content of reference.config",
              "test_pipeline": "reference.test_pipeline", "data_preprocessor": "reference.data_preprocessor",
+             "timm": "reference.timm", "torchvision": "reference.torchvision",
+             "eval_transform": "the reference's overrides (use_test_size, input_size, crop_pct, ...)",
              "model_config": "model.config", "checkpoint": "model.checkpoint",
              "checkpoint_sha256": "the content of model.checkpoint"}
     out = []
@@ -153,7 +159,13 @@ def _check_manifest(path: Path, manifest: dict) -> None:
     except ParityUsageError as exc:
         raise ParitySnapshotError(f"{exc}: not a manifest `parity snapshot` wrote; write the snapshot again") from None
     names = [s["name"] for s in manifest["stages"]]
-    expected = [step["type"] for step in manifest["test_pipeline"]] + ["to_rgb"] * (pre["to_rgb"] and pre["normalizes"])
+    kind = manifest.get("kind", "mmpretrain")
+    if kind not in KINDS:
+        raise ParitySnapshotError(f"{path}: kind: {kind!r} is not a reference parity records ({', '.join(KINDS)})")
+    steps = [step["type"] for step in manifest["test_pipeline"]]
+    # MMPretrain's steps each give a stage, its data preprocessor the rest; timm's and torchvision's last step
+    # (ToTensor and Normalize) gives the model input
+    expected = steps + ["to_rgb"] * (pre["to_rgb"] and pre["normalizes"]) if kind == "mmpretrain" else steps[:-1]
     if names != expected + ["model_input"]:
         raise ParitySnapshotError(
             f"{path}: stages: {len(names)} stages ({', '.join(names)}) where its test_pipeline and data "
@@ -165,7 +177,7 @@ def recorded_reference(folder: Path, config_path: Path, reference: ReferenceSect
     """For the config loader: (source, test_pipeline, data_preprocessor, has_logits) of a snapshot, after
     refusing one recorded from another reference than the one ``reference``/``model`` name."""
     manifest = read_manifest(folder)
-    if reference.config or reference.test_pipeline or reference.data_preprocessor:
+    if reference.config or reference.test_pipeline or reference.data_preprocessor or reference.library != "mmpretrain":
         current = reference_identity(config_path, reference, model)
         recorded = manifest["reference"]
         if "model_config" not in recorded:  # recorded without a reference network: nothing to compare there
@@ -208,7 +220,8 @@ def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None 
     import time
 
     from parity.images import check_image, image_ids
-    from parity.reference.mmpretrain import ReferencePipeline, one_torch_thread
+    from parity.reference import open_reference
+    from parity.reference.mmpretrain import one_torch_thread
 
     start = time.perf_counter()
     from parity.outputs.files import fresh_folder, publish
@@ -218,7 +231,7 @@ def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None 
     try:
         for path in dict.fromkeys(config.images):
             check_image(path)
-        reference = ReferencePipeline(config.test_pipeline, config.data_preprocessor, source=config.reference_source)
+        reference = open_reference(config)  # the live one: a config loaded with live=True names no snapshot
         classifier = _reference_network(config)
         (work / "images").mkdir()
         stages: list[dict] = []
@@ -370,7 +383,7 @@ def _reference_network(config):
 def _write_manifest(work: Path, config, reference, stages: list[dict], logits: bool) -> None:
     head = dict(
         format=FORMAT, schema=SCHEMA, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        parity_config=config.path.name, source=config.reference_source,
+        parity_config=config.path.name, source=config.reference_source, kind=reference.kind,
         reference=reference_identity(config.path, config.reference, config.model),
         test_pipeline=reference.pipeline_cfg, data_preprocessor=reference.data_preprocessor_cfg,
         preprocessor=dict(to_rgb=reference.to_rgb, normalizes=reference.normalizes,
@@ -387,13 +400,14 @@ def _write_manifest(work: Path, config, reference, stages: list[dict], logits: b
 
 
 class Snapshot(Reference):
-    """A recorded reference: what :class:`~parity.reference.mmpretrain.ReferencePipeline` gives, read from disk."""
+    """A recorded reference: what the live reference (MMPretrain, timm, torchvision) gives, read from disk."""
 
-    kind = "mmpretrain"  # the library whose stages were recorded
+    kind = "mmpretrain"  # the library whose stages were recorded (set from the manifest)
 
     def __init__(self, folder: Path, images: list[Path], base_dir: Path):
         self.folder = folder
         manifest = read_manifest(folder)
+        self.kind = manifest.get("kind", "mmpretrain")
         self.source = f"snapshot {folder} of {manifest['source']}"
         self.pipeline_cfg = manifest["test_pipeline"]
         self.data_preprocessor_cfg = manifest["data_preprocessor"]

@@ -1,4 +1,4 @@
-"""Run parity as in a serving image: importing torch, torchvision, mmpretrain, mmcv or mmengine raises.
+"""Run parity as in a serving image: importing torch, torchvision, mmpretrain, mmcv, mmengine or timm raises.
 
     python serving_env.py parity check cfg.py --reference ref/
     python serving_env.py pytest --parity-config cfg.py --parity-reference ref/
@@ -9,7 +9,7 @@ Prints which of those modules got imported anyway (none, or the test fails) afte
 import importlib.abc
 import sys
 
-TRAINING = {"torch", "torchvision", "mmpretrain", "mmcv", "mmengine"}
+TRAINING = {"torch", "torchvision", "mmpretrain", "mmcv", "mmengine", "timm"}
 
 
 class TrainingStackAbsent(importlib.abc.MetaPathFinder):
