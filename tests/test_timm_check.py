@@ -125,3 +125,32 @@ def test_a_model_section_with_a_timm_reference_runs_the_deployed_model_alone(tmp
     assert main(["check", str(cfg), "-q"]) == 2
     assert "takes input of shape ('batch', 3, 512, 384), the reference's model input is (N, 3, 224, 224)" in \
         capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def odd_photos(tmp_path_factory):
+    """Photographs at the sizes that break ports: landscape, portrait, 17x9 and a 3000x400 panorama."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("odd_photos")
+    photo = Image.open(ROOT / "fixtures" / "images" / "astronaut.png").convert("RGB")
+    for name, size in (("landscape", (640, 427)), ("portrait", (427, 640)), ("tiny", (17, 9)),
+                       ("panorama", (3000, 400))):
+        photo.resize(size, Image.BICUBIC).save(folder / f"{name}.png")
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("checkpoint, function", [
+    ("resnet50.a1_in1k", "resnet50_a1_in1k"), ("resnet50.tv2_in1k", "resnet50_tv2_in1k"),
+    ("vit_base_patch16_224.augreg2_in21k_ft_in1k", "vit_base_patch16_224_augreg2"),
+    ("convnext_tiny.fb_in1k", "convnext_tiny_fb_in1k"), ("efficientnet_b0.ra_in1k", "efficientnet_b0_ra_in1k"),
+    ("inception_v3.tv_in1k", "inception_v3_tv_in1k"),
+])
+def test_exact_ports_of_six_checkpoint_families_pass_on_odd_sizes(tmp_path, capsys, odd_photos, checkpoint, function):
+    cfg = tmp_path / "parity_cfg.py"
+    cfg.write_text(f"reference = dict(timm='{checkpoint}')\nimages = ['{odd_photos}']\n"
+                   f"dali = dict(pipeline='{TIMM / 'checkpoints_pipeline.py'}:{function}', input_name='INPUT', "
+                   "input_format='RGB')\n")
+    assert main(["check", str(cfg), "-q"]) == 0, capsys.readouterr().out
+    assert "4 of 4 images match" in capsys.readouterr().out
