@@ -21,9 +21,9 @@ from pathlib import Path
 
 from parity.config.load import load_config
 from parity.outputs.junit import cases, write_junit
+from parity.results.recorder import RunRecorder
 from parity.results.records import image_record, write_json
 from parity.run.harness import Harness
-from parity.results.recorder import RunRecorder
 
 ROOT = Path(__file__).resolve().parents[1]
 
