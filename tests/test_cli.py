@@ -188,3 +188,30 @@ def test_a_full_disk_is_one_sentence_and_leaves_no_file_that_reads_as_a_pass(tmp
         assert json.loads((volume / "r.json").read_text())["exit_code"] == 3  # the unfinished run's, never a pass
     finally:
         subprocess.run(["umount", str(volume)], check=True)
+
+
+@pytest.mark.slow
+def test_differences_no_cause_explains_are_never_called_the_same_diagnosis(tmp_path, capsys):
+    """A gamma curve parity has no model for: each image's difference is its own, so none is "the same
+    diagnosis as" another; the summary counts them."""
+    from .conftest import IMAGES
+
+    (tmp_path / "pipe.py").write_text(
+        "from nvidia.dali import fn, math, pipeline_def, types\n\n"
+        "@pipeline_def(batch_size=2, num_threads=1, device_id=0)\ndef f():\n"
+        "    x = fn.external_source(name='INPUT_PREPROCESS', layout='HWC')\n"
+        "    x = fn.resize(x, size=(512, 384), mode='not_larger')\n"
+        "    x = fn.crop(x, crop=(512, 384), out_of_bounds_policy='pad')\n"
+        "    x = fn.cast(math.sqrt(fn.cast(x, dtype=types.FLOAT)) * 15.9, dtype=types.UINT8)\n"
+        "    x = fn.color_space_conversion(x, image_type=types.BGR, output_type=types.RGB)\n"
+        "    return fn.crop_mirror_normalize(x, dtype=types.FLOAT, output_layout='CHW', "
+        "mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])\n")
+    cfg = tmp_path / "parity_cfg.py"
+    images = [str(IMAGES / f"{name}.png") for name in ("astronaut", "coffee", "rocket")]
+    cfg.write_text(f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\nimages = {images!r}\n"
+                   "dali = dict(pipeline='pipe.py:f', input_name='INPUT_PREPROCESS')\n")
+    assert main(["check", str(cfg)]) == 1
+    out = capsys.readouterr().out
+    assert "same diagnosis" not in out
+    assert "coffee: model_input: not explained by a known cause" in out and "(not explained either;" in out
+    assert "(2 more images at model_input not explained either)" in out

@@ -191,8 +191,9 @@ def _print_failure(image, shown: dict, verbose: int) -> None:
     if failure is None:
         return
     key = (failure.stage, failure.diagnosis.kinds if failure.diagnosis else ())
-    if key in shown and verbose < 2:
-        print(paint(f"{failure.headline} (same diagnosis as {shown[key]})"), end="\n\n")
+    if key in shown and verbose < 2:  # no kinds: not explained, which is no diagnosis two images can share
+        said = f"same diagnosis as {shown[key]}" if key[1] else "not explained either; the full message with -vv"
+        print(paint(f"{failure.headline} ({said})"), end="\n\n")
         return
     shown.setdefault(key, image.image)
     text = failure.message() if verbose else failure.short_message()

@@ -108,9 +108,11 @@ class RunSummary:
         return lines
 
     def diagnosis_lines(self) -> list[str]:
-        """Each distinct diagnosis once (the first image's headline), with how many more images share it."""
-        return [group.headline + (f" (same diagnosis on {_plural(group.images - 1, 'more image')})"
-                                  if group.images > 1 else "") for group in self.diagnoses.values()]
+        """Each distinct diagnosis once (the first image's headline), with how many more images share it; the
+        differences no cause explains are not one diagnosis, so they are counted, not called the same."""
+        return [group.headline + (f" ({_plural(group.images - 1, 'more image')} at {stage} not explained either)"
+                                  if not kinds else f" (same diagnosis on {_plural(group.images - 1, 'more image')})")
+                * (group.images > 1) for (stage, kinds), group in self.diagnoses.items()]
 
     @property
     def verdict_line(self) -> str:
