@@ -127,3 +127,16 @@ def test_map_keys_that_are_not_the_step_models_tensors(repo):
     problems = _check(repo).problems
     assert any("output_map key 'logit' is not an output of 'classifier' (its outputs: ['logits']" in p for p in problems)
     assert any("ensemble output 'OUTPUT' is produced by no step" in p for p in problems)
+
+
+def test_an_argument_that_differs_is_named_in_the_users_terms(repo, tmp_path):
+    """One std value mistyped in the tested pipeline: the finding names that element with both values as written,
+    not float32 reprs."""
+    source = (SEED / "corrected_pipeline.py").read_text()
+    assert "57.375]" in source
+    (tmp_path / "pipeline.py").write_text(source.replace("57.375]", "5.7375]"))
+    runner = open_pipeline(pipeline="pipeline.py:hrnet_w30_cls_preprocess_pipeline", serialized=None, base_dir=tmp_path,
+                           input_name="INPUT_PREPROCESS", device="cpu", batch_size=2, num_threads=1)
+    [problem] = _check(repo, tested=runner.stages).problems
+    assert "std[2]: 57.375 in model.dali, 5.7375 in pipeline.py:" in problem
+    assert "57.375000" not in problem and "5.737500" not in problem

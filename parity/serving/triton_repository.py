@@ -41,9 +41,41 @@ def _where(config_path: Path, needle: str) -> str:
     return str(config_path)
 
 
+def _value(name: str, value) -> str:
+    """An argument as the user wrote it: 5.7375, not float32's 5.737500190734863; FLOAT, not dtype 9."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(name, v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.7g}"
+    if name.endswith("dtype") and isinstance(value, int) and not isinstance(value, bool):
+        from nvidia.dali import types
+
+        try:
+            return f"types.{types.DALIDataType(value).name}"
+        except ValueError:
+            return str(value)
+    return repr(value)
+
+
 def _call(stage: DaliStage) -> str:
-    args = ", ".join(f"{k}={v!r}" for k, v in sorted(stage.args.items()) if k not in _NOT_COMPARED)
+    args = ", ".join(f"{k}={_value(k, v)}" for k, v in sorted(stage.args.items()) if k not in _NOT_COMPARED)
     return f"{stage.display}({args})"
+
+
+def _argument_differences(served: DaliStage, tested: DaliStage, served_path: Path) -> list[str]:
+    """Each argument of one operator that differs, element by element for lists, in the user's terms."""
+    out = []
+    for name in sorted((set(served.args) | set(tested.args)) - _NOT_COMPARED):
+        ours, theirs = served.args.get(name), tested.args.get(name)
+        if ours == theirs:
+            continue
+        if isinstance(ours, (list, tuple)) and isinstance(theirs, (list, tuple)) and len(ours) == len(theirs):
+            out += [f"{name}[{i}]: {_value(name, a)} in {served_path.name}, {_value(name, b)} in {tested.where}"
+                    for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
+        else:
+            shown = [("(not set)" if v is None else _value(name, v)) for v in (ours, theirs)]
+            out.append(f"{name}: {shown[0]} in {served_path.name}, {shown[1]} in {tested.where}")
+    return out
 
 
 def _data_stages(stages: list[DaliStage]) -> list[DaliStage]:
@@ -63,8 +95,9 @@ def compare_pipelines(served: list[DaliStage], tested: list[DaliStage], served_p
         if tag == "replace" and i2 - i1 == j2 - j1 and all(served[i].op == tested[j].op
                                                              for i, j in zip(range(i1, i2), range(j1, j2))):
             for i, j in zip(range(i1, i2), range(j1, j2)):
-                problems.append(f"{served_path} has {_call(served[i])} where {tested[j].where} has {_call(tested[j])}: "
-                                "re-serialize the tested pipeline into it")
+                differences = "; ".join(_argument_differences(served[i], tested[j], served_path))
+                problems.append(f"{served_path} has {served[i].display} with other arguments than {tested[j].where}: "
+                                f"{differences}; re-serialize the tested pipeline into it")
             continue
         for j in range(j1, j2):
             problems.append(f"{served_path} lacks {_call(tested[j])} that {tested[j].where} has: re-serialize the "
