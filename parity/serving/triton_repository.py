@@ -64,17 +64,17 @@ def _call(stage: DaliStage) -> str:
 
 def _argument_differences(served: DaliStage, tested: DaliStage, served_path: Path) -> list[str]:
     """Each argument of one operator that differs, element by element for lists, in the user's terms."""
-    out = []
+    out, where = [], tested.where.split(": ", 1)[0]  # file:line, without the line's code
     for name in sorted((set(served.args) | set(tested.args)) - _NOT_COMPARED):
         ours, theirs = served.args.get(name), tested.args.get(name)
         if ours == theirs:
             continue
         if isinstance(ours, (list, tuple)) and isinstance(theirs, (list, tuple)) and len(ours) == len(theirs):
-            out += [f"{name}[{i}]: {_value(name, a)} in {served_path.name}, {_value(name, b)} in {tested.where}"
+            out += [f"{name}[{i}]: {_value(name, a)} in {served_path.name}, {_value(name, b)} in {where}"
                     for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
         else:
             shown = [("(not set)" if v is None else _value(name, v)) for v in (ours, theirs)]
-            out.append(f"{name}: {shown[0]} in {served_path.name}, {shown[1]} in {tested.where}")
+            out.append(f"{name}: {shown[0]} in {served_path.name}, {shown[1]} in {where}")
     return out
 
 
