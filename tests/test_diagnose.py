@@ -434,3 +434,67 @@ def test_a_cause_is_written_to_json_field_by_field():
     assert record["evidence"]["limit"] == pytest.approx(NORMALIZED.atol)
     assert record["evidence"]["params"]["effective_std"] == pytest.approx([1, 1, 1])
     assert record["finding"] == cause.finding and record["sentence"] == cause.sentence
+
+
+_LUMA = np.array([0.299, 0.587, 0.114])[:, None, None]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pixels=pixel_images(), gain=st.floats(1.15, 1.8), offset=st.floats(-20, 20))
+def test_a_gain_that_clips_at_255_is_named_with_its_gain(pixels, gain, offset):
+    """brightness/contrast left on: where clipping at 255 is common, the per-channel affine fit cannot express
+    it and the clipped gain is named with its gain recovered; where it is rare, a gain is indistinguishable
+    from another normalization within tolerance, and either may be named, with its evidence."""
+    bright = np.clip(pixels * gain + offset, 0, 255).round()
+    if np.all((bright > 0) & (bright < 255), axis=0).sum() < 300:
+        return  # too few pixels left unclipped on every channel to fit a colour transform (it needs 256)
+    diagnosis = diagnose_arrays((bright - M) / S, (pixels - M) / S, NORMALIZED, mean=MEAN, std=STD)
+    if not diagnosis.causes and diagnosis.unexplained is None:
+        return  # within tolerance after all
+    if diagnosis.kinds == ("wrong_normalization",) and np.mean(bright >= 255) < 0.05:
+        assert diagnosis.causes[0].evidence.residual_beyond <= NORMALIZED.max_mismatch
+        return
+    assert diagnosis.kinds == ("brightness_contrast",), str(diagnosis)
+    matrix = diagnosis.causes[0].evidence.params["matrix"]
+    assert np.allclose(np.diag(matrix), gain, atol=0.02)
+    assert diagnosis.causes[0].evidence.residual_beyond <= NORMALIZED.max_mismatch
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pixels=pixel_images(), saturation=st.floats(0.2, 0.85), bgr=st.booleans())
+def test_a_saturation_change_is_named_with_its_factor(pixels, saturation, bgr):
+    """fn.saturation keeps the luma and scales the colours towards it; on BGR data taken for RGB the weights
+    come reversed: either way the factor is recovered and nothing else is named."""
+    luma = _LUMA[::-1] if bgr else _LUMA
+    grey = (pixels * luma).sum(0, keepdims=True)
+    changed = np.clip(grey + saturation * (pixels - grey), 0, 255).round()
+    if pixels.shape[1] * pixels.shape[2] < 256 or float(np.abs(pixels - grey).mean()) < 10:
+        return  # too few pixels, or too little colour, to tell a saturation change
+    diagnosis = diagnose_arrays((changed - M) / S, (pixels - M) / S, NORMALIZED, mean=MEAN, std=STD)
+    if not diagnosis.causes and diagnosis.unexplained is None:
+        return
+    assert diagnosis.kinds == ("color_transform",), str(diagnosis)
+    assert abs(diagnosis.causes[0].evidence.params["saturation"] - saturation) < 0.03, str(diagnosis)
+
+
+@pytest.mark.slow
+def test_dali_saturation_and_brightness_left_in_the_pipeline_are_named(tmp_path):
+    body = ("    x = fn.resize(x, size=(512, 384), mode='not_larger')\n"
+            "    x = fn.crop(x, crop=(512, 384), out_of_bounds_policy='pad')\n"
+            "    x = {}\n"
+            "    x = fn.color_space_conversion(x, image_type=types.BGR, output_type=types.RGB)\n"
+            "    return fn.crop_mirror_normalize(x, dtype=types.FLOAT, output_layout='CHW', "
+            "mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])\n")
+    for op, kind, said in (("fn.saturation(x, saturation=0.6)", "color_transform", "saturation x 0.6"),
+                           ("fn.brightness_contrast(x, brightness=1.3)", "brightness_contrast", "x [1.299, 1.299, 1.299]")):
+        (tmp_path / "pipe.py").write_text(
+            "from nvidia.dali import fn, pipeline_def, types\n\n@pipeline_def(batch_size=2, num_threads=1, "
+            "device_id=0)\ndef f():\n    x = fn.external_source(name='INPUT_PREPROCESS', layout='HWC')\n"
+            + body.format(op))
+        cfg = tmp_path / "parity_cfg.py"
+        cfg.write_text(f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\n"
+                       f"images = ['{IMAGES / 'astronaut.png'}']\ndali = dict(pipeline='pipe.py:f', "
+                       "input_name='INPUT_PREPROCESS')\n")
+        [result] = check_preprocessing_parity(cfg)
+        final = result.stages[-1]
+        assert final.diagnosis.kinds == (kind,) and said in final.headline, final.headline

@@ -42,6 +42,8 @@ class CauseKind(str, Enum):
     SIZE_SWAPPED = "size_swapped"
     SIZE_ROUNDING = "size_rounding"
     RESIZE_EDGE = "resize_edge"
+    BRIGHTNESS_CONTRAST = "brightness_contrast"
+    COLOR_TRANSFORM = "color_transform"
 
     def __str__(self) -> str:
         return self.value

@@ -17,7 +17,7 @@ import numpy as np
 
 from parity.compare.arrays import StageResult
 from parity.config.load import Tolerance
-from parity.diagnose import advice, eval_sizes, fits, geometry
+from parity.diagnose import advice, eval_sizes, fits, geometry, photometric
 from parity.diagnose.causes import (
     ARRAYS,
     NORMALIZATION_KINDS,
@@ -138,9 +138,13 @@ class StageDiagnoser:
         mean, std = (self.mean, self.std) if case.normalized else (None, None)
         values, corrected = self._value_causes(chw_a, chw_e, case, mean, std)
         remainder = fits.residual_of(corrected, chw_e, case.tolerance)
-        geometric, tried = (), ()
+        geometric: tuple = ()
+        tried: tuple = ()
         if not remainder.explained:
             geometric, tried = self._geometry(corrected, chw_e, case, mean, std, failed)
+        if not remainder.explained and not geometric:  # what the per-channel affine fit cannot express
+            colour = photometric.colour_cause(chw_a.astype(np.float64), chw_e, case.tolerance, mean, std, self.sides)
+            geometric, tried = ((colour,), ()) if colour else ((), (*tried, "a colour transform (clipped gain, 3x3)"))
         diagnosis = Diagnosis(values + geometric + attributes)
         if not remainder.explained and not geometric:
             follows = _follows(failed, ())
