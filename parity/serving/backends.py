@@ -108,9 +108,15 @@ class LibraryClassifier(Runner):
                     state = state["state_dict"]
                 if not isinstance(state, dict):
                     raise TypeError(f"it holds a {type(state).__name__}, not a state_dict")
-                self.model.load_state_dict(state, strict=True)
+                keys = self.model.load_state_dict(state, strict=False)
             except Exception as exc:
                 raise _unloadable(checkpoint, exc) from None
+            if keys.missing_keys or keys.unexpected_keys:
+                raise ParityModelError(
+                    f"{checkpoint}: model.checkpoint does not load into the model: it lacks "
+                    f"{len(keys.missing_keys)} of the {source} network's {len(self.model.state_dict())} tensors "
+                    f"{_first(keys.missing_keys)}and holds {len(keys.unexpected_keys)} it does not have "
+                    f"{_first(keys.unexpected_keys)}(is it a state_dict of this network?)")
         self.model.eval()
         self._torch = torch
 
@@ -126,12 +132,29 @@ class LibraryClassifier(Runner):
         models = _import_torchvision()
         member = _weights(models, network)
         builder = next(m for m in models.list_models() if models.get_model_weights(m) is type(member))
-        return models.get_model(builder, weights=None, num_classes=len(member.meta["categories"]))
+        return models.get_model(builder, weights=None, **_preset_arguments(builder, member))
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         with self._torch.no_grad():
             out = self.model(self._torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
         return out.detach().cpu().numpy().astype(np.float32)
+
+
+def _first(keys: list) -> str:
+    return f"(first {keys[0]!r}) " if keys else ""
+
+
+def _preset_arguments(builder: str, member) -> dict:
+    """What a torchvision builder sets from its weights when it loads them, which ``weights=None`` skips: the
+    network the preset's state_dict fits (torchvision/models: vision_transformer, maxvit, inception, googlenet)."""
+    arguments: dict = dict(num_classes=len(member.meta["categories"]))
+    if builder.startswith("vit_"):
+        arguments["image_size"] = member.meta["min_size"][0]
+    elif builder == "maxvit_t":
+        arguments["input_size"] = member.meta["min_size"]
+    elif builder in ("inception_v3", "googlenet"):
+        arguments.update(transform_input=True, init_weights=False)
+    return arguments
 
 
 def reference_network(model_cfg: dict, checkpoint: Path | None, source: str) -> Runner:
