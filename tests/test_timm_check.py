@@ -104,6 +104,8 @@ def test_suggest_and_snapshot_say_they_reproduce_mmpretrain_references_only(tmp_
 
 
 def _with_model(cfg, **model) -> None:
+    """Add a model section; ONNX Runtime runs the deployed model (a GPU would otherwise pick TensorRT)."""
+    model.setdefault("backend", "onnxruntime")
     cfg.write_text(cfg.read_text() + f"model = dict({', '.join(f'{k}={v!r}' for k, v in model.items())})\n")
 
 
