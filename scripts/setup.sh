@@ -12,6 +12,7 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -e '.[reference,dali,onnx,triton,report,timm,dev]'
 # The known-answer classifier for the model stage (deterministic, about 10 s, nothing downloaded).
 [ -f fixtures/model/build/known_answer.onnx ] || .venv/bin/python -W ignore fixtures/model/make_model.py
+[ -f fixtures/timm/build/vit_tiny.onnx ] || .venv/bin/python -W ignore fixtures/timm/make_model.py  # timm's, 5 s
 # The seed's Triton model repositories (model.dali serialized from the pipelines, the ONNX linked).
 [ -f fixtures/triton/build/seed_repository/preprocess/1/model.dali ] || .venv/bin/python -W ignore fixtures/triton/make_repository.py
 .venv/bin/python -c "import parity, nvidia.dali, mmpretrain, torch; print('parity', parity.__version__, 'environment ready:', torch.__version__)"

@@ -95,4 +95,8 @@ def known_answer_model():
         import runpy
 
         runpy.run_path(str(ROOT / "fixtures" / "triton" / "make_repository.py"), run_name="__main__")
+    if not (ROOT / "fixtures" / "timm" / "build" / "vit_tiny.onnx").is_file():  # the timm reference's model
+        import runpy
+
+        runpy.run_path(str(ROOT / "fixtures" / "timm" / "make_model.py"), run_name="__main__")
     return build

@@ -46,7 +46,7 @@ class ParityConfig:
     tolerances: Tolerances = Tolerances()
     model: ModelSection | None = None  # None when the file has no `model` section
     triton: TritonSection | None = None  # None when the file has no `triton` section
-    model_cfg: dict | None = None  # the MMPretrain network definition (config's `model`)
+    model_cfg: dict | None = None  # the MMPretrain network definition (config's `model`), or {library, name}
     reference: ReferenceSection = ReferenceSection()
     snapshot: Path | None = None  # the recorded reference to compare against, instead of running MMPretrain
     reference_read: bool = True  # False: the MMPretrain config was left unread (load_config(reference=False))
@@ -145,7 +145,7 @@ def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False, read
         source, test_pipeline, data_preprocessor, model_cfg = (
             _reference(path, reference) if read_reference else (reference.config or str(path), [], None, None))
     if model is not None:
-        if model.config and snapshot is None and read_reference:
+        if model.config and snapshot is None and read_reference and reference.library == "mmpretrain":
             model_cfg = _load_model_config(path, model.config).get("model")
         if not model.onnx and not model.tensorrt:
             fail(path, "model: give onnx='model.onnx' (and/or tensorrt='model.plan') for the deployed model")
@@ -154,9 +154,11 @@ def config_from_dict(raw: dict, path, *, snapshot=None, live: bool = False, read
                 fail(path, f"reference.snapshot={str(snapshot)!r} holds no reference logits (it was written from a "
                            "config without a `model` section): run `parity snapshot` again with the model section, "
                            "or set model.reference_model=False for the degenerate-output check alone")
-        elif model.reference_model and reference.library != "mmpretrain":
-            fail(path, f"model: a {reference.library} reference network is not supported yet; set "
-                       "model.reference_model=False for the deployed model's degenerate-output check alone")
+        elif reference.library != "mmpretrain":
+            if model.config:
+                fail(path, f"model.config: the {reference.library} reference's network is built by "
+                           f"{reference.library} from {name!r}; give its weights as model.checkpoint")
+            model_cfg = dict(library=reference.library, name=name)  # built by the library (LibraryClassifier)
         elif model.reference_model and not model_cfg and read_reference:
             fail(path, "model: no `model` in the reference config to build the reference network; set "
                        "model.config, or model.reference_model=False for the degenerate-output check alone")

@@ -374,10 +374,10 @@ def _reference_network(config):
     model = config.model
     if not model or not model.reference_model or not config.model_cfg:
         return None
-    from parity.serving.backends import TorchClassifier
+    from parity.serving.backends import reference_network
 
     checkpoint = (config.base_dir / model.checkpoint).resolve() if model.checkpoint else None
-    return TorchClassifier(config.model_cfg, checkpoint, config.reference_source)
+    return reference_network(config.model_cfg, checkpoint, config.reference_source)
 
 
 def _write_manifest(work: Path, config, reference, stages: list[dict], logits: bool) -> None:

@@ -1,5 +1,6 @@
-"""Model runners behind one small interface: the MMPretrain reference classifier (torch), ONNX Runtime
-(always available, CPU) and TensorRT (engine file, or built from the ONNX; needs a GPU and pycuda).
+"""Model runners behind one small interface: the reference classifier (torch: MMPretrain's, timm's or
+torchvision's network), ONNX Runtime (always available, CPU) and TensorRT (engine file, or built from the
+ONNX; needs a GPU and pycuda).
 
 Every runner takes a float32 NCHW batch and returns float32 logits [N, classes].
 """
@@ -54,13 +55,7 @@ class TorchClassifier(Runner):
             try:
                 load_checkpoint(self.model, str(checkpoint), map_location="cpu", strict=True, logger="silent")
             except Exception as exc:
-                import pickle
-
-                if isinstance(exc, (pickle.UnpicklingError, EOFError)):  # torch adds a page of weights_only advice
-                    reason = "not a torch checkpoint file (torch.load cannot read it)"
-                else:
-                    reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
-                raise ParityModelError(f"{checkpoint}: model.checkpoint does not load into the model: {reason}") from None
+                raise _unloadable(checkpoint, exc) from None
         self.model.eval()
         self._torch = torch
 
@@ -70,6 +65,104 @@ class TorchClassifier(Runner):
         if isinstance(out, (list, tuple)):
             out = out[-1]
         return out.detach().cpu().numpy().astype(np.float32)
+
+
+def _unloadable(checkpoint: Path, exc: Exception) -> ParityModelError:
+    """One sentence for a model.checkpoint that does not load: torch's reason, without its page of advice."""
+    import pickle
+
+    if isinstance(exc, (pickle.UnpicklingError, EOFError)):  # torch adds a page of weights_only advice
+        reason = "not a torch checkpoint file (torch.load cannot read it)"
+    else:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        if lines and lines[0].startswith("Error(s) in loading state_dict") and len(lines) > 1:
+            lines = lines[1:]  # the header names only the class; the next line says which keys or shapes
+        reason = f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
+    return ParityModelError(f"{checkpoint}: model.checkpoint does not load into the model: {reason}")
+
+
+class LibraryClassifier(Runner):
+    """The reference network of a timm checkpoint or a torchvision weights preset, built by the library
+    itself and nothing downloaded: weights from ``checkpoint`` (a state_dict saved with ``torch.save``), else
+    seeded random ones, so that the deployed export of the same network still answers alike."""
+
+    name = "reference (torch)"
+
+    def __init__(self, library: str, network: str, checkpoint: Path | None, source: str, seed: int = 0):
+        from parity.extras import require
+
+        torch = require("torch", "timm" if library == "timm" else "reference", "the reference network (model)")
+        with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's generator
+            torch.manual_seed(seed)
+            try:
+                self.model = self._build(library, network)
+            except ParityModelError:
+                raise
+            except Exception as exc:
+                raise ParityModelError(f"{source}: the reference network cannot be built: {type(exc).__name__}: "
+                                       f"{exc}") from exc
+        if checkpoint is not None:
+            try:
+                state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+                if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+                    state = state["state_dict"]
+                if not isinstance(state, dict):
+                    raise TypeError(f"it holds a {type(state).__name__}, not a state_dict")
+                keys = self.model.load_state_dict(state, strict=False)
+            except Exception as exc:
+                raise _unloadable(checkpoint, exc) from None
+            if keys.missing_keys or keys.unexpected_keys:
+                raise ParityModelError(
+                    f"{checkpoint}: model.checkpoint does not load into the model: it lacks "
+                    f"{len(keys.missing_keys)} of the {source} network's {len(self.model.state_dict())} tensors "
+                    f"{_first(keys.missing_keys)}and holds {len(keys.unexpected_keys)} it does not have "
+                    f"{_first(keys.unexpected_keys)}(is it a state_dict of this network?)")
+        self.model.eval()
+        self._torch = torch
+
+    @staticmethod
+    def _build(library: str, network: str):
+        """timm's ``create_model(name, pretrained=False)``; torchvision's builder of the weights, ``weights=None``."""
+        if library == "timm":
+            from parity.extras import require
+
+            return require("timm", "timm", "the timm reference network").create_model(network, pretrained=False)
+        from parity.reference.torchvision import _import_torchvision, _weights
+
+        models = _import_torchvision()
+        member = _weights(models, network)
+        builder = next(m for m in models.list_models() if models.get_model_weights(m) is type(member))
+        return models.get_model(builder, weights=None, **_preset_arguments(builder, member))
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        with self._torch.no_grad():
+            out = self.model(self._torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
+        return out.detach().cpu().numpy().astype(np.float32)
+
+
+def _first(keys: list) -> str:
+    return f"(first {keys[0]!r}) " if keys else ""
+
+
+def _preset_arguments(builder: str, member) -> dict:
+    """What a torchvision builder sets from its weights when it loads them, which ``weights=None`` skips: the
+    network the preset's state_dict fits (torchvision/models: vision_transformer, maxvit, inception, googlenet)."""
+    arguments: dict = dict(num_classes=len(member.meta["categories"]))
+    if builder.startswith("vit_"):
+        arguments["image_size"] = member.meta["min_size"][0]
+    elif builder == "maxvit_t":
+        arguments["input_size"] = member.meta["min_size"]
+    elif builder in ("inception_v3", "googlenet"):
+        arguments.update(transform_input=True, init_weights=False)
+    return arguments
+
+
+def reference_network(model_cfg: dict, checkpoint: Path | None, source: str) -> Runner:
+    """The reference network's runner, chosen by the reference's library (``model_cfg['library']`` for timm and
+    torchvision, else an MMPretrain ``model`` definition)."""
+    if model_cfg.get("library") in ("timm", "torchvision"):
+        return LibraryClassifier(model_cfg["library"], model_cfg["name"], checkpoint, source)
+    return TorchClassifier(model_cfg, checkpoint, source)
 
 
 class OnnxRuntimeRunner(Runner):

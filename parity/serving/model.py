@@ -13,7 +13,7 @@ from parity.config.sections import ModelSection
 from parity.reference.protocol import RefStage
 from parity.results.logits import fingerprint, softmax
 from parity.results.protocol import CheckResult
-from parity.serving.backends import OnnxRuntimeRunner, ParityModelError, Runner, TensorRTRunner, TorchClassifier
+from parity.serving.backends import OnnxRuntimeRunner, ParityModelError, Runner, TensorRTRunner, reference_network
 
 
 def topk_overlap(ref_logits: np.ndarray, other_logits: np.ndarray, k: int, tie: float = 0.01) -> float:
@@ -126,8 +126,10 @@ class ModelCheck:
         self.has_reference = bool(cfg.reference_model and (model_cfg or recorded))
         if cfg.reference_model and model_cfg and not recorded:
             checkpoint = (base_dir / cfg.checkpoint).resolve() if cfg.checkpoint else None
-            self.reference = TorchClassifier(model_cfg, checkpoint, source)
+            self.reference = reference_network(model_cfg, checkpoint, source)
         self.deployed: Runner = self._deployed(cfg, base_dir)
+        library = (model_cfg or {}).get("library")
+        self._network = f"the {source} network (model.checkpoint)" if library else "model.config"
         self._last_reference: tuple[str, np.ndarray] | None = None
 
     def reference_logits(self, image: str, ref: RefStage) -> np.ndarray:
@@ -203,7 +205,7 @@ class ModelCheck:
         ref_logits = self.reference_logits(image, ref)
         if ref_logits.shape != dali_logits.shape:
             raise ParityModelError(f"{self._deployed_name}: answers {dali_logits.size} classes, the reference network "
-                                   f"{ref_logits.size}: is it the model exported from model.config?")
+                                   f"{ref_logits.size}: is it the model exported from {self._network}?")
         deployed_on_ref = self.deployed.infer(ref_input[None].astype(np.float32))[0]
         conversion = float(np.abs(deployed_on_ref - ref_logits).max())
         fields = answer_fields(ref_logits, dali_logits, p_dali, self.cfg.topk)
