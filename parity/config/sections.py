@@ -161,7 +161,8 @@ class DaliSection:
 class ModelSection:
     config: str | None = key(None, str, "MMPretrain config whose `model` is the network; defaults to "
                                         "reference.config")
-    checkpoint: str | None = key(None, str, "weights for the reference network (an mmengine checkpoint; for timm/torchvision a torch.save'd state_dict)")
+    checkpoint: str | None = key(None, str, "weights for the reference network (an mmengine checkpoint; for "
+                                            "timm/torchvision a state_dict saved with torch.save)")
     onnx: str | None = key(None, str, "the exported model: run by ONNX Runtime, and what TensorRT engines are "
                                       "built from")
     tensorrt: str | None = key(None, str, "a serialized TensorRT engine (.plan/.engine), used where a GPU is present")
