@@ -279,3 +279,16 @@ def test_a_timm_snapshot_records_the_reference_networks_logits_for_the_model_sta
                           "--reference", str(tmp_path / "ref"), "-q"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "model (onnxruntime): 12 passed, 0 failed" in run.stdout and "training modules imported: none" in run.stdout
+
+
+def test_a_port_at_the_checkpoints_test_size_names_use_test_size(tmp_path, capsys):
+    """resnet50.tv2_in1k trains at 176 and is tested at 224 (torchvision's own preset): timm resolves the training
+    size unless told otherwise, and the port of torchvision's preset is named as the test size."""
+    port = "torchvision_resnet50_pipeline.py:exact"
+    cfg = _config(tmp_path, "timm='resnet50.tv2_in1k'", port)
+    assert main(["check", str(cfg), "-q"]) == 1
+    assert ("resize: timm resnet50.tv2_in1k: the reference is its training size 176 (Resize(201), crop_pct 0.875), "
+            "as timm resolves it by default; DALI resizes the short side to 232, floor(224 / 0.965): the test size"
+            ) in capsys.readouterr().out
+    test_size = _config(tmp_path, "timm='resnet50.tv2_in1k', use_test_size=True", port, "test_size.py")
+    assert main(["check", str(test_size), "-q"]) == 0

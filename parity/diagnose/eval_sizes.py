@@ -63,6 +63,15 @@ def crop_pct_cause(cause: Cause, ref_step: dict | None, dali_hw: tuple | None, w
     if scale is None or not crop_pct or not crop or min(dali_hw) == scale:
         return cause
     theirs = min(dali_hw)
+    test_size, test_pct = step.get("test_size"), step.get("test_crop_pct")
+    if test_size and test_pct and theirs == math.floor(test_size / test_pct):
+        return dataclasses.replace(cause, finding=(
+            f"timm {step.get('checkpoint', '')}: the reference is its training size {crop} (Resize({scale}), crop_pct "
+            f"{crop_pct:g}), as timm resolves it by default; DALI resizes the short side to {theirs}, floor({test_size} "
+            f"/ {test_pct:g}): the test size"), advice=Advice(
+            f"if the model is served at its test size, set reference.use_test_size=True (timm's "
+            f"resolve_model_data_config(use_test_size=True)); else resize to {scale} and crop {crop}.",
+            "reference.use_test_size", "True", where))
     implied = next((p for p in COMMON_CROP_PCTS if math.floor(crop / p) == theirs), None)
     finding = (f"timm {step.get('checkpoint', '')}: crop_pct {crop_pct:g} -> Resize({scale}) (floor({crop} / "
                f"{crop_pct:g})); DALI resizes the short side to {theirs}"

@@ -137,6 +137,10 @@ class TimmReference(EvalTransformReference):
             if step.cfg["type"] == "Resize":
                 step.cfg.update(checkpoint=self.name, crop_pct=self.data_config["crop_pct"],
                                 crop_size=self.data_config["input_size"][-1])
+                test_size = model.pretrained_cfg.get("test_input_size")
+                if test_size and not use_test_size and input_size is None:  # the size timm does not resolve
+                    test_pct = model.pretrained_cfg.get("test_crop_pct") or self.data_config["crop_pct"]
+                    step.cfg.update(test_size=test_size[-1], test_crop_pct=test_pct)
         self._describe(self.data_config["mean"], self.data_config["std"])
 
     def identity(self) -> dict:
