@@ -292,3 +292,17 @@ def test_a_port_at_the_checkpoints_test_size_names_use_test_size(tmp_path, capsy
             ) in capsys.readouterr().out
     test_size = _config(tmp_path, "timm='resnet50.tv2_in1k', use_test_size=True", port, "test_size.py")
     assert main(["check", str(test_size), "-q"]) == 0
+
+
+def test_results_record_the_resolved_reference_and_the_library_versions(tmp_path, capsys):
+    """JSON and JUnit say which reference judged the run: timm's resolved data config, use_test_size, versions."""
+    import xml.etree.ElementTree as ET
+
+    cfg = _config(tmp_path, "timm='resnet50.tv2_in1k', use_test_size=True", "torchvision_resnet50_pipeline.py:exact")
+    assert main(["check", str(cfg), "-q", "--json", str(tmp_path / "r.json"), "--junit-xml", str(tmp_path / "r.xml")]) == 0
+    identity = json.loads((tmp_path / "r.json").read_text())["reference_identity"]
+    assert identity["kind"] == "timm" and identity["use_test_size"] is True
+    assert identity["data_config"]["crop_pct"] == 0.965 and identity["versions"]["timm"]
+    properties = {p.get("name"): p.get("value") for p in ET.parse(tmp_path / "r.xml").iter("property")}
+    assert properties["reference.source"] == "timm resnet50.tv2_in1k" and properties["reference.use_test_size"] == "true"
+    assert properties["version.timm"] == identity["versions"]["timm"]

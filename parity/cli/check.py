@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import sys
 import time
 from pathlib import Path
@@ -67,6 +68,18 @@ def _unfinished_targets(args):
     return argparse.Namespace(**{**vars(args), "json": ours(args.json), "junit_xml": ours(args.junit_xml)})
 
 
+def _identity_properties(identity: dict | None) -> tuple:
+    """The reference's identity as JUnit suite properties: its library and source, timm's resolved data config
+    and use_test_size, and the library versions."""
+    if not identity:
+        return ()
+    listed = [("reference.kind", identity.get("kind")), ("reference.source", identity.get("source"))]
+    listed += [(f"reference.{k}", json.dumps(identity[k], default=str)) for k in ("data_config", "use_test_size", "preset")
+               if k in identity]
+    listed += [(f"version.{name}", version) for name, version in identity.get("versions", {}).items()]
+    return tuple(listed)
+
+
 class _Outcome:
     """What the result files are written from: the run's results once the run is loaded."""
 
@@ -76,6 +89,7 @@ class _Outcome:
         self.shard = None
         self.report = None  # the report folder, once written
         self.run: dict | None = None  # the run's identity (config sha256, image ids), for `parity merge`
+        self.identity: dict | None = None  # the reference's: library, source, resolved config, versions
 
     def close(self) -> None:
         if self.results is not None:
@@ -98,7 +112,8 @@ def _write_results(args, outcome: _Outcome, seconds: float, code: int, error: st
         try:
             write_junit(args.junit_xml, cases(config_classname(args.config), records, checks=(
                 (REPOSITORY, repository), *checks.items(), (DEGENERATE, degenerate)),
-                margins=gpu.margin_of if gpu else None), seconds=seconds, error=error)
+                margins=gpu.margin_of if gpu else None), seconds=seconds, error=error,
+                suite_properties=_identity_properties(outcome.identity))
         except ParityUsageError as exc:
             unwritten.append(exc)
     if args.json:
@@ -109,7 +124,8 @@ def _write_results(args, outcome: _Outcome, seconds: float, code: int, error: st
                        records=results.records() if results is not None else (), degenerate=degenerate,
                        seconds=seconds, exit_code=code, error=error, repository=repository,
                        shard=outcome.shard and str(outcome.shard), report=outcome.report, checks=checks, gpu=gpu,
-                       degenerate_share=None if results is None else results.degenerate_share, run=outcome.run)
+                       degenerate_share=None if results is None else results.degenerate_share, run=outcome.run,
+                       reference_identity=outcome.identity)
         except ParityUsageError as exc:
             unwritten.append(exc)
     if unwritten:
@@ -147,6 +163,7 @@ def _judge(args, outcome: _Outcome, report) -> int:
     run.harness.config = run.config = with_tolerance_overrides(config, run.harness.stage_labels, atol=args.atol,
                                                                rtol=args.rtol, max_mismatch=args.max_mismatch)
     outcome.reference = run.harness.reference.source
+    outcome.identity = run.harness.reference.identity()
     images = run.images
     if shard is not None:
         print(f"shard {shard}: {len(images)} of {len(config.images)} images (assigned by content hash)")

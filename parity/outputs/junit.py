@@ -75,7 +75,8 @@ def cases(base: str, records, *, checks=(), margins=None):
             yield _check_case(base, name, result)
 
 
-def write_junit(path: Path, rows, *, seconds: float, error: str | None = None, suite: str = "parity") -> None:
+def write_junit(path: Path, rows, *, seconds: float, error: str | None = None, suite: str = "parity",
+                suite_properties: tuple = ()) -> None:
     """One ``<testsuite>`` with time, timestamp and hostname (as pytest writes them) of ``rows`` from
     :func:`cases`, streamed: the cases go to a file beside ``path`` first, since the counts head the suite;
     ``path`` is replaced whole (:func:`parity.outputs.files.replaced_whole`).
@@ -106,6 +107,11 @@ def write_junit(path: Path, rows, *, seconds: float, error: str | None = None, s
                                             "timestamp": datetime.datetime.now().astimezone().isoformat(),
                                             "hostname": socket.gethostname()})
         head = ET.tostring(suite_el, encoding="unicode").replace(" />", ">")
+        if suite_properties:  # which reference, resolved how, by which library versions
+            listed = ET.Element("properties")
+            for name, value in suite_properties:
+                ET.SubElement(listed, "property", name=name, value=str(value))
+            head += "\n  " + ET.tostring(listed, encoding="unicode")
         body.seek(0)
         with replaced_whole(path) as out:
             out.write(f"<?xml version='1.0' encoding='utf-8'?>\n<testsuites>\n{head}\n")

@@ -9,7 +9,6 @@ counterpart.
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +40,6 @@ def interpolation_name(mode) -> str:
 def float32_values(values) -> list[float]:
     """A float32 tensor's values as they were written (0.485, not 0.48500001430511475)."""
     return [float(f"{v:.7g}") for v in values.tolist()]
-
-
-def versions(*modules: str) -> dict[str, str]:
-    """Installed versions of the libraries that decide the reference's numbers."""
-    return {m: importlib.metadata.version(m) for m in modules}
 
 
 def decode(path: Path):

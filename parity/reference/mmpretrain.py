@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from parity.errors import ParityReferenceError
-from parity.reference.protocol import Reference, RefStage, check_std
+from parity.reference.protocol import Reference, RefStage, check_std, versions
 
 
 def _import_mmpretrain():
@@ -95,6 +95,10 @@ class ReferencePipeline(Reference):
         check_std(f"{source}: data_preprocessor", self.std)
         names = [cfg.get("type", type(t).__name__) for cfg, t in zip(self.pipeline_cfg, self.transforms)]
         self.stage_names = names + ["to_rgb"] * (self.to_rgb and self.normalizes) + ["model_input"]
+
+    def identity(self) -> dict:
+        return dict(super().identity(), versions=versions("mmpretrain", "mmcv", "mmcv-lite", "mmengine", "torch",
+                                                          "torchvision", "opencv-python", "Pillow"))
 
     def _vector(self, name):
         if not self.normalizes:

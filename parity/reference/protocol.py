@@ -31,6 +31,19 @@ class RefStage:
     logits: np.ndarray | None = None  # the reference network's answer to this model input, when recorded
 
 
+def versions(*packages: str) -> dict[str, str]:
+    """Installed versions of the packages that decide the reference's numbers (those installed)."""
+    from importlib import metadata
+
+    found = {}
+    for name in packages:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
 def check_std(source: str, std) -> None:
     """Refuse a normalization whose std has a zero (or a NaN): the reference's model input would be inf."""
     from parity.errors import ParityReferenceError

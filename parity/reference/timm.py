@@ -15,8 +15,8 @@ from parity.reference.eval_transform import (
     EvalTransformReference,
     float32_values,
     interpolation_name,
-    versions,
 )
+from parity.reference.protocol import versions
 
 CROP_MODES = ("center", "squash", "border")  # timm's eval crop modes; it takes any other silently as 'center'
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import difflib
 
 from parity.errors import ParityReferenceError
-from parity.reference.eval_transform import EvalStep, EvalTransformReference, interpolation_name, versions
+from parity.reference.eval_transform import EvalStep, EvalTransformReference, interpolation_name
+from parity.reference.protocol import versions
 
 
 def _import_torchvision():

@@ -93,7 +93,8 @@ def ids_sha256(ids) -> str:
 def write_json(path: Path, *, config: str, reference: str | None, records, degenerate, seconds: float,
                exit_code: int, error: str | None = None, repository=None, shard: str | None = None,
                shards: list | None = None, report: Path | None = None, checks: dict | None = None,
-               gpu=None, degenerate_share: float | None = None, run: dict | None = None) -> None:
+               gpu=None, degenerate_share: float | None = None, run: dict | None = None,
+               reference_identity: dict | None = None) -> None:
     """The document, its ``images`` streamed from ``records`` (one line each) so a long run holds none;
     ``path`` is replaced whole, never written through a symlink."""
     from parity import __version__
@@ -102,6 +103,7 @@ def write_json(path: Path, *, config: str, reference: str | None, records, degen
     head = dict(
         format=FORMAT, schema=SCHEMA, parity=__version__, config=config, reference=reference, verdict=verdict,
         exit_code=exit_code, error=error, seconds=round(seconds, 3), run=run, shard=shard, shards=shards,
+        reference_identity=reference_identity,
         report=None if report is None else os.path.relpath(report, path.resolve().parent),
         checks={name: r.record() for name, r in (checks or {}).items()}, gpu=gpu.record() if gpu else None,
         repository=None if repository is None else dict(status=repository.status, path=str(repository.repository),
