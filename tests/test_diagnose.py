@@ -498,3 +498,25 @@ def test_dali_saturation_and_brightness_left_in_the_pipeline_are_named(tmp_path)
         [result] = check_preprocessing_parity(cfg)
         final = result.stages[-1]
         assert final.diagnosis.kinds == (kind,) and said in final.headline, final.headline
+
+
+@pytest.mark.slow
+def test_a_rotation_in_the_pipeline_is_named_on_square_and_portrait_images(tmp_path):
+    """fn.rotate(angle=90) before the resize: on a square photo the turned image matches; on a portrait one the
+    output has the input's aspect transposed, and the pixels, turned back, match the reference's."""
+    (tmp_path / "pipe.py").write_text(
+        "from nvidia.dali import fn, pipeline_def, types\n\n@pipeline_def(batch_size=2, num_threads=1, device_id=0)\n"
+        "def f():\n    x = fn.external_source(name='INPUT_PREPROCESS', layout='HWC')\n"
+        "    x = fn.rotate(x, angle=90)\n    x = fn.resize(x, size=(512, 384), mode='not_larger')\n"
+        "    x = fn.crop(x, crop=(512, 384), out_of_bounds_policy='pad')\n"
+        "    x = fn.color_space_conversion(x, image_type=types.BGR, output_type=types.RGB)\n"
+        "    return fn.crop_mirror_normalize(x, dtype=types.FLOAT, output_layout='CHW', "
+        "mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])\n")
+    cfg = tmp_path / "parity_cfg.py"
+    images = [str(IMAGES / "astronaut.png"), str(IMAGES / "coffee.png")]
+    cfg.write_text(f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\nimages = {images!r}\n"
+                   "dali = dict(pipeline='pipe.py:f', input_name='INPUT_PREPROCESS')\n")
+    for result in check_preprocessing_parity(cfg):
+        first = result.first_failure
+        assert first.stage == "resize" and first.diagnosis.kinds == ("orientation",), first.headline
+        assert "an operator turns it" in first.headline or "turned by 90 degrees before it is resized" in first.headline

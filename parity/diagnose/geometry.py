@@ -32,9 +32,10 @@ def _sizes(params: dict, what: str) -> Evidence:
 
 
 def shape_causes(dali_shape: tuple, ref_shape: tuple, dali_layout: str, *, ref_layout: str = "",
-                 input_hw: tuple | None = None, sides: Sides = PIPELINE) -> tuple:
+                 input_hw: tuple | None = None, sides: Sides = PIPELINE, turned=None) -> tuple:
     """Explain a shape mismatch; ``input_hw`` (the decoded image's size) lets a resize difference be told
-    as the rule each side applied: which edge was fitted, whether the aspect ratio was kept. Nothing is
+    as the rule each side applied: which edge was fitted, whether the aspect ratio was kept; ``turned()``
+    says whether the pixels show an image turned by 90 degrees, where the sizes allow it. Nothing is
     named when no rule reproduces both sizes."""
     d, r = tuple(dali_shape), tuple(ref_shape)
     shapes = {"dali": d, "reference": r}
@@ -56,7 +57,7 @@ def shape_causes(dali_shape: tuple, ref_shape: tuple, dali_layout: str, *, ref_l
                                               f"{sides.expected} {rhw[0]}x{rhw[1]}", advice.swapped_advice(),
                       _sizes(shapes, "(H, W) read as (W, H)"), Confidence.EXACT),)
     if input_hw:
-        cause = _resize_rule(dhw, rhw, tuple(input_hw), sides)
+        cause = _resize_rule(dhw, rhw, tuple(input_hw), sides, turned or (lambda: False))
         if cause:
             return (cause,)
     return (Cause(CauseKind.SIZE, f"Output size differs: {sides.actual} {d}, {sides.expected} {r}",
@@ -80,13 +81,23 @@ def swapped_size_cause(dali_args: dict, ref_step: dict | None, where: str = "") 
                  Confidence.EXACT)
 
 
-def _resize_rule(dhw, rhw, in_hw, sides: Sides) -> Cause | None:
+def _resize_rule(dhw, rhw, in_hw, sides: Sides, turned_pixels) -> Cause | None:
     h0, w0 = in_hw
     sd, sr = (dhw[0] / h0, dhw[1] / w0), (rhw[0] / h0, rhw[1] / w0)
     kept = lambda s: abs(s[0] - s[1]) <= 0.02 * max(s) + 1.0 / min(h0, w0)  # noqa: E731
     evidence = _sizes({"input": in_hw, "dali": dhw, "reference": rhw, "dali_scale": sd, "reference_scale": sr},
                       "the scale each side applied to the input")
     desc = f"from {h0}x{w0}, {sides.actual} resizes to {dhw[0]}x{dhw[1]}, {sides.expected} to {rhw[0]}x{rhw[1]}"
+    turned = (dhw[0] / w0, dhw[1] / h0)  # the scale had the input been turned by 90 degrees first
+    # a stretch into a box of the transposed aspect has the same sizes: only the pixels tell them apart
+    if h0 != w0 and kept(sr) and not kept(sd) and kept(turned) and turned_pixels():
+        return Cause(CauseKind.ORIENTATION, f"{sides.Actual}'s image is turned by 90 degrees before it is resized "
+                                            f"({desc}: {sides.actual}'s output has the input's aspect ratio transposed, "
+                                            f"{w0}x{h0}): an operator rotates or transposes it (fn.rotate, "
+                                            "fn.transpose, an HW layout read as WH)",
+                     Advice("remove the rotation or transposition from the inference pipeline.", "angle"),
+                     _sizes({**evidence.params, "turned_scale": turned}, "the scale of the input turned by 90 degrees"),
+                     Confidence.EXACT)
     if kept(sr) and not kept(sd):
         return Cause(CauseKind.STRETCH, f"{sides.Actual} stretches the image ({desc}): the aspect ratio is not kept, "
                                         f"while {sides.expected} keeps it", advice.stretch_advice(), evidence,
@@ -235,9 +246,10 @@ def _fill_text(values) -> str:
     return "[" + ", ".join(f"{float(v):.6g}" for v in np.atleast_1d(values)) + "]"
 
 
-def orientation_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides = PIPELINE) -> Cause | None:
-    """DALI's image is the reference's rotated or transposed (EXIF orientation applied on one side only):
-    turned back, it matches."""
+def orientation_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides = PIPELINE, *,
+                      decoder: bool = True) -> Cause | None:
+    """DALI's image is the reference's rotated or transposed: turned back, it matches. At a decoder, EXIF
+    orientation applied on one side only; elsewhere an operator that turns the image."""
     turns = {"rotated 90 degrees": lambda x: np.rot90(x, 1, (1, 2)),
              "rotated 270 degrees": lambda x: np.rot90(x, 3, (1, 2)),
              "rotated 180 degrees": lambda x: np.rot90(x, 2, (1, 2)),
@@ -248,6 +260,12 @@ def orientation_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, s
         if back.shape != ref.shape:
             continue
         residual = residual_of(back, ref, tolerance)
+        if residual.explained and not decoder:
+            return Cause(CauseKind.ORIENTATION, f"{sides.Actual}'s image is {sides.expected}'s {name}: an operator "
+                                                "turns it (fn.rotate, fn.transpose, fn.flip on both axes, or an "
+                                                "HW layout read as WH)",
+                         Advice("remove the rotation or transposition from the inference pipeline.", "angle"),
+                         residual.evidence(f"{sides.actual} turned back ({name})"))
         if residual.explained:
             return Cause(CauseKind.ORIENTATION, f"{sides.Actual}'s image is {sides.expected}'s {name}: the EXIF "
                                                 "orientation is applied on one side only",

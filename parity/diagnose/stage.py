@@ -122,7 +122,8 @@ class StageDiagnoser:
                 eval_sizes.crop_pct_cause(eval_sizes.long_side_cause(c, case.ref_step, case.step_input_hw, where),
                                           case.ref_step, dali_hw, where)
                 for c in geometry.shape_causes(case.shape or a.shape, e.shape, case.shape_layout or case.layout,
-                                               ref_layout=case.ref_layout, input_hw=case.input_hw, sides=self.sides))
+                                               ref_layout=case.ref_layout, input_hw=case.input_hw, sides=self.sides,
+                                               turned=lambda: _turned(a, e, case)))
             own, _ = self._own_value_causes(case)
             return self._with_advice(Diagnosis(own + shapes + attributes, follows_from=_follows(failed, shapes)), case,
                                      failed)
@@ -156,7 +157,7 @@ class StageDiagnoser:
         """Padding placed differently or a mirror image, explaining the values as they are."""
         return geometry.padding_cause(a, e, case.tolerance, self.sides) or \
             geometry.flip_cause(a, e, case.tolerance, self.sides) or \
-            (geometry.orientation_cause(a, e, case.tolerance, self.sides) if _decodes(case.operator) else None)
+            geometry.orientation_cause(a, e, case.tolerance, self.sides, decoder=_decodes(case.operator))
 
     def _value_causes(self, a, e, case: StageCase, mean, std) -> tuple[tuple, np.ndarray]:
         """Value causes and DALI with them undone: from a fit against the reference when it explains the whole
@@ -296,6 +297,27 @@ def _chw(array: np.ndarray, layout: str) -> np.ndarray:
     if array.ndim != 3 or layout in ("CHW", ""):
         return array
     return np.transpose(array, [layout.index(axis) for axis in "CHW"])
+
+
+def _turned(actual: np.ndarray, expected: np.ndarray, case: StageCase) -> bool:
+    """Whether DALI's stage, turned back by 90 degrees either way, is the reference's resized to its size
+    (compared smoothed: the two resizes' filters differ in fine detail only)."""
+    if actual.ndim != 3 or expected.ndim != 3:
+        return False
+    from PIL import Image
+
+    d = _chw(actual, case.shape_layout or case.layout).astype(np.float64)
+    r = _chw(expected, case.ref_layout or case.layout).astype(np.float64)
+    if d.shape[0] != 3 or r.shape[0] != 3 or min(d.shape[1:]) < 32:
+        return False
+    source = Image.fromarray(np.clip(np.moveaxis(r, 0, -1), 0, 255).astype(np.uint8))
+    for k in (1, 3):
+        back = np.rot90(d, k, (1, 2))
+        target = np.moveaxis(np.asarray(source.resize((back.shape[2], back.shape[1]), Image.Resampling.BILINEAR),
+                                        np.float64), -1, 0)
+        if geometry.filter_residual(back, target, case.tolerance).explained:
+            return True
+    return False
 
 
 def _decodes(op: Operator | None) -> bool:
