@@ -51,6 +51,7 @@ def _results_json(path: Path) -> dict:
     document = json.loads(path.read_text())
     for key in ("seconds", "reference"):
         document.pop(key)
+    document["reference_identity"].pop("source")  # "snapshot DIR of CONFIG" against the config's own
     for image in document["images"]:
         image.pop("seconds")  # the time each image took
     return document

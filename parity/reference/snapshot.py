@@ -384,6 +384,7 @@ def _write_manifest(work: Path, config, reference, stages: list[dict], logits: b
     head = dict(
         format=FORMAT, schema=SCHEMA, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         parity_config=config.path.name, source=config.reference_source, kind=reference.kind,
+        identity=reference.identity(),
         reference=reference_identity(config.path, config.reference, config.model),
         test_pipeline=reference.pipeline_cfg, data_preprocessor=reference.data_preprocessor_cfg,
         preprocessor=dict(to_rgb=reference.to_rgb, normalizes=reference.normalizes,
@@ -408,6 +409,7 @@ class Snapshot(Reference):
         self.folder = folder
         manifest = read_manifest(folder)
         self.kind = manifest.get("kind", "mmpretrain")
+        self._recorded_identity = manifest.get("identity")  # the live reference's (absent in older snapshots)
         self.source = f"snapshot {folder} of {manifest['source']}"
         self.pipeline_cfg = manifest["test_pipeline"]
         self.data_preprocessor_cfg = manifest["data_preprocessor"]
@@ -420,6 +422,11 @@ class Snapshot(Reference):
         self.logits = manifest["logits"]
         self._base_dir = base_dir
         self._files = self._match(manifest, images, base_dir)
+
+    def identity(self) -> dict:
+        """The live reference's identity as recorded (its resolved config, its library versions), read from here."""
+        recorded = self._recorded_identity if isinstance(self._recorded_identity, dict) else {}
+        return {**super().identity(), **recorded, "source": self.source}
 
     def _match(self, manifest: dict, images: list[Path], base_dir: Path) -> dict:
         """{image path: its .npz}, refusing images the snapshot lacks or that changed since it was written."""
