@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from parity import Harness, ParityReferenceError, load_config
 from parity.cli import main
+from parity.errors import ParityPipelineWarning
 from parity.serving.triton import read_config
 from parity.suggest.generate import suggest
 
@@ -133,3 +134,57 @@ def test_suggest_refuses_to_claim_a_match_for_an_unsupported_pipeline(tmp_path, 
     code = main(["suggest", str(cfg), "--out", str(tmp_path / "out")])
     printed = capsys.readouterr().out
     assert code == 1 and "NOT REPRODUCED | RandomResizedCrop" in printed and "INCOMPLETE" in printed
+
+
+RESNEST = "mmpretrain::resnest/resnest200_64xb32_in1k.py"  # test_pipeline 256 px; its dataloaders crop 224
+
+
+def test_the_reference_is_the_pipeline_mmengines_runner_builds(tmp_path):
+    """ResNeSt-200's top-level test_pipeline is a variable its dataloaders do not use: parity reads
+    test_dataloader.dataset.pipeline, says so in the reference's source, and warns that they differ."""
+    with pytest.warns(ParityPipelineWarning, match="sets test_pipeline different from test_dataloader"):
+        cfg = load_config(write_config(tmp_path, pipeline="x.py:f", reference=dict(config=RESNEST)))
+    assert cfg.reference_source == f"{RESNEST} (test_dataloader.dataset.pipeline)"
+    assert dict(type="CenterCrop", crop_size=224) in cfg.test_pipeline
+
+
+def test_the_seed_model_config_sets_what_the_runner_reads(tmp_path, recwarn):
+    seed = dict(config=str(SEED / "hrnet_w30_512x384.py"))
+    cfg = load_config(write_config(tmp_path, pipeline="x.py:f", reference=seed))
+    assert cfg.reference_source.endswith("hrnet_w30_512x384.py (test_dataloader.dataset.pipeline)")
+    assert dict(type="torchvision/CenterCrop", size=(512, 384)) in cfg.test_pipeline
+    assert not [w for w in recwarn if issubclass(w.category, ParityPipelineWarning)]
+
+
+def _differing_model_config(folder):
+    """A model config whose dataloader resizes to 32 px while its unused test_pipeline says 64."""
+    path = folder / "model_cfg.py"
+    path.write_text("test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(64, 64)), "
+                    "dict(type='PackInputs')]\n"
+                    "test_dataloader = dict(dataset=dict(pipeline=[dict(type='LoadImageFromFile'), "
+                    "dict(type='Resize', scale=(32, 32)), dict(type='PackInputs')]))\n"
+                    "data_preprocessor = dict(mean=[0, 0, 0], std=[1, 1, 1])\n")
+    return path
+
+
+def test_check_and_snapshot_print_one_line_when_the_config_pipelines_differ(tmp_path, capsys):
+    model = _differing_model_config(tmp_path)
+    image = save_rgb(tmp_path / "a.png", np.random.default_rng(0).integers(0, 256, (40, 50, 3)))
+    spec = suggest([dict(type="LoadImageFromFile"), dict(type="Resize", scale=(32, 32)), dict(type="PackInputs")],
+                   dict(mean=[0, 0, 0], std=[1, 1, 1]), input_name="INPUT")
+    (tmp_path / "generated.py").write_text(spec.source)
+    cfg = write_config(tmp_path, pipeline="generated.py:preprocess", reference=dict(config=str(model)),
+                       images=[str(image)])
+    assert main(["check", str(cfg), "-q"]) == 0  # the 32 px pipeline the runner builds is what was checked
+    assert main(["snapshot", str(cfg), "--out", str(tmp_path / "snap"), "-q"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("parity: warning:")]
+    assert len(warned) == 2 and "sets test_pipeline different from test_dataloader.dataset.pipeline" in warned[0]
+
+
+@pytest.mark.slow
+def test_suggest_on_resnest_writes_the_224_pipeline_the_runner_builds(tmp_path, capsys):
+    code = main(["suggest", RESNEST, "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out
+    assert "parity: warning:" in captured.err and "parity reads test_dataloader.dataset.pipeline" in captured.err
+    assert "np.array([224, 224]" in (tmp_path / "out" / "pipeline.py").read_text()
