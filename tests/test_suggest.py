@@ -188,3 +188,45 @@ def test_suggest_on_resnest_writes_the_224_pipeline_the_runner_builds(tmp_path, 
     assert code == 0, captured.out
     assert "parity: warning:" in captured.err and "parity reads test_dataloader.dataset.pipeline" in captured.err
     assert "np.array([224, 224]" in (tmp_path / "out" / "pipeline.py").read_text()
+
+
+@pytest.mark.slow
+def test_a_config_the_reference_cannot_run_is_a_usage_error_not_a_mismatch(tmp_path, capsys):
+    """MMCV cannot resize to a width of -1: every image fails in the reference itself, so nothing was measured."""
+    cfg = tmp_path / "model_cfg.py"
+    cfg.write_text("test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(300, -1)), "
+                   "dict(type='PackInputs')]\ndata_preprocessor = dict(mean=[0, 0, 0], std=[1, 1, 1])\n")
+    code = main(["suggest", str(cfg), "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 2 and "MISMATCH" not in captured.out
+    [error] = captured.err.splitlines()
+    assert error.startswith(f"parity: error: {cfg} (test_pipeline): the reference cannot run this config: Resize "
+                            "failed on astronaut.png: error: OpenCV")
+
+
+@pytest.mark.parametrize("step, reason", [
+    (dict(type="Resize", scale=(64, 64), interpolation="nearest"), "cv2 INTER_NEAREST samples floor(x * in / out)"),
+    (dict(type="ResizeEdge", scale=64, interpolation="area"), "cv2 INTER_AREA averages boxes"),
+    (dict(type="LoadImageFromFile", color_type="grayscale"), "the client sends 3-channel images"),
+], ids=["cv2-nearest", "cv2-area", "grayscale"])
+def test_what_dali_cannot_reproduce_is_refused_with_the_reason(step, reason):
+    pipeline = [step, dict(type="PackInputs")] if step["type"] == "LoadImageFromFile" else \
+        [dict(type="LoadImageFromFile"), step, dict(type="PackInputs")]
+    spec = suggest(pipeline, dict(mean=[0, 0, 0], std=[1, 1, 1]))
+    [refused] = spec.unsupported
+    assert refused.startswith(f"{step['type']}: ") and reason in refused and step["type"] not in spec.supported
+
+
+def test_a_sliver_past_the_exact_cubic_is_refused_naming_the_image(tmp_path):
+    """mlp-mixer's ResizeEdge(256) makes a 1x300 image 256x76,800: past the exact cubic's 32,768 px, the DALI
+    error names the image and the line says why (lifted, that one image took 17.7 GB)."""
+    sliver = save_rgb(tmp_path / "sliver.png", np.random.default_rng(0).integers(0, 256, (1, 300, 3)))
+    reference = dict(test_pipeline=[dict(type="LoadImageFromFile"), dict(type="ResizeEdge", scale=256, edge="short",
+                                                                         interpolation="bicubic"),
+                                    dict(type="CenterCrop", crop_size=224), dict(type="PackInputs")],
+                     data_preprocessor=dict(mean=[0, 0, 0], std=[1, 1, 1]))
+    harness, spec = _harness(tmp_path, reference, [str(sliver)])
+    assert any("output sides over 32768 px" in note for note in spec.notes)
+    [result] = harness.run()
+    assert not result.passed and "refuses output sides over 32768 px" in result.error
+    assert "slice_shape={76800}" in result.error and str(sliver) in result.error

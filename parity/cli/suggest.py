@@ -54,7 +54,7 @@ def run(args) -> int:
     print(f"wrote {out / 'parity_suggested.py'} (run `parity check` on it any time)")
     if args.triton:
         _write_triton(out, suggestion, input_format)
-    result = verify(load_config(out / "parity_suggested.py"), groups, below)
+    result = verify(load_config(out / "parity_suggested.py"), groups, below, source=cfg.reference_source)
     print(f"\nmeasured on {result.overall.images} images:")
     for line in result.stage_lines:
         print(f"  {line}")
@@ -62,6 +62,10 @@ def run(args) -> int:
         print(f"  {m.name:<14} {m.images:3d} images: {m.verdict.name}, max {m.pixel_max:.3g} levels before "
               f"normalization (worst mean {m.pixel_mean:.3g})" + (f", failing {', '.join(m.failed[:5])}" if m.failed
                                                                   else ""))
+        if m.reference_failed:
+            name, error = next(iter(m.reference_failed.items()))
+            print(f"  {'':<14} {len(m.reference_failed):3d} images not measured: the reference cannot run them "
+                  f"({', '.join(list(m.reference_failed)[:5])}; {name}: {error.split(': ', 1)[-1].strip()})")
     print(f"  (below_minimum: short side under {MIN_SIDE} px, reported apart, not in the verdict)")
     overall = result.overall
     claims = {Verdict.EXACT: f"EXACT: within {overall.pixel_max:.3g} uint8 level(s) before normalization on every "
