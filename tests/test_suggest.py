@@ -167,18 +167,32 @@ def _differing_model_config(folder):
     return path
 
 
-def test_check_and_snapshot_print_one_line_when_the_config_pipelines_differ(tmp_path, capsys):
-    model = _differing_model_config(tmp_path)
-    image = save_rgb(tmp_path / "a.png", np.random.default_rng(0).integers(0, 256, (40, 50, 3)))
+def _differing_parity_config(folder):
+    """A parity config on that model, with the generated 32 px pipeline and one image."""
+    model = _differing_model_config(folder)
+    image = save_rgb(folder / "a.png", np.random.default_rng(0).integers(0, 256, (40, 50, 3)))
     spec = suggest([dict(type="LoadImageFromFile"), dict(type="Resize", scale=(32, 32)), dict(type="PackInputs")],
                    dict(mean=[0, 0, 0], std=[1, 1, 1]), input_name="INPUT")
-    (tmp_path / "generated.py").write_text(spec.source)
-    cfg = write_config(tmp_path, pipeline="generated.py:preprocess", reference=dict(config=str(model)),
-                       images=[str(image)])
+    (folder / "generated.py").write_text(spec.source)
+    return write_config(folder, pipeline="generated.py:preprocess", reference=dict(config=str(model)),
+                        images=[str(image)])
+
+
+def test_check_and_snapshot_print_one_line_when_the_config_pipelines_differ(tmp_path, capsys):
+    cfg = _differing_parity_config(tmp_path)
     assert main(["check", str(cfg), "-q"]) == 0  # the 32 px pipeline the runner builds is what was checked
     assert main(["snapshot", str(cfg), "--out", str(tmp_path / "snap"), "-q"]) == 0
     warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("parity: warning:")]
     assert len(warned) == 2 and "sets test_pipeline different from test_dataloader.dataset.pipeline" in warned[0]
+
+
+@pytest.mark.slow
+def test_under_pytest_differing_pipelines_are_a_warning_in_the_summary(pytester):
+    cfg = _differing_parity_config(pytester.path)
+    result = pytester.runpytest_subprocess("--parity-config", str(cfg), "-p", "no:cacheprovider")
+    assert result.ret == 0  # the 32 px pipeline the runner builds is what was checked
+    result.stdout.fnmatch_lines(["*ParityPipelineWarning: *sets test_pipeline different from "
+                                 "test_dataloader.dataset.pipeline; parity reads test_dataloader.dataset.pipeline*"])
 
 
 @pytest.mark.slow
