@@ -244,3 +244,19 @@ def test_a_sliver_past_the_exact_cubic_is_refused_naming_the_image(tmp_path):
     [result] = harness.run()
     assert not result.passed and "refuses output sides over 32768 px" in result.error
     assert "slice_shape={76800}" in result.error and str(sliver) in result.error
+
+
+@pytest.mark.slow
+def test_images_the_reference_cannot_run_are_printed_apart_from_the_verdict(tmp_path, capsys):
+    """Resize(scale=(16, 16), keep_ratio=True) makes a 16x1200 image 0 px high, which OpenCV refuses: those
+    images are named and left out; the others give the verdict."""
+    cfg = tmp_path / "model_cfg.py"
+    cfg.write_text("test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(16, 16), "
+                   "keep_ratio=True), dict(type='PackInputs')]\n"
+                   "data_preprocessor = dict(mean=[0, 0, 0], std=[1, 1, 1])\n")
+    code = main(["suggest", str(cfg), "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr().out
+    assert code == 0 and "  generated        7 images: EXACT" in printed
+    assert "2 images not measured: the reference cannot run them (generated_16x1200.png, generated_1200x16.png): " \
+           "Resize failed on generated_16x1200.png: error: OpenCV" in printed
+    assert "NOT MEASURED: 2 verdict images" in printed and "EXACT: within 1 uint8 level(s)" in printed

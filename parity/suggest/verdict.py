@@ -160,7 +160,7 @@ def verify(config, groups: dict, below: list, source: str = "") -> Verification:
     if not sum(m.images for m in measured):
         error = next((e for m in measured for e in m.reference_failed.values()), "no image measured")
         raise ParityReferenceError(f"{source or config.reference_source}: the reference cannot run this config: "
-                                   f"{_without_source(error)}")
+                                   f"{without_source(error)}")
     lines = []
     for stage, rows in per_stage.items():
         failed_n = sum(r.status == "failed" for r in rows)
@@ -180,6 +180,6 @@ def _reference_fails(harness, path: Path) -> bool:
     return False
 
 
-def _without_source(error: str) -> str:
+def without_source(error: str) -> str:
     """'cfg.py (...): reference transform Resize failed on a.png: error: ...' -> 'Resize failed on a.png: ...'."""
     return " ".join(error.partition("reference transform ")[2].split()) or " ".join(error.split())
