@@ -45,3 +45,7 @@ def check_argument(condition: bool, message: str, *args) -> None:
     """Raise :class:`ParityUsageError` with ``message.format(*args)`` unless ``condition`` holds."""
     if not condition:
         raise ParityUsageError(message.format(*args))
+
+
+class ParityPipelineWarning(UserWarning):
+    """The model config holds pipelines that differ; parity reads the one MMEngine's runner builds."""

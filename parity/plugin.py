@@ -43,9 +43,18 @@ def pytest_configure(config):
     if not option and config.option.file_or_dir and not named:
         # the ini's parity config is for a bare `pytest`: an explicit `pytest tests/x.py` runs what it names
         return
+    import warnings
+
+    from parity.errors import ParityPipelineWarning
     from parity.pytest_plugin.session import ParityPlugin
 
-    plugin = ParityPlugin.from_pytest(config, config_path)
+    with warnings.catch_warnings(record=True) as caught:  # a config's differing pipelines: in pytest's summary
+        plugin = ParityPlugin.from_pytest(config, config_path)
+    for w in caught:
+        if issubclass(w.category, ParityPipelineWarning):
+            config.issue_config_time_warning(w.message, stacklevel=2)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     config.stash[parity_key] = plugin
     config.pluginmanager.register(plugin, "parity-session")
     # The config file is collected as the parent of the parity items. Alone, `pytest --parity-config

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from parity import Harness, ParityReferenceError, load_config
 from parity.cli import main
+from parity.errors import ParityPipelineWarning
 from parity.serving.triton import read_config
 from parity.suggest.generate import suggest
 
@@ -133,3 +134,129 @@ def test_suggest_refuses_to_claim_a_match_for_an_unsupported_pipeline(tmp_path, 
     code = main(["suggest", str(cfg), "--out", str(tmp_path / "out")])
     printed = capsys.readouterr().out
     assert code == 1 and "NOT REPRODUCED | RandomResizedCrop" in printed and "INCOMPLETE" in printed
+
+
+RESNEST = "mmpretrain::resnest/resnest200_64xb32_in1k.py"  # test_pipeline 256 px; its dataloaders crop 224
+
+
+def test_the_reference_is_the_pipeline_mmengines_runner_builds(tmp_path):
+    """ResNeSt-200's top-level test_pipeline is a variable its dataloaders do not use: parity reads
+    test_dataloader.dataset.pipeline, says so in the reference's source, and warns that they differ."""
+    with pytest.warns(ParityPipelineWarning, match="sets test_pipeline different from test_dataloader"):
+        cfg = load_config(write_config(tmp_path, pipeline="x.py:f", reference=dict(config=RESNEST)))
+    assert cfg.reference_source == f"{RESNEST} (test_dataloader.dataset.pipeline)"
+    assert dict(type="CenterCrop", crop_size=224) in cfg.test_pipeline
+
+
+def test_the_seed_model_config_sets_what_the_runner_reads(tmp_path, recwarn):
+    seed = dict(config=str(SEED / "hrnet_w30_512x384.py"))
+    cfg = load_config(write_config(tmp_path, pipeline="x.py:f", reference=seed))
+    assert cfg.reference_source.endswith("hrnet_w30_512x384.py (test_dataloader.dataset.pipeline)")
+    assert dict(type="torchvision/CenterCrop", size=(512, 384)) in cfg.test_pipeline
+    assert not [w for w in recwarn if issubclass(w.category, ParityPipelineWarning)]
+
+
+def _differing_model_config(folder):
+    """A model config whose dataloader resizes to 32 px while its unused test_pipeline says 64."""
+    path = folder / "model_cfg.py"
+    path.write_text("test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(64, 64)), "
+                    "dict(type='PackInputs')]\n"
+                    "test_dataloader = dict(dataset=dict(pipeline=[dict(type='LoadImageFromFile'), "
+                    "dict(type='Resize', scale=(32, 32)), dict(type='PackInputs')]))\n"
+                    "data_preprocessor = dict(mean=[0, 0, 0], std=[1, 1, 1])\n")
+    return path
+
+
+def _differing_parity_config(folder):
+    """A parity config on that model, with the generated 32 px pipeline and one image."""
+    model = _differing_model_config(folder)
+    image = save_rgb(folder / "a.png", np.random.default_rng(0).integers(0, 256, (40, 50, 3)))
+    spec = suggest([dict(type="LoadImageFromFile"), dict(type="Resize", scale=(32, 32)), dict(type="PackInputs")],
+                   dict(mean=[0, 0, 0], std=[1, 1, 1]), input_name="INPUT")
+    (folder / "generated.py").write_text(spec.source)
+    return write_config(folder, pipeline="generated.py:preprocess", reference=dict(config=str(model)),
+                        images=[str(image)])
+
+
+def test_check_and_snapshot_print_one_line_when_the_config_pipelines_differ(tmp_path, capsys):
+    cfg = _differing_parity_config(tmp_path)
+    assert main(["check", str(cfg), "-q"]) == 0  # the 32 px pipeline the runner builds is what was checked
+    assert main(["snapshot", str(cfg), "--out", str(tmp_path / "snap"), "-q"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("parity: warning:")]
+    assert len(warned) == 2 and "sets test_pipeline different from test_dataloader.dataset.pipeline" in warned[0]
+
+
+@pytest.mark.slow
+def test_under_pytest_differing_pipelines_are_a_warning_in_the_summary(pytester):
+    cfg = _differing_parity_config(pytester.path)
+    result = pytester.runpytest_subprocess("--parity-config", str(cfg), "-p", "no:cacheprovider")
+    assert result.ret == 0  # the 32 px pipeline the runner builds is what was checked
+    result.stdout.fnmatch_lines(["*ParityPipelineWarning: *sets test_pipeline different from "
+                                 "test_dataloader.dataset.pipeline; parity reads test_dataloader.dataset.pipeline*"])
+
+
+@pytest.mark.slow
+def test_suggest_on_resnest_writes_the_224_pipeline_the_runner_builds(tmp_path, capsys):
+    code = main(["suggest", RESNEST, "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out
+    assert "parity: warning:" in captured.err and "parity reads test_dataloader.dataset.pipeline" in captured.err
+    assert "np.array([224, 224]" in (tmp_path / "out" / "pipeline.py").read_text()
+
+
+@pytest.mark.slow
+def test_a_config_the_reference_cannot_run_is_a_usage_error_not_a_mismatch(tmp_path, capsys):
+    """MMCV cannot resize to a width of -1: every image fails in the reference itself, so nothing was measured."""
+    cfg = tmp_path / "model_cfg.py"
+    cfg.write_text("test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(300, -1)), "
+                   "dict(type='PackInputs')]\ndata_preprocessor = dict(mean=[0, 0, 0], std=[1, 1, 1])\n")
+    code = main(["suggest", str(cfg), "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 2 and "MISMATCH" not in captured.out
+    [error] = captured.err.splitlines()
+    assert error.startswith(f"parity: error: {cfg} (test_pipeline): the reference cannot run this config: Resize "
+                            "failed on astronaut.png: error: OpenCV")
+
+
+@pytest.mark.parametrize("step, reason", [
+    (dict(type="Resize", scale=(64, 64), interpolation="nearest"), "cv2 INTER_NEAREST samples floor(x * in / out)"),
+    (dict(type="ResizeEdge", scale=64, interpolation="area"), "cv2 INTER_AREA averages boxes"),
+    (dict(type="LoadImageFromFile", color_type="grayscale"), "the client sends 3-channel images"),
+], ids=["cv2-nearest", "cv2-area", "grayscale"])
+def test_what_dali_cannot_reproduce_is_refused_with_the_reason(step, reason):
+    pipeline = [step, dict(type="PackInputs")] if step["type"] == "LoadImageFromFile" else \
+        [dict(type="LoadImageFromFile"), step, dict(type="PackInputs")]
+    spec = suggest(pipeline, dict(mean=[0, 0, 0], std=[1, 1, 1]))
+    [refused] = spec.unsupported
+    assert refused.startswith(f"{step['type']}: ") and reason in refused and step["type"] not in spec.supported
+
+
+def test_a_sliver_past_the_exact_cubic_is_refused_naming_the_image(tmp_path):
+    """mlp-mixer's ResizeEdge(256) makes a 1x300 image 256x76,800: past the exact cubic's 32,768 px, the DALI
+    error names the image and the line says why (lifted, that one image took 17.7 GB)."""
+    sliver = save_rgb(tmp_path / "sliver.png", np.random.default_rng(0).integers(0, 256, (1, 300, 3)))
+    reference = dict(test_pipeline=[dict(type="LoadImageFromFile"), dict(type="ResizeEdge", scale=256, edge="short",
+                                                                         interpolation="bicubic"),
+                                    dict(type="CenterCrop", crop_size=224), dict(type="PackInputs")],
+                     data_preprocessor=dict(mean=[0, 0, 0], std=[1, 1, 1]))
+    harness, spec = _harness(tmp_path, reference, [str(sliver)])
+    assert any("output sides over 32768 px" in note for note in spec.notes)
+    [result] = harness.run()
+    assert not result.passed and "refuses output sides over 32768 px" in result.error
+    assert "slice_shape={76800}" in result.error and str(sliver) in result.error
+
+
+@pytest.mark.slow
+def test_images_the_reference_cannot_run_are_printed_apart_from_the_verdict(tmp_path, capsys):
+    """Resize(scale=(16, 16), keep_ratio=True) makes a 16x1200 image 0 px high, which OpenCV refuses: those
+    images are named and left out; the others give the verdict."""
+    cfg = tmp_path / "model_cfg.py"
+    cfg.write_text("test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(16, 16), "
+                   "keep_ratio=True), dict(type='PackInputs')]\n"
+                   "data_preprocessor = dict(mean=[0, 0, 0], std=[1, 1, 1])\n")
+    code = main(["suggest", str(cfg), "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr().out
+    assert code == 0 and "  generated        7 images: EXACT" in printed
+    assert "2 images not measured: the reference cannot run them (generated_16x1200.png, generated_1200x16.png): " \
+           "Resize failed on generated_16x1200.png: error: OpenCV" in printed
+    assert "NOT MEASURED: 2 verdict images" in printed and "EXACT: within 1 uint8 level(s)" in printed

@@ -6,6 +6,7 @@ error too). ``parity snapshot`` records the reference for a check in another env
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
 
     run = import_module(f"parity.cli.{args.command}").run
     try:
-        with signals_unwind():
+        with signals_unwind(), _pipeline_warnings_printed():
             return run(args)
     except ParityUsageError as exc:
         print(f"parity: error: {exc}", file=sys.stderr)
@@ -97,6 +98,27 @@ def main(argv=None) -> int:
         print(f"parity: internal error (a bug in parity, please report it): {type(exc).__name__}: {exc}"
               + ("" if args.debug else " (run with --debug for the traceback)"), file=sys.stderr)
         return EXIT_INTERNAL
+
+
+@contextlib.contextmanager
+def _pipeline_warnings_printed():
+    """A config whose pipelines differ is one printed line on the command line, not a Python warning."""
+    import warnings
+
+    from parity.errors import ParityPipelineWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, *args, **kwargs):
+        if issubclass(category, ParityPipelineWarning):
+            print(f"parity: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ParityPipelineWarning)
+        warnings.showwarning = show
+        yield
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ def run(args) -> int:
     from parity.config.load import SAMPLE_IMAGES, config_from_dict, load_config
     from parity.outputs.files import check_output_folder
     from parity.suggest.generate import suggest
-    from parity.suggest.verdict import MIN_SIDE, Verdict, verdict_images, verify
+    from parity.suggest.verdict import MIN_SIDE, Verdict, verdict_images, verify, without_source
 
     check_output_folder(args.out.resolve(), MARKER, "--out")  # before any work: never over the user's own files
     spec = str(args.config)
@@ -54,7 +54,7 @@ def run(args) -> int:
     print(f"wrote {out / 'parity_suggested.py'} (run `parity check` on it any time)")
     if args.triton:
         _write_triton(out, suggestion, input_format)
-    result = verify(load_config(out / "parity_suggested.py"), groups, below)
+    result = verify(load_config(out / "parity_suggested.py"), groups, below, source=cfg.reference_source)
     print(f"\nmeasured on {result.overall.images} images:")
     for line in result.stage_lines:
         print(f"  {line}")
@@ -62,15 +62,23 @@ def run(args) -> int:
         print(f"  {m.name:<14} {m.images:3d} images: {m.verdict.name}, max {m.pixel_max:.3g} levels before "
               f"normalization (worst mean {m.pixel_mean:.3g})" + (f", failing {', '.join(m.failed[:5])}" if m.failed
                                                                   else ""))
+        if m.reference_failed:
+            first_error = without_source(next(iter(m.reference_failed.values())))
+            print(f"  {'':<14} {len(m.reference_failed):3d} images not measured: the reference cannot run them "
+                  f"({', '.join(list(m.reference_failed)[:5])}): {first_error}")
     print(f"  (below_minimum: short side under {MIN_SIDE} px, reported apart, not in the verdict)")
     overall = result.overall
     claims = {Verdict.EXACT: f"EXACT: within {overall.pixel_max:.3g} uint8 level(s) before normalization on every "
-                             "image",
+                             "measured image",
               Verdict.APPROXIMATE: f"APPROXIMATE: passes the tolerances, but differs by up to {overall.pixel_max:.3g} "
                                    f"uint8 levels before normalization (model input max "
                                    f"{overall.model_input_max:.3g})",
               Verdict.MISMATCH: f"MISMATCH on {len(overall.failed)} images ({', '.join(overall.failed[:5])}): "
                                 "this pipeline is not claimed to match; see `parity check`"}
+    unmeasured = sum(len(m.reference_failed) for m in result.groups)
+    if unmeasured:
+        print(f"NOT MEASURED: {unmeasured} verdict images the reference itself cannot run (above) are outside the "
+              "verdict")
     if suggestion.unsupported:
         print("INCOMPLETE: some transforms are not reproduced (above); the measurement covers what was generated")
     print(claims[result.verdict])

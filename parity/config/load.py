@@ -208,10 +208,13 @@ def _reference(path: Path, reference: ReferenceSection):
     if reference.config:
         cfg = _load_model_config(path, reference.config, key="reference.config")
         source = reference.config
-    test_pipeline = reference.test_pipeline or _find_test_pipeline(cfg)
+    test_pipeline = reference.test_pipeline
     if not test_pipeline:
-        fail(path, f"reference: no test_pipeline in {source} (looked at test_pipeline, "
-                    "test_dataloader.dataset.pipeline, val_dataloader.dataset.pipeline); set reference.test_pipeline")
+        test_pipeline, key = _find_test_pipeline(source, cfg)
+        if not test_pipeline:
+            fail(path, f"reference: no test_pipeline in {source} (looked at {', '.join(_PIPELINE_KEYS)}); set "
+                       "reference.test_pipeline")
+        source = f"{source} ({key})" if reference.config else source
     if reference.test_pipeline or reference.data_preprocessor:  # errors in them are the parity config's
         overrides = " and ".join(k for k in ("test_pipeline", "data_preprocessor") if getattr(reference, k))
         source = f"{path.name} (reference.{overrides}" + (f" over {source})" if reference.config else ")")
@@ -258,14 +261,33 @@ def _package_config(path: Path, spec: str) -> str:
     return str(root / ".mim" / "configs" / rel)
 
 
-def _find_test_pipeline(cfg: dict):
-    if cfg.get("test_pipeline"):
-        return cfg["test_pipeline"]
-    for loader in ("test_dataloader", "val_dataloader"):
-        pipeline = ((cfg.get(loader) or {}).get("dataset") or {}).get("pipeline")
-        if pipeline:
-            return pipeline
-    return None
+_PIPELINE_KEYS = ("test_dataloader.dataset.pipeline", "val_dataloader.dataset.pipeline", "test_pipeline")
+
+
+def _find_test_pipeline(source: str, cfg: dict) -> tuple[list | None, str]:
+    """The pipeline MMEngine's runner and MMPretrain's inferencers build: test_dataloader's, then
+    val_dataloader's; a top-level ``test_pipeline`` is only a variable, read last. Returns it and the key
+    read; warns (ParityPipelineWarning) when another key holds a different pipeline."""
+    found = {}
+    for key in _PIPELINE_KEYS:
+        value = cfg
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value:
+            found[key] = value
+    if not found:
+        return None, ""
+    key, pipeline = next(iter(found.items()))
+    differ = [k for k, v in found.items() if v != pipeline]
+    if differ:
+        import warnings
+
+        from parity.errors import ParityPipelineWarning
+
+        warnings.warn(ParityPipelineWarning(
+            f"{source} sets {' and '.join(differ)} different from {key}; parity reads {key}, "
+            "the pipeline MMEngine's runner builds"), stacklevel=2)
+    return pipeline, key
 
 
 def resolve_images(path: Path, spec) -> list[Path]:

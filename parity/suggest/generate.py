@@ -12,7 +12,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass, field
 
-from parity.suggest.resize import emit_resize
+from parity.suggest.resize import Unsupported, emit_resize
 
 
 @dataclass
@@ -128,7 +128,10 @@ def suggest(test_pipeline: list, data_preprocessor: dict | None, *, input_format
     for step in test_pipeline:
         kind = step.get("type", "")
         try:
-            if kind.endswith("LoadImageFromFile") or kind in ("PackInputs", "PackClsInputs", "Collect"):
+            if kind.endswith("LoadImageFromFile") and step.get("color_type", "color") != "color":
+                raise Unsupported(f"color_type={step['color_type']!r}: the client sends 3-channel images and only "
+                                  "'color' is generated")
+            elif kind.endswith("LoadImageFromFile") or kind in ("PackInputs", "PackClsInputs", "Collect"):
                 supported.append(kind)
             elif kind == "ResizeEdge":
                 scale, edge = int(step["scale"]), step.get("edge", "short")
@@ -183,6 +186,8 @@ def suggest(test_pipeline: list, data_preprocessor: dict | None, *, input_format
             else:
                 unsupported.append(f"{kind}: no DALI equivalent generated (random at test time, or not "
                                    "implemented)")
+        except Unsupported as exc:
+            unsupported.append(f"{kind}: {exc}")
         except (KeyError, ValueError) as exc:
             unsupported.append(f"{kind}: argument {exc} not understood")
     dp = dict(data_preprocessor or {})

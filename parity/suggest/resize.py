@@ -15,16 +15,34 @@ from __future__ import annotations
 
 INTERP = {"bilinear": "INTERP_LINEAR", "nearest": "INTERP_NN", "bicubic": "INTERP_CUBIC",
           "lanczos": "INTERP_LANCZOS3", "area": "INTERP_LINEAR"}
-RAMP = 32768  # longest output side the exact OpenCV cubic handles; longer sides fail loudly in fn.slice
+# Longest output side of the exact OpenCV cubic: its index ramp is a constant of this length. Past it the
+# generated pipeline raises in fn.slice, on the line that says so, and the harness names the image. Such a
+# side comes from a sliver (a 1x300 image by its short side to 256: 256x76,800): lifted to 2**17, that one
+# image took 17.7 GB of memory and 28 s, exact, before the crop to 224x224, so it is refused instead.
+RAMP = 32768
+# OpenCV modes DALI cannot reproduce: refused with the reason rather than approximated into a MISMATCH
+CV2_REFUSED = {"nearest": "cv2 INTER_NEAREST samples floor(x * in / out) in float64 where DALI's nearest samples "
+                          "the pixel centre (x + 0.5) * in / out",
+               "area": "cv2 INTER_AREA averages boxes whose width in / out changes with each image's size, which no "
+                       "DALI resize filter computes (its antialiased filters are triangles)"}
+
+
+class Unsupported(ValueError):
+    """An argument the generator understands but DALI cannot reproduce; the message says why."""
 
 
 def emit_resize(out, width: str, height: str, backend: str, interpolation: str, notes: list) -> None:
     """Resize ``images`` (HWC uint8, size h x w) to ``height`` x ``width`` (int64 DataNode expressions)."""
     if interpolation not in INTERP:
         raise ValueError(f"interpolation={interpolation!r}")
+    if backend == "cv2" and interpolation in CV2_REFUSED:
+        raise Unsupported(f"interpolation={interpolation!r}: {CV2_REFUSED[interpolation]}")
     out.emit(f"out_w, out_h = {width}, {height}")
     if backend == "cv2" and interpolation == "bicubic":
         _cv2_cubic(out)
+        if not any("px are refused" in n for n in notes):
+            notes.append(f"exact cv2 bicubic: output sides over {RAMP} px (a 1x300 image resized by its short "
+                         "side to 256 is 256x76,800) are refused, the image named (docs/suggest.md)")
     elif backend == "pillow" and interpolation in ("bicubic", "lanczos"):
         interp = INTERP[interpolation]
         out.emit("# Pillow: horizontal pass, rounded to uint8, then vertical pass; filters widened when shrinking")
@@ -34,9 +52,9 @@ def emit_resize(out, width: str, height: str, backend: str, interpolation: str, 
                  f"resize_y=fn.cast(out_h, dtype=types.FLOAT), interp_type=types.{interp}, antialias=True, "
                  f"device=device)")
     else:
-        antialias = backend == "pillow" or interpolation == "area"
+        antialias = backend == "pillow"
         if interpolation == "area":
-            notes.append(f"{backend} 'area' (Pillow BOX, cv2 INTER_AREA) is approximated by DALI's antialiased linear")
+            notes.append("pillow 'area' (Pillow BOX) is approximated by DALI's antialiased linear")
         elif interpolation == "lanczos":
             notes.append("cv2 INTER_LANCZOS4 is approximated by DALI's Lanczos3")
         out.emit(f"images = fn.resize(images, resize_x=fn.cast(out_w, dtype=types.FLOAT), "
@@ -55,7 +73,8 @@ def _cv2_cubic(out) -> None:
                                               ("y", "h", "out_h", "hsum", "[-1, 1, 1]")):
         dim = 1 if axis == "x" else 0
         out.emit(f"d = fn.slice(ramp, types.Constant(np.array([0], np.int32)), fn.cast(fn.stack({out_size}), "
-                 f"dtype=types.INT32), axes=[0], device=\"cpu\")")
+                 f"dtype=types.INT32), axes=[0], device=\"cpu\")  # refuses output sides over {RAMP} px "
+                 "(docs/suggest.md)")
         out.emit(f"f = fn.cast((fn.cast(d, dtype=types.FLOAT64) + 0.5) * fn.cast({size}, dtype=types.FLOAT64) / "
                  f"fn.cast({out_size}, dtype=types.FLOAT64) - 0.5, dtype=types.FLOAT)")
         # the taps DALI's NN resize gathers, read back from an index ramp resized the same way: the fraction

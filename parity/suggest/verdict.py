@@ -34,6 +34,7 @@ class Measured:
     name: str
     images: int = 0
     failed: list = field(default_factory=list)
+    reference_failed: dict = field(default_factory=dict)  # image name -> the reference's error: not measured
     pixel_max: float = 0.0  # worst difference in uint8 levels: last pixel stage, or the model input times std
     pixel_mean: float = 0.0  # worst per-image mean difference, likewise
     model_input_max: float = 0.0
@@ -119,8 +120,11 @@ def verdict_images(folder: Path, samples: Path, random_sizes: int = 0, seed: int
     return groups, below
 
 
-def verify(config, groups: dict, below: list) -> Verification:
-    """Run the harness on a parity config whose DALI pipeline is the generated one, group by group."""
+def verify(config, groups: dict, below: list, source: str = "") -> Verification:
+    """Run the harness on a parity config whose DALI pipeline is the generated one, group by group. Images
+    the reference itself cannot process are not measured (``reference_failed``); when that is every verdict
+    image the config cannot be verified at all: a ParityReferenceError naming ``source`` (a usage error)."""
+    from parity.errors import ParityReferenceError
     from parity.run.harness import Harness
 
     harness = Harness(config)
@@ -133,6 +137,9 @@ def verify(config, groups: dict, below: list) -> Verification:
     def measure(name: str, paths: list) -> Measured:
         m = Measured(name)
         for result in harness.run([Path(p) for p in paths]):
+            if result.error and _reference_fails(harness, result.path):
+                m.reference_failed[result.path.name] = result.error.replace(str(result.path), result.path.name)
+                continue
             m.images += 1
             if not result.passed:
                 m.failed.append(result.path.name)
@@ -150,9 +157,29 @@ def verify(config, groups: dict, below: list) -> Verification:
         return m
 
     measured = [measure(name, paths) for name, paths in groups.items() if paths]
+    if not sum(m.images for m in measured):
+        error = next((e for m in measured for e in m.reference_failed.values()), "no image measured")
+        raise ParityReferenceError(f"{source or config.reference_source}: the reference cannot run this config: "
+                                   f"{without_source(error)}")
     lines = []
     for stage, rows in per_stage.items():
         failed_n = sum(r.status == "failed" for r in rows)
         lines.append(f"{stage:<24} max {max(r.max_abs for r in rows):8.4g}  mean {max(r.mean_abs for r in rows):8.4g}"
                      f"  {'FAILED on ' + str(failed_n) if failed_n else 'passed'} ({len(rows)} images)")
     return Verification(measured, measure("below_minimum", below), lines)
+
+
+def _reference_fails(harness, path: Path) -> bool:
+    """Whether an image's error is the reference's own (MMPretrain raises on it), not the DALI pipeline's."""
+    from parity.errors import ParityUsageError
+
+    try:
+        harness.reference.run(path)
+    except ParityUsageError:
+        return True
+    return False
+
+
+def without_source(error: str) -> str:
+    """'cfg.py (...): reference transform Resize failed on a.png: error: ...' -> 'Resize failed on a.png: ...'."""
+    return " ".join(error.partition("reference transform ")[2].split()) or " ".join(error.split())
