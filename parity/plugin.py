@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from parity.pytest_plugin import parity_key
 
 
@@ -29,6 +31,34 @@ def pytest_addoption(parser):
                     help="Fail the gpu_risk item on a GPU-only risk in the pipeline graph (default: a warning)")
     parser.addini("parity_config", "Parity config file used when --parity-config is not given", default="")
     parser.addini("parity_report", "Folder for the HTML report when --parity-report is not given", default="")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """pytest finds its ini file from the command line's paths before plugins add their options, so the value
+    of ``--parity-reference DIR`` was taken for a test path: a snapshot outside the project lost the project's
+    ini and its ``parity_config`` (exit 5, no tests ran). Find it again without that value, as pytest does
+    for ``--parity-reference=DIR``. (The ini's ``addopts`` were read before this hook: they stay unapplied.)"""
+    ns = early_config.known_args_namespace
+    if not getattr(ns, "parity_reference", None) or ns.inifilename or ns.rootdir:
+        return
+    from _pytest.config.findpaths import determine_setup
+
+    try:  # pytest's private setup finder, whose signature changes between versions: without it, pytest's own
+        rootpath, inipath, inicfg, ignored = determine_setup(  # ini discovery stands (`--parity-reference=DIR`)
+            inifile=None, override_ini=ns.override_ini, args=ns.file_or_dir, rootdir_cmd_arg=None,
+            invocation_dir=early_config.invocation_params.dir)
+    except (TypeError, ValueError):
+        return
+    if inipath is None or inipath == early_config.inipath:
+        return
+    derived = str(early_config.inipath.parent if early_config.inipath else early_config.rootpath)
+    if ns.confcutdir == derived:  # pytest's default, not the user's --confcutdir
+        ns.confcutdir = str(inipath.parent)
+    early_config._rootpath, early_config._inipath = rootpath, inipath  # private: no public way to set them
+    early_config._inicfg, early_config._ignored_config_files = inicfg, ignored
+    early_config._inicache.clear()
+    parser.extra_info.update(rootdir=str(rootpath), inifile=str(inipath))
 
 
 def pytest_configure(config):

@@ -9,7 +9,7 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -U pip 'setuptools<81' wheel
 .venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
 .venv/bin/python -m pip install -q timm==1.0.31
-.venv/bin/python -m pip install -q -e '.[reference,dali,onnx,triton,report,timm,dev]'
+.venv/bin/python -m pip install -q -e '.[reference,dali,onnx,triton,triton-server,report,timm,dev]'  # triton-server: the embedded server the tests start (numpy<2)
 # The known-answer classifier for the model stage (deterministic, about 10 s, nothing downloaded).
 [ -f fixtures/model/build/known_answer.onnx ] || .venv/bin/python -W ignore fixtures/model/make_model.py
 [ -f fixtures/timm/build/vit_tiny.onnx ] || .venv/bin/python -W ignore fixtures/timm/make_model.py  # timm's, 5 s

@@ -32,3 +32,37 @@ def test_the_wheel_ships_the_samples_and_no_test_code(tmp_path):
     required = [line for line in text.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
     assert sorted(r.split()[1].split(">")[0].lower() for r in required) == ["numpy", "pillow", "pytest"]
     assert "Requires-Dist: torch>=2.0; extra == \"reference\"" in text
+
+
+def test_the_triton_client_extra_leaves_a_numpy_2_project_on_numpy_2(tmp_path):
+    """A user project pinned to numpy 2 installs parity[dali,onnx,triton,report] without a downgrade: only the
+    embedded server ([triton-server]) needs numpy<2."""
+    subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(tmp_path / "dist"), str(ROOT)], check=True, timeout=300)
+    wheel = next((tmp_path / "dist").glob("parity-*.whl"))
+    base = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", "import sys; print(sys._base_executable)"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run([base, "-m", "venv", str(tmp_path / "venv")], check=True, timeout=120)
+    python = str(tmp_path / "venv" / "bin" / "python")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # not this checkout's PYTHONPATH
+    install = subprocess.run([python, "-m", "pip", "install", "-q", "numpy>=2", f"parity[dali,onnx,triton,report] @ {wheel.as_uri()}"],
+                             capture_output=True, text=True, timeout=1200, env=env)
+    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    check = subprocess.run([python, "-c", "import numpy, parity, tritonclient.grpc; print(numpy.__version__, parity.__file__)"],
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert check.returncode == 0, check.stderr[-3000:]
+    version, where = check.stdout.split()
+    assert version.startswith("2.") and where.startswith(str(tmp_path / "venv")), check.stdout
+    assert "nvidia-pytriton" not in subprocess.run([python, "-m", "pip", "list"], capture_output=True, text=True, env=env).stdout
+
+
+def test_without_the_server_extra_the_embedded_triton_stage_is_one_sentence_naming_it(monkeypatch):
+    import importlib.util
+
+    from parity.errors import ParityExtraError
+    from parity.serving.triton import _pytriton_root
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)  # as where nvidia-pytriton is absent
+    with pytest.raises(ParityExtraError, match=r"pip install 'parity\[triton-server\]', or set `triton.url`") as info:
+        _pytriton_root()
+    assert "numpy<2" in str(info.value) and "\n" not in str(info.value)

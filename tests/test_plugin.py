@@ -110,3 +110,24 @@ def test_one_image_with_a_model_passes_and_the_degenerate_check_says_why_it_skip
     result = pytester.runpytest_subprocess("--parity-config", str(cfg), "-rs")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*degenerate: fewer than 2 images reached the model*"])
+
+
+@pytest.mark.slow
+def test_a_snapshot_outside_the_project_keeps_the_projects_ini(pytester, tmp_path_factory):
+    """`pytest --parity-reference /ci/ref` in a project whose ini names the config: pytest looks for its ini
+    from the paths on the command line before parity's options exist, and took the snapshot folder for one."""
+    import shutil
+
+    from parity.cli import main
+
+    training = tmp_path_factory.mktemp("training")  # beside the project, not in it
+    shutil.copy(IMAGES / "astronaut.png", training)
+    (training / "parity_cfg.py").write_text(seed_config_text("astronaut.png"))
+    assert main(["snapshot", str(training / "parity_cfg.py"), "--out", str(training / "ref"), "-q"]) == 0
+    shutil.copy(IMAGES / "astronaut.png", pytester.path)
+    shutil.copy(training / "parity_cfg.py", pytester.path)
+    pytester.makeini("[pytest]\nparity_config = parity_cfg.py\n")
+    result = pytester.runpytest_subprocess("--parity-reference", str(training / "ref"), "-k", "model_input")
+    assert result.ret == 1, result.stdout.str()[-2000:]  # the deployed pipeline's bug, not exit 5 (no tests ran)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"Reference: snapshot {training / 'ref'} of *hrnet_w30_512x384.py"])

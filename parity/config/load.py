@@ -10,6 +10,7 @@ import glob
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from parity.config.sections import (
     TOLERANCE_KEYS,
@@ -268,9 +269,9 @@ def _find_test_pipeline(source: str, cfg: dict) -> tuple[list | None, str]:
     """The pipeline MMEngine's runner and MMPretrain's inferencers build: test_dataloader's, then
     val_dataloader's; a top-level ``test_pipeline`` is only a variable, read last. Returns it and the key
     read; warns (ParityPipelineWarning) when another key holds a different pipeline."""
-    found = {}
+    found: dict[str, list] = {}
     for key in _PIPELINE_KEYS:
-        value = cfg
+        value: Any = cfg
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if value:

@@ -448,5 +448,7 @@ class ParityPlugin:
         for line in results.lines():
             terminalreporter.write_line(line)
         terminalreporter.write_line(results.summary.verdict_line)
+        # what was compared with, as `parity check` says it: a live reference, or `snapshot DIR of CONFIG`
+        terminalreporter.write_line(f"Reference: {self.cfg.reference_source}")
         if self.report_path:
             terminalreporter.write_line(f"HTML report: {self.report_path}")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from parity.config.sections import TritonSection
-from parity.errors import ParityTritonError
+from parity.errors import ParityExtraError, ParityTritonError
 
 _STAND_INS = {"dali": "DaliModel", "tensorrt_plan": "OnnxModel", "onnxruntime_onnx": "OnnxModel",
               "onnxruntime": "OnnxModel", "tensorrt": "OnnxModel"}
@@ -133,8 +133,10 @@ def _pytriton_root() -> Path:
     spec = importlib.util.find_spec("pytriton")
     root = Path(next(iter(spec.submodule_search_locations or []))) / "tritonserver" if spec else None
     if root is None or not (root / "bin" / "tritonserver").is_file():
-        raise ParityTritonError("embedded mode needs the tritonserver binary from the nvidia-pytriton wheel: "
-                                "pip install --no-deps nvidia-pytriton")
+        from parity.extras import EXTRAS
+
+        raise ParityExtraError(f"the Triton stage without `triton.url` runs {EXTRAS['triton-server']}, not installed here: "
+                               "pip install 'parity[triton-server]', or set `triton.url` to a running server")
     return root
 
 
