@@ -10,6 +10,7 @@ import numpy as np
 from parity.compare.arrays import StageResult, compare_arrays
 from parity.config.load import ParityConfig, Tolerance, config_from_dict, load_config
 from parity.errors import LayoutError, check_argument
+from parity.images import check_image
 from parity.run.harness import ImageResult
 from parity.run.run import Run
 
@@ -29,6 +30,8 @@ def check_preprocessing_parity(config, images=None) -> list[ImageResult]:
     """Run the check and return every image's results without raising on mismatches."""
     cfg = _as_config(config)
     paths = None if images is None else [Path(p).resolve() for p in images]
+    for path in dict.fromkeys(paths if paths is not None else cfg.images):  # a caller gets the image's error
+        check_image(path)
     run = Run(cfg)
     try:
         return list(run.stream(paths))

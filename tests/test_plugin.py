@@ -130,4 +130,4 @@ def test_a_snapshot_outside_the_project_keeps_the_projects_ini(pytester, tmp_pat
     result = pytester.runpytest_subprocess("--parity-reference", str(training / "ref"), "-k", "model_input")
     assert result.ret == 1, result.stdout.str()[-2000:]  # the deployed pipeline's bug, not exit 5 (no tests ran)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"Reference: snapshot {training / 'ref'} of *hrnet_w30_512x384.py"])
+    result.stdout.fnmatch_lines([f"Reference: snapshot {training / 'ref'} of *hrnet_w30_512x384.py*"])

@@ -462,9 +462,10 @@ CATALOGUE = [
     Fault("image-16bit", "images", "a 16-bit image", "exit 2 with its mode",
           lambda c: [c.image("deep.png", np.zeros((32, 32), np.uint16), None) and c.config()], 2, "(16-bit)"),
     Fault("image-bomb", "images", "a 1 KB PNG declaring 20000x20000 pixels (it ran out of memory at 19 GB)",
-          "exit 2 naming it, from its header, before anything decodes it (the first-batch checks included)",
+          "exit 2 naming it, from its header, before anything decodes it (the first-batch checks included); the "
+          "other images are judged",
           lambda c: [_bomb(c.folder / "images" / "bomb.png", 20000, 20000) and c.config()], 2,
-          "bomb.png: refused before decoding"),
+          "bomb.png: refused before decoding (Image size (400000000 pixels) exceeds limit"),
     Fault("image-over-limit", "images", "an image over the pixel limit (PARITY_MAX_PIXELS=100000, 512x512)",
           "exit 2 with its size and the limit", lambda c: [_over_limit(c)], 2,
           "astronaut.png: 512x512 is 0.262 megapixels, over parity's limit of 0.1 (PARITY_MAX_PIXELS raises it)"),

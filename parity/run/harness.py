@@ -191,8 +191,6 @@ class Harness:
         """
         paths = list(images) if images is not None else self.config.images
         ids = dict(zip(self.config.images, self.image_ids))
-        for path in dict.fromkeys(paths):  # each file once, before any work: a bad image stops the run early
-            check_image(path)
         step = self.config.dali.batch_size
         chunks = [paths[start:start + step] for start in range(0, len(paths), step)]
         triton = TritonCheck(self.config.triton, self.config.base_dir, self.model,
@@ -235,10 +233,16 @@ class Harness:
         """A DALI output as a (C,H,W) view."""
         return _to_layout(array, self._layout(name, array), "CHW")
 
+    def _reference_of(self, path: Path) -> list[RefStage]:
+        """The reference's stages of one image, checked first from its header (an image parity cannot compare, or
+        one over the pixel limit, is that image's error: the other images are still judged)."""
+        check_image(path)
+        return self.reference.run(path)
+
     def _prepare(self, references: ThreadPoolExecutor, chunk: list[Path]):
         """(reference stages, DALI outputs, client input) per image of a chunk; an image whose reference or
         DALI run fails gets its exception in place of its results, and the others go on."""
-        refs = list(references.map(_or_error(self.reference.run), chunk))
+        refs = list(references.map(_or_error(self._reference_of), chunk))
         feed = [None if isinstance(r, Exception) else
                 client_input(r[0].array, r[0].channels, p, self.config.dali.input_format) for r, p in zip(refs, chunk)]
         outs = iter(self.dali.run_each([f for f in feed if f is not None], [str(p) for p, f in zip(chunk, feed)
