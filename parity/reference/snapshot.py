@@ -37,7 +37,7 @@ import numpy as np
 
 from parity.config.sections import ModelSection, ReferenceSection
 from parity.errors import ParitySnapshotError, ParityUsageError
-from parity.reference.protocol import Reference, RefStage
+from parity.reference.protocol import Reference, RefStage, versions
 
 FORMAT, SCHEMA = "parity-snapshot", 1
 MANIFEST = "manifest.json"
@@ -189,18 +189,6 @@ def recorded_reference(folder: Path, config_path: Path, reference: ReferenceSect
                 f"{'; '.join(differences)}): run `parity snapshot {config_path.name} --out {folder}` again")
     return (f"snapshot {folder} of {manifest['source']}", manifest["test_pipeline"], manifest["data_preprocessor"],
             manifest["logits"])
-
-
-def _versions() -> dict:
-    from importlib import metadata
-
-    found = {}
-    for name in _VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
 
 
 @dataclass(frozen=True)
@@ -390,7 +378,7 @@ def _write_manifest(work: Path, config, reference, stages: list[dict], logits: b
         preprocessor=dict(to_rgb=reference.to_rgb, normalizes=reference.normalizes,
                           mean=None if reference.mean is None else reference.mean.tolist(),
                           std=None if reference.std is None else reference.std.tolist()),
-        stages=stages, logits=logits, tolerances=config.tolerances.entries, versions=_versions())
+        stages=stages, logits=logits, tolerances=config.tolerances.entries, versions=versions(*_VERSIONED))
     text = json.dumps(head, indent=1, default=repr)
     # the image list is streamed in from entries.jsonl rather than held in memory
     with open(work / MANIFEST, "w") as manifest, open(work / "entries.jsonl") as entries:
