@@ -83,8 +83,12 @@ def test_a_run_ended_from_outside_leaves_result_files_that_do_not_pass(tmp_path)
     cfg = tmp_path / "parity_cfg.py"
     cfg.write_text(f"reference = dict(config='{SEED / 'hrnet_w30_512x384.py'}')\nimages = ['{IMAGES / 'flat.png'}']\n"
                    "dali = dict(pipeline='pipeline.py:preprocess')\n")
+    import os
+
+    (tmp_path / "tmp").mkdir()  # nothing runs after os._exit: the records' spool folder stays, here
     done = subprocess.run([sys.executable, "-m", "parity.cli", "check", str(cfg), "--json", "r.json", "--junit-xml",
-                           "r.xml", "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                           "r.xml", "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TMPDIR": str(tmp_path / "tmp")})
     assert done.returncode == 0  # what the pipeline module did, not parity's verdict
     result = json.loads((tmp_path / "r.json").read_text())
     assert (result["verdict"], result["exit_code"]) == ("error", 3)
