@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,8 @@ class RunRecorder:
         self.summary = RunSummary()
         self._folder = Path(tempfile.mkdtemp(prefix="parity-records-"))
         self._spool = open(self._folder / "records.jsonl", "w", encoding="utf-8")
+        # removed by close(), or when the recorder is dropped or the interpreter exits unclosed
+        self._remove = weakref.finalize(self, _remove, self._spool, self._folder)
 
     def add(self, record: dict) -> None:
         self.summary.add(record)
@@ -31,11 +34,15 @@ class RunRecorder:
                 yield json.loads(line)
 
     def close(self) -> None:
-        self._spool.close()
-        shutil.rmtree(self._folder, ignore_errors=True)
+        self._remove()
 
     def __enter__(self) -> RunRecorder:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _remove(spool, folder: Path) -> None:
+    spool.close()
+    shutil.rmtree(folder, ignore_errors=True)
