@@ -39,23 +39,27 @@ def colour_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mean=N
     if np.count_nonzero(inside) < _MIN_PIXELS or float(r.std()) < 1.0:
         return None
     flat_r, flat_d = r.reshape(3, -1), d.reshape(3, -1)
-    design = np.vstack([flat_r[:, inside], np.ones((1, int(np.count_nonzero(inside))))]).T
-    coef, *_ = np.linalg.lstsq(design, flat_d[:, inside].T, rcond=None)
-    matrix, offset = coef[:3].T, coef[3]
-    if np.allclose(matrix, np.eye(3), atol=0.02) and np.all(np.abs(offset) < 1.0):
-        return None  # the identity: the difference is not a colour change
-    raw = matrix @ flat_r + offset[:, None]
-    residual = residual_of(_values(np.clip(raw, 0, 255).reshape(r.shape), mean, std), dali, tolerance)
-    if not residual.explained:
+    fitted = None
+    for matrix, offset in (_per_channel(flat_r[:, inside], flat_d[:, inside]),  # the simpler model first
+                           _full(flat_r[:, inside], flat_d[:, inside])):
+        if np.allclose(matrix, np.eye(3), atol=0.02) and np.all(np.abs(offset) < 1.0):
+            return None  # the identity: the difference is not a colour change
+        raw = matrix @ flat_r + offset[:, None]
+        residual = residual_of(_values(np.clip(raw, 0, 255).reshape(r.shape), mean, std), dali, tolerance)
+        if residual.explained:
+            fitted = matrix, offset, raw, residual
+            break
+    if fitted is None:
         return None
+    matrix, offset, raw, residual = fitted
     clipped = float(np.mean((raw < -0.5) | (raw > 255.5)))  # the reference's values all lie in 0..255
     clipping = f", clipped to 0..255 ({100 * clipped:.1f}% of values)" if clipped > 0.001 else ""
-    off_diagonal = np.abs(matrix - np.diag(np.diag(matrix))).max()
+    off_diagonal = np.abs(matrix - np.diag(np.diag(matrix))).max()  # 0 for the per-channel model
     advice = Advice("remove the colour operator left in the inference pipeline (fn.brightness_contrast, "
                     "fn.saturation, fn.hsv, fn.color_twist: training augmentations), or give it the reference's "
                     "values.", "brightness/contrast/saturation")
     params = {"matrix": matrix, "offset": offset, "newly_clipped": clipped}
-    if off_diagonal < 0.02:
+    if off_diagonal == 0:
         gains = np.diag(matrix)
         return Cause(CauseKind.BRIGHTNESS_CONTRAST,
                      f"{sides.Actual}'s pixels are {sides.expected}'s x {fmt(gains)} + {fmt(offset)} per channel"
@@ -75,6 +79,23 @@ def colour_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mean=N
                  f"{fmt(matrix[1])}, {fmt(matrix[2])}; offset {fmt(offset)}){clipping}: hue, saturation or a "
                  "colour twist",
                  advice, residual.evidence(f"{sides.actual} = clip(M @ {sides.expected} + b, 0, 255)", params))
+
+
+def _per_channel(r: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A gain and an offset per channel, fitted by least squares: a diagonal matrix."""
+    gains, offsets = [], []
+    for x, y in zip(r, d):
+        design = np.vstack([x, np.ones_like(x)]).T
+        (gain, offset), *_ = np.linalg.lstsq(design, y, rcond=None)
+        gains.append(gain)
+        offsets.append(offset)
+    return np.diag(gains), np.array(offsets)
+
+
+def _full(r: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 3x3 matrix and an offset, fitted by least squares."""
+    coef, *_ = np.linalg.lstsq(np.vstack([r, np.ones((1, r.shape[1]))]).T, d.T, rcond=None)
+    return coef[:3].T, coef[3]
 
 
 def _saturation(matrix: np.ndarray) -> tuple[float, str] | None:
