@@ -78,7 +78,8 @@ def test_report_option_and_a_failing_run_reported_once_per_item_without_tracebac
                                            "--parity-report", str(tmp_path / "report"), "-k", "astronaut")
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines([f"HTML report: {tmp_path / 'report' / 'index.html'}"])
-    assert (tmp_path / "report" / "astronaut-model_input-diff.png").is_file()
+    assert (tmp_path / "report" / "astronaut-tensors.webp").is_file()
+    assert (tmp_path / "report" / "sections" / "p-astronaut.html").is_file()
     # a Triton repository that cannot load: every item says so in one sentence, the server is tried once
     repo = tmp_path / "repo"
     shutil.copytree(SEED.parent / "triton" / "build" / "corrected_repository", repo, symlinks=True)
