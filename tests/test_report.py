@@ -231,3 +231,25 @@ def test_report_keeps_pictures_for_failures_first(tmp_path):
     rows = re.findall(r"<tr><td>(?:<a href='#img-\w+'>)?(\w+)(?:</a>)?</td><td class=\w+>(?:PASSED|FAILED)</td>", page)
     assert len(report.drawn) == 2 and rows == ["astronaut", "noise", "flat"]  # every image has its row
     assert not (tmp_path / "flat-tensors.webp").exists()
+
+
+def test_a_failure_drawn_in_place_of_a_passing_image_removes_that_image_s_page_and_pictures(tmp_path):
+    from parity.compare.arrays import compare_arrays
+    from parity.config.load import Tolerance
+    from parity.outputs.html import ImagePictures
+    from parity.run.harness import ImageResult, StageView
+
+    def image(name: str, shift: int) -> ImageResult:
+        reference = np.random.default_rng(0).integers(0, 200, (32, 48, 3), dtype=np.uint8)
+        dali = reference + np.uint8(shift)
+        stage = compare_arrays(dali, reference, Tolerance(atol=2.0), image=name, stage="input", dali_op="deploy.py:3",
+                               reference="LoadImageFromFile", channel_axis=2)
+        return ImageResult(name, tmp_path / f"{name}.png", [stage], {"input": StageView(dali, reference, "HWC", "RGB", True)})
+
+    pictures = ImagePictures(tmp_path / "report", max_images=1)
+    pictures.add(image("calm", 1))
+    assert sorted(p.name for p in (tmp_path / "report").rglob("*.*")) == [
+        "calm-heatmaps.png", "calm-tensors.webp", "p-calm.html"]  # within tolerance: no mask, no zoom
+    pictures.add(image("storm", 9))
+    assert sorted(p.name for p in (tmp_path / "report").rglob("*.*")) == [
+        "f-storm.html", "storm-evidence.png", "storm-heatmaps.png", "storm-tensors.webp"]
