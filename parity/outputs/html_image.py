@@ -71,7 +71,7 @@ def picture_files(stem: str) -> tuple[str, str, str]:
 
 
 def draw_image_section(folder: Path, result, anchor: str) -> str:
-    """The HTML fragment for one image, its pictures written into ``folder`` (the two :func:`picture_files`)."""
+    """The HTML fragment for one image, its pictures written into ``folder`` (the three :func:`picture_files`)."""
     tensors, heatmaps, evidence = picture_files(safe_name(result.image))
     atlases = (Atlas(tensors, lossy=True), Atlas(heatmaps, lossy=False), Atlas(evidence, lossy=False))
     verdict = "passed" if result.passed else "failed"
