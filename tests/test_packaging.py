@@ -11,6 +11,7 @@ pytestmark = pytest.mark.slow  # each builds the wheel
 
 
 def test_the_installed_wheel_suggests_snapshots_and_checks(tmp_path):
+    """About 95 s on 2 busy cores (66 s before the timm snapshot's serving image was added)."""
     run = subprocess.run(["bash", str(ROOT / "scripts" / "check_wheel.sh")], capture_output=True, text=True,
                          timeout=600, env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -18,6 +19,10 @@ def test_the_installed_wheel_suggests_snapshots_and_checks(tmp_path):
     assert "parity 0.1.0" in out and "/venv/lib/" in out  # the wheel's package, not the checkout's
     assert "EXACT: within 1 uint8 level(s)" in out  # suggest on a package config, over the shipped samples
     assert "check against the snapshot: failed 1" in out and "missing_normalization (8)" in out
+    # a timm snapshot recorded beside timm, checked by the wheel in a serving image where neither imports
+    assert "serving image lacks: torch timm torchvision mmpretrain mmcv mmengine" in out
+    assert "12 of 12 images match" in out and "reference: snapshot " in out  # the corrected ViT pipeline
+    assert "timm snapshot, deployed ViT pipeline: failed 1 ['size', 'value_scale', 'wrong_normalization']" in out
     assert not list(tmp_path.glob("parity-wheel.*"))  # the work folder is removed
 
 

@@ -1,13 +1,29 @@
 """`pytest --parity-config cfg.py`: one item per image and stage, failures that explain themselves."""
 
+import re
+
 import pytest
 
 from .conftest import IMAGES, SEED, seed_config_text
 
 
+def _failures(output: str) -> dict[str, list[str]]:
+    """Each failure's lines under its '___ name ___' header, up to the summary."""
+    blocks: dict[str, list[str]] = {}
+    body = output.split("= FAILURES =", 1)[1].split("parity report summary", 1)[0]
+    for line in body.splitlines()[1:]:
+        header = re.fullmatch(r"_+ (\S+) _+", line)
+        if header:
+            blocks[header.group(1)] = []
+        elif blocks and not line.startswith("---"):
+            blocks[list(blocks)[-1]].append(line)
+    return blocks
+
+
 @pytest.mark.slow
 def test_seed_deployment_fails_loudly_with_one_item_per_image_and_stage(pytester):
-    result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_deployed.py"), "-rf")
+    result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_deployed.py"), "-rf",
+                                           "--parity-report", "report")
     # 8 images x (input, resize, crop) pass; model_input and the model stage fail; and the outputs collapse
     result.assert_outcomes(passed=26, failed=17, skipped=1)  # gpu_vs_cpu: no GPU here
     assert result.ret == 1
@@ -19,6 +35,21 @@ def test_seed_deployment_fails_loudly_with_one_item_per_image_and_stage(pytester
         "24 stage checks passed. 8 stage checks failed. 0 stage checks skipped.",
         "FAILED *fixtures/seed/parity_deployed.py::astronaut::model_input*",
     ])
+    # each failure in three lines: the stage and likely cause, the fix, the numbers and where the pictures are
+    failures = _failures(result.stdout.str())
+    assert len(failures) == 17 and all(len(lines) == 3 for lines in failures.values())
+    headline, fix, numbers = failures["astronaut::model_input"]
+    assert headline.startswith("astronaut: model_input: DALI output is the un-normalized image (values 0..255)")
+    assert fix.startswith("Fix: No DALI operator on the path to the output normalizes: add fn.crop_mirror_normalize(")
+    assert numbers == ("100.0% of 589824 values over tolerance, max abs 252.8, mean abs 86.44 normalized units; also "
+                       "channel_order, layout; the full message with -v; pictures: report/sections/f-astronaut.html")
+    assert failures["astronaut::model"][1].startswith("top-1: deployed 507 (p=1.000), reference 7 (p=0.957)")
+    assert (pytester.path / "report" / "sections" / "f-astronaut.html").is_file()
+    # --tb=long, like -v, gives the whole message
+    result = pytester.runpytest_subprocess("--parity-config", str(SEED / "parity_deployed.py"), "--tb=long",
+                                           "-k", "astronaut and model_input")
+    result.stdout.fnmatch_lines(["Mismatched elements: 589824 / 589824 (100.0%)*", "Likely causes:",
+                                 "  1. DALI output is the un-normalized image*"])
 
 
 @pytest.mark.slow
@@ -78,7 +109,8 @@ def test_report_option_and_a_failing_run_reported_once_per_item_without_tracebac
                                            "--parity-report", str(tmp_path / "report"), "-k", "astronaut")
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines([f"HTML report: {tmp_path / 'report' / 'index.html'}"])
-    assert (tmp_path / "report" / "astronaut-model_input-diff.png").is_file()
+    assert (tmp_path / "report" / "astronaut-tensors.webp").is_file()
+    assert (tmp_path / "report" / "sections" / "p-astronaut.html").is_file()
     # a Triton repository that cannot load: every item says so in one sentence, the server is tried once
     repo = tmp_path / "repo"
     shutil.copytree(SEED.parent / "triton" / "build" / "corrected_repository", repo, symlinks=True)

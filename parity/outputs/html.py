@@ -1,11 +1,13 @@
 """The HTML report: per image, each stage side by side (reference, DALI, difference heatmap with its
-colour scale, mask, zoom), histograms, the diagnosis; one self-contained folder (index.html + pictures)
-that a CI system can archive.
+colour scale, mask, zoom), histograms, the diagnosis; one self-contained folder (index.html, one style sheet,
+one page and two picture files per drawn image) that a CI system can archive.
 
 Pictures are drawn where an image is computed (this process, or a pytest-xdist worker writing into the
-same folder), each image's section into its own file; ``index.html`` is written at the end from the run's
-image records, streamed, with the sections read back from disk. No tensor and no per-image text is held,
-and the sections of CI shards are combined by ``parity merge`` the same way.
+same folder), each image's section into its own page in ``sections/``, which opens alone: it resolves the
+style sheet and pictures from the report folder (``<base href="../">``), and its links lead into
+``index.html``. ``index.html`` is written at the end from the run's image records, streamed, with the
+sections' bodies read back from disk. No tensor and no per-image text is held, and the sections of CI shards
+are combined by ``parity merge`` the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import shutil
 import time
 from pathlib import Path
 
-from parity.outputs.html_image import IMAGE_CSS, draw_image_section, safe_name
+from parity.outputs.html_image import IMAGE_CSS, draw_image_section, picture_files, safe_name
 from parity.results.summary import titled_checks
 
 _CSS = """
@@ -27,7 +29,9 @@ table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:
 pre{background:#fff;border:1px solid #ddd;padding:8px;overflow-x:auto;font-size:12px}
 """
 MARKER = "parity-report.txt"
-SECTIONS = "sections"  # one file per drawn image: '<f|p>-<image>.html' (failures sort first)
+SECTIONS = "sections"  # one page per drawn image: '<f|p>-<image>.html' (failures sort first)
+STYLE = "report.css"
+_BODY, _END = "<body>", "</body></html>"
 
 
 class ImagePictures:
@@ -54,17 +58,22 @@ class ImagePictures:
             return
         anchor = anchor_of(result.image)
         section = self.folder / SECTIONS / f"{'f' if failed else 'p'}-{safe_name(result.image)}.html"
+        page = (f"<!doctype html><html><head><meta charset=utf-8><base href='../'><title>{html.escape(result.image)}"
+                f"</title><link rel=stylesheet href={STYLE}></head>{_BODY}"
+                f"{draw_image_section(self.folder, result, anchor)}{_END}")
         # a file name that is not UTF-8 (Python's surrogate escapes) is shown spelled, never a crash
-        section.write_text(draw_image_section(self.folder, result, anchor), encoding="utf-8", errors="backslashreplace")
+        section.write_text(page, encoding="utf-8", errors="backslashreplace")
         self.drawn.append(section)
 
     def _room_for(self, failed: bool) -> bool:
         if len(self.drawn) < self.max_images:
             return True
-        # full: a failure replaces the most recent passing picture (its section; its PNGs stay unlinked)
+        # full: a failure replaces the most recent passing picture (its section and picture files)
         for section in reversed(self.drawn):
             if failed and section.name.startswith("p-"):
                 section.unlink()
+                for name in picture_files(section_image(section)):
+                    (self.folder / name).unlink(missing_ok=True)
                 self.drawn.remove(section)
                 return True
         return False
@@ -104,10 +113,11 @@ def write_index(folder: Path, title: str, records, summary, *, seconds=None, deg
     counts = {s: sum(c[s] for c in summary.stages.values()) for s in ("passed", "failed", "skipped")}
     stages = "".join(f"<tr><td>{html.escape(stage)}</td><td class=passed>{c['passed']}</td><td class=failed>"
                      f"{c['failed']}</td><td class=skipped>{c['skipped']}</td></tr>" for stage, c in summary.stages.items())
-    drawn = {p.stem[2:]: p for p in sorted((folder / SECTIONS).glob("*.html"))}
+    drawn = {section_image(p): p for p in sorted((folder / SECTIONS).glob("*.html"))}
+    (folder / STYLE).write_text(_CSS + IMAGE_CSS, encoding="utf-8")
     with open(folder / "index.html", "w", encoding="utf-8", errors="backslashreplace") as page:
         page.write(f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-                   f"<style>{_CSS}{IMAGE_CSS}</style></head><body>"
+                   f"<link rel=stylesheet href={STYLE}></head>{_BODY}"
                    f"<h1>{html.escape(title)} <span class={verdict.lower()}>{verdict}</span></h1>"
                    f"<p>{summary.images} images, {summary.failed_images} failing. {counts['passed']} stage checks "
                    f"passed, {counts['failed']} failed, {counts['skipped']} skipped"
@@ -130,8 +140,14 @@ def write_index(folder: Path, title: str, records, summary, *, seconds=None, deg
             page.write(_row(record, safe_name(record["id"]) in drawn))
         page.write("</table>")
         for section in sorted(drawn.values(), key=lambda p: p.name):  # failures ('f-') first
-            page.write(section.read_text(encoding="utf-8"))
-        page.write("</body></html>")
+            text = section.read_text(encoding="utf-8")
+            page.write(text[text.index(_BODY) + len(_BODY):text.rindex(_END)])
+        page.write(_END)
+
+
+def section_image(section: Path) -> str:
+    """The (safe) image name of a section page ``<f|p>-<image>.html``."""
+    return section.stem[2:]
 
 
 def anchor_of(image: str) -> str:

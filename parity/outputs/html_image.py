@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from parity.config.load import Tolerance
+from parity.outputs.atlas import Atlas, thumbnail
 
 IMAGE_CSS = """
 .row{display:flex;gap:14px;flex-wrap:wrap;align-items:flex-start;margin:6px 0 14px}
-figure{margin:0}figure img{max-width:300px;max-height:300px;border:1px solid #bbb;image-rendering:pixelated}
-figure img.exact{max-width:none;max-height:none}
+figure{margin:0}figure img{border:1px solid #bbb;image-rendering:pixelated;max-width:none}
+figure img.thumb{image-rendering:auto}
 figcaption{font-size:12px;color:#555;max-width:300px}figure.wide{width:min-content;min-width:200px}
 figure.wide figcaption{max-width:none}
 .scale{position:relative;height:10px;margin:3px 0 1px;border:1px solid #bbb}
@@ -30,10 +31,12 @@ details.stage{border-left-color:#9bc7a9}details.failed-stage{border-left-color:#
 details.stage>summary{cursor:pointer;font-weight:600;padding:4px 0}
 .swatch{display:inline-block;width:10px;height:10px;border:1px solid #888;vertical-align:-1px;margin:0 3px 0 6px}
 ol.causes{background:#fff4e5;border-left:4px solid #f0a020;padding:6px 10px 6px 34px;margin:8px 0}
-ol.causes li{margin:4px 0}ol.causes .field{color:#555;font-size:12px;display:block}
+ol.causes li{margin:4px 0}ol.causes .field{color:#444;font-size:13px;display:block}
+ol.causes .fix{color:#1d1d1f;font-size:15px;display:block;margin:3px 0}
 .cause{background:#fff4e5;border-left:4px solid #f0a020;padding:6px 10px}
 """
 
+_THUMBNAIL = 300  # pixels a side of a tensor's picture, as shown
 _POOL_TO = 512  # evidence pictures (heatmap, mask) are max-pooled to at most this many pixels a side and shown 1:1
 _ZOOM_WINDOW = 24  # source pixels a side of the zoom
 _ZOOM = 8  # nearest-neighbour magnification of the zoom
@@ -61,8 +64,16 @@ class _Statistic:
                    r.tolerance.unit if r.tolerance else "")
 
 
+def picture_files(stem: str) -> tuple[str, str, str]:
+    """The files of the pictures of the image named ``stem`` (:func:`safe_name`): lossy thumbnails of the
+    tensors; lossless heatmaps (a palette picture: one colour map), and masks with zooms."""
+    return f"{stem}-tensors.webp", f"{stem}-heatmaps.png", f"{stem}-evidence.png"
+
+
 def draw_image_section(folder: Path, result, anchor: str) -> str:
-    """The HTML fragment for one image, its pictures written into ``folder``."""
+    """The HTML fragment for one image, its pictures written into ``folder`` (the three :func:`picture_files`)."""
+    tensors, heatmaps, evidence = picture_files(safe_name(result.image))
+    atlases = (Atlas(tensors, lossy=True), Atlas(heatmaps, lossy=False), Atlas(evidence, lossy=False))
     verdict = "passed" if result.passed else "failed"
     stats = {r.stage: _Statistic.of(r) for r in result.stages}
     parts = [f"<h2 id='{anchor}'>{html.escape(result.image)} <span class={verdict}>{verdict.upper()}</span></h2>"
@@ -71,15 +82,17 @@ def draw_image_section(folder: Path, result, anchor: str) -> str:
              "<th>DALI operator</th></tr>"]
     for r in result.stages:
         s = stats[r.stage]
-        parts.append(f"<tr><td><a href='#{anchor}-{safe_name(r.stage)}'>{html.escape(r.stage)}</a></td>"
+        parts.append(f"<tr><td><a href='index.html#{anchor}-{safe_name(r.stage)}'>{html.escape(r.stage)}</a></td>"
                      f"<td class={r.status}>{r.status}</td><td>{s.max_abs}</td><td>{s.mean_abs}</td>"
                      f"<td>{s.mismatched}</td><td><code>{html.escape(r.dali_op)}</code></td></tr>")
     parts.append("</table>")
     # the first failing stage open, then the model's answers (folded when they follow from it), the later
     # failures and the passing stages, folded
     ordered = sorted(result.stages, key=lambda r: r.status != "failed")
-    stages = [_stage(folder, result.image, r, result.views.get(r.stage), stats[r.stage], anchor, i == 0)
+    stages = [_stage(atlases, r, result.views.get(r.stage), stats[r.stage], anchor, i == 0)
               for i, r in enumerate(ordered)]
+    for atlas in atlases:
+        atlas.save(folder)
     diverged = result.first_failure is not None
     answers = [_answer(a, folded=diverged) for a in (result.model, result.triton) if a is not None]
     parts.extend(stages[:1] + answers + stages[1:] if diverged else answers + stages)
@@ -96,7 +109,7 @@ def _answer(answer, folded: bool) -> str:
             f"{html.escape(message.splitlines()[0])}</small></summary><pre>{html.escape(message)}</pre></details>")
 
 
-def _stage(folder: Path, image: str, r, view, stat: _Statistic, anchor: str, first: bool) -> str:
+def _stage(atlases: tuple[Atlas, Atlas, Atlas], r, view, stat: _Statistic, anchor: str, first: bool) -> str:
     """One stage of the image whose section is ``anchor``: open when it is the first failure, else folded."""
     failed = r.status == "failed"
     title = (f"{html.escape(r.stage)} <span class={r.status}>{r.status}</span> "
@@ -104,7 +117,7 @@ def _stage(folder: Path, image: str, r, view, stat: _Statistic, anchor: str, fir
              + (f"; max abs {stat.max_abs}, mean abs {stat.mean_abs}" if failed and not first else "") + "</small>")
     body = []
     if view is not None:
-        body.append(_pictures(folder, f"{safe_name(image)}-{safe_name(r.stage)}", r, view, stat, detailed=failed))
+        body.append(_pictures(atlases, r, view, stat, detailed=failed))
     elif r.status != "skipped":
         body.append("<p><small>no pictures: the values are transformed at this point and only the shape is "
                     "compared</small></p>")
@@ -127,7 +140,7 @@ def _causes(diagnosis, anchor: str) -> str:
     items = "".join(
         f"<li><b><code>{html.escape(str(c.kind))}</code></b> <small>({html.escape(str(c.confidence))})</small> "
         f"{html.escape(c.finding)}"
-        + (f"<span class=field>{html.escape(str(c.advice))}</span>" if c.advice else "")
+        + (f"<span class=fix>{html.escape(str(c.advice))}</span>" if c.advice else "")
         + (f"<span class=field>evidence: {html.escape(str(c.evidence))}</span>" if c.evidence else "") + "</li>"
         for c in diagnosis.causes)
     rest = "The rest" if items else "The difference"
@@ -135,7 +148,7 @@ def _causes(diagnosis, anchor: str) -> str:
         rest = f"{rest} is {html.escape(str(diagnosis.unexplained))}."
     elif diagnosis.follows_from:
         stage = html.escape(diagnosis.follows_from)
-        rest = f"{rest} follows from the divergence at stage <a href='#{anchor}-{safe_name(stage)}'>{stage}</a>."
+        rest = f"{rest} follows from the divergence at stage <a href='index.html#{anchor}-{safe_name(stage)}'>{stage}</a>."
     else:
         rest = "" if items else html.escape(str(diagnosis))
     return (f"<ol class=causes>{items}</ol>" if items else "") + (f"<div class=cause>{rest}</div>" if rest else "")
@@ -146,18 +159,21 @@ def _values(pixel: np.ndarray) -> str:
     return "[" + ", ".join(f"{v:.4g}" for v in pixel.tolist()) + "]"
 
 
-def _pictures(folder: Path, stem: str, r, view, stat: _Statistic, detailed: bool) -> str:
-    """Reference, DALI and the heatmap; for a failed stage also the mask, then the zoom and the histograms."""
+def _pictures(atlases: tuple[Atlas, Atlas, Atlas], r, view, stat: _Statistic, detailed: bool) -> str:
+    """Reference and DALI (one picture when they are drawn the same) and the heatmap (none when they are equal);
+    for a failed stage also the mask, then the zoom and the histograms."""
+    tensors, heatmaps, evidence = atlases
     # one display scale for both when their ranges are alike: scaling each to its own range would hide an offset
     ranges = [_finite_range(a) for a in (view.reference, view.dali)]
     shared = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if _alike(*ranges) else None
     ref_rgb, ref_note = _to_display(view.reference, view.layout, view.channels, view.pixels, shared)
     dali_rgb, dali_note = _to_display(view.dali, view.layout, view.channels, view.pixels, shared)
     same = view.dali.shape == view.reference.shape
-    first = [_figure(_save(folder, f"{stem}-ref.png", ref_rgb), "reference" if same else
-                     f"reference {view.reference.shape}", ref_note),
-             _figure(_save(folder, f"{stem}-dali.png", dali_rgb), "DALI" if same else f"DALI {view.dali.shape}",
-                     dali_note)]
+    if same and ref_note == dali_note and np.array_equal(ref_rgb, dali_rgb):
+        first = [_figure(tensors, ref_rgb, "reference = DALI (drawn the same)", ref_note)]
+    else:
+        first = [_figure(tensors, ref_rgb, "reference" if same else f"reference {view.reference.shape}", ref_note),
+                 _figure(tensors, dali_rgb, "DALI" if same else f"DALI {view.dali.shape}", dali_note)]
     if not same:
         first.append("<figure><figcaption>shapes differ: no difference map</figcaption></figure>")
         return _row(first)
@@ -167,7 +183,10 @@ def _pictures(folder: Path, stem: str, r, view, stat: _Statistic, detailed: bool
         diff = np.abs(dali - ref)
     diff[~np.isfinite(diff)] = np.inf
     pixel_diff = diff.max(axis=-1)
-    first.append(_heatmap(folder, f"{stem}-diff.png", pixel_diff, tol.atol, stat))
+    if not pixel_diff.any() and not detailed:
+        first.append("<figure><figcaption>no heatmap: DALI equals the reference</figcaption></figure>")
+    else:
+        first.append(_heatmap(heatmaps, pixel_diff, tol.atol, stat))
     second = []
     if detailed:
         # the element threshold of compare_arrays, with its allowance for float32 rounding
@@ -178,9 +197,9 @@ def _pictures(folder: Path, stem: str, r, view, stat: _Statistic, detailed: bool
         rule = (f"The stage fails when more than {100 * tol.max_mismatch:.2g}% of values are over tolerance"
                 + (f" or the mean abs exceeds {tol.mean_atol:.4g}" if tol.mean_atol is not None else "")
                 + f": here {stat.mismatched} and mean abs {stat.mean_abs}.")
-        first.append(_mask(folder, f"{stem}-mask.png", ref_rgb, (pixel_diff > tol.atol / 10, over, judged),
+        first.append(_mask(evidence, ref_rgb, (pixel_diff > tol.atol / 10, over, judged),
                            tol.atol / 10, rule))
-        second.append(_zoom(folder, stem, (ref_rgb, dali_rgb), (ref, dali), _worst_pixel(pixel_diff, judged),
+        second.append(_zoom(evidence, (ref_rgb, dali_rgb), (ref, dali), _worst_pixel(pixel_diff, judged),
                             view.channels))
     if detailed or r.stage == "model_input":
         second.append(_histograms(ref, dali, view.channels))
@@ -222,7 +241,7 @@ def _inferno() -> np.ndarray:
     return np.round(colormaps["inferno"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
 
 
-def _heatmap(folder: Path, name: str, pixel_diff: np.ndarray, atol: float, stat: _Statistic) -> str:
+def _heatmap(heatmaps: Atlas, pixel_diff: np.ndarray, atol: float, stat: _Statistic) -> str:
     """|DALI - reference|, max over channels, from 0 to max(max abs, 2 atol) on a square-root colour scale:
     one bright outlier (a specular highlight one pixel off) leaves the edges of a small shift visible."""
     vmax = max(_finite_range(pixel_diff)[1], 2 * atol, 1e-12)
@@ -233,7 +252,7 @@ def _heatmap(folder: Path, name: str, pixel_diff: np.ndarray, atol: float, stat:
     mark = f"<i style='left:{100 * np.sqrt(atol / vmax):.1f}%'></i>" if atol else ""
     unit = html.escape(stat.unit or "difference")
     pooled_note = f"; {k}x{k} max-pooled" if k > 1 else ""
-    return (f"<figure class=wide><img class=exact src='{_save(folder, name, rgb)}' alt='difference heatmap'>"
+    return (f"<figure class=wide>{heatmaps.add(rgb, 'difference heatmap')}"
             f"<figcaption>|DALI - reference| (max over channels{pooled_note})<br>"
             f"max abs {stat.max_abs}, mean abs {stat.mean_abs} {unit}"
             f"<div class=scale style='background:linear-gradient(to right,{stops})'>{mark}</div>"
@@ -242,7 +261,7 @@ def _heatmap(folder: Path, name: str, pixel_diff: np.ndarray, atol: float, stat:
             + "</figcaption></figure>")
 
 
-def _mask(folder: Path, name: str, ref_rgb: np.ndarray, masks: tuple, faint: float, rule: str) -> str:
+def _mask(evidence: Atlas, ref_rgb: np.ndarray, masks: tuple, faint: float, rule: str) -> str:
     """Each pixel classed: equal (pale reference), differs within tolerance, over tolerance (judged or in the
     ignored border); pooled so that the strongest class of each block shows. Classes are tinted over the pale
     reference so the picture still says where they are."""
@@ -252,7 +271,8 @@ def _mask(folder: Path, name: str, ref_rgb: np.ndarray, masks: tuple, faint: flo
     classes[over & judged] = 3
     pooled, k = _pool(classes)
     pale = ref_rgb.mean(axis=-1)[::k, ::k]
-    pale = np.repeat((170 + pale * (85 / 255))[..., None], 3, axis=-1)
+    # 16 grey levels: enough to orient by, and the mask stays a small palette picture
+    pale = np.repeat((170 + np.floor(pale / 16) * (85 / 15))[..., None], 3, axis=-1)
     rgb = pale.copy()
     for code, colour in ((1, _WITHIN), (2, _BORDER), (3, _OVER)):
         rgb[pooled == code] = 0.3 * pale[pooled == code] + 0.7 * np.array(colour)
@@ -263,12 +283,11 @@ def _mask(folder: Path, name: str, ref_rgb: np.ndarray, masks: tuple, faint: flo
               f"{int((differs & ~over).sum())} differ by more than {faint:.4g} (atol/10) but within tolerance, "
               f"of {n} pixels")
     pooled_note = f" ({k}x{k} blocks, strongest class shown)" if k > 1 else ""
-    return (f"<figure class=wide><img class=exact src='{_save(folder, name, np.round(rgb).astype(np.uint8))}' "
-            f"alt='tolerance mask'><figcaption>pixels over tolerance{pooled_note}<br>{counts}. {html.escape(rule)}"
+    return (f"<figure class=wide>{evidence.add(np.round(rgb).astype(np.uint8), 'tolerance mask')}<figcaption>pixels over tolerance{pooled_note}<br>{counts}. {html.escape(rule)}"
             "</figcaption></figure>")
 
 
-def _zoom(folder: Path, stem: str, shown: tuple, values: tuple, worst: tuple[int, int], channels) -> str:
+def _zoom(evidence: Atlas, shown: tuple, values: tuple, worst: tuple[int, int], channels) -> str:
     """Reference, DALI and DALI - reference around the worst pixel, x8 nearest neighbour, side by side
     (``shown``: the two pictures as drawn; ``values``: the two HWC tensors as compared)."""
     (ref_rgb, dali_rgb), (ref, dali) = shown, values
@@ -287,12 +306,11 @@ def _zoom(folder: Path, stem: str, shown: tuple, values: tuple, worst: tuple[int
     diff_rgb = np.where(t > 0, white * (1 - t) + np.array(_OVER) * t, white * (1 + t) + np.array((33, 102, 172)) * -t)
     figures = []
     at = f"({y}, {x}): DALI {_values(dali[y, x])} vs reference {_values(ref[y, x])}" + (f" ({channels})" if channels else "")
-    for side, caption, rgb in (("ref", "reference", ref_rgb[window]), ("dali", "DALI", dali_rgb[window]),
-                               ("zoomdiff", "DALI - reference", np.round(diff_rgb).astype(np.uint8))):
+    for caption, rgb in (("reference", ref_rgb[window]), ("DALI", dali_rgb[window]),
+                         ("DALI - reference", np.round(diff_rgb).astype(np.uint8))):
         big = np.repeat(np.repeat(rgb, _ZOOM, axis=0), _ZOOM, axis=1)
         _outline(big, (y - y0) * _ZOOM, (x - x0) * _ZOOM)
-        figures.append(f"<figure><img class=exact src='{_save(folder, f'{stem}-zoom-{side}.png', big)}' "
-                       f"alt='zoom {caption}'><figcaption>{caption}</figcaption></figure>")
+        figures.append(f"<figure>{evidence.add(big, f'zoom {caption}')}<figcaption>{caption}</figcaption></figure>")
     return ("<figure class=wide><div class=row style='margin:0;gap:4px;flex-wrap:nowrap'>" + "".join(figures) + "</div><figcaption>"
             f"x{_ZOOM} on rows {y0}..{y0 + size_y - 1}, columns {x0}..{x0 + size_x - 1}; worst pixel outlined, at "
             f"{html.escape(at)}. Difference of the channel that differs most: red DALI higher, blue lower, full "
@@ -359,13 +377,6 @@ def _ticks(value_range: tuple[float, float], y: float, colour: str, width: int) 
                    for x, v, anchor in ((0, lo, "start"), (width / 2, (lo + hi) / 2, "middle"), (width, hi, "end")))
 
 
-def _save(folder: Path, name: str, rgb: np.ndarray) -> str:
-    from PIL import Image
-
-    Image.fromarray(rgb).save(folder / name, compress_level=1)
-    return name
-
-
 def _to_display(array: np.ndarray, layout: str, channels: str | None, pixels: bool, shared=None):
     """HWC uint8 RGB for a compared tensor, and how its values were mapped (onto ``shared``, the (lo, hi)
     value range of both sides, when given; else onto the tensor's own range)."""
@@ -396,8 +407,10 @@ def _finite_range(array: np.ndarray) -> tuple[float, float]:
     return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
 
 
-def _figure(src: str, caption: str, note: str) -> str:
-    return (f"<figure class=wide><img src='{html.escape(src)}' alt='{html.escape(caption)}'>"
+def _figure(tensors: Atlas, rgb: np.ndarray, caption: str, note: str) -> str:
+    """A tensor as a picture: a lossy thumbnail, at most ``_THUMBNAIL`` pixels a side (its numbers are in the
+    table; the evidence pictures are exact)."""
+    return (f"<figure class=wide>{tensors.add(thumbnail(rgb, _THUMBNAIL), caption, 'thumb')}"
             f"<figcaption>{html.escape(caption)}<br>{html.escape(note)}</figcaption></figure>")
 
 

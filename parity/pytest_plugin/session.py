@@ -107,7 +107,8 @@ class _ParityItemBase(pytest.Item):
     def repr_failure(self, excinfo, style=None):
         if not isinstance(excinfo.value, StageMismatch):
             return super().repr_failure(excinfo, style)
-        return self.config.stash[parity_key].failure_repr(excinfo.value.result, str(self.path))
+        return self.config.stash[parity_key].failure_repr(excinfo.value.result, str(self.path),
+                                                          getattr(self, "image", None))
 
     def reportinfo(self):
         return self.path, None, self.name
@@ -404,13 +405,29 @@ class ParityPlugin:
         else:
             report.longrepr = (path, None, f"Skipped: {DEGENERATE}: {result.skip_reason}")
 
-    def failure_repr(self, result, path: str):
-        """How a failed result is shown: its short message (its full one with -v) under its finding."""
-        verbose = self.pytest_config.get_verbosity() > 0
-        text = result.message() if verbose else result.short_message()
-        if not verbose:
-            text += "\n(the full message with -v" + (f"; pictures in {self.report_dir}" if self.report_dir else "") + ")"
-        return _failure_repr(text, result.finding, path)
+    def failure_repr(self, result, path: str, image: str | None = None):
+        """How a failed result is shown: three lines (:mod:`parity.pytest_plugin.failure`), its full message with
+        -v or --tb=long; the short summary line is its finding."""
+        if self.pytest_config.get_verbosity() > 0 or self.pytest_config.getoption("tbstyle") == "long":
+            return _failure_repr(result.message(), result.finding, path)
+        from parity.pytest_plugin.failure import short_lines
+
+        return _failure_repr("\n".join(short_lines(result, self._picture(image))), result.finding, path)
+
+    def _picture(self, image: str | None) -> str | None:
+        """Where the report shows an image's pictures (its failing section page, when drawn; else the index),
+        relative to where pytest was started when under it."""
+        if self.report_dir is None:
+            return None
+        from parity.outputs.html import SECTIONS
+        from parity.outputs.html_image import safe_name
+
+        page = self.report_dir / "index.html"
+        drawn: set[str] = {p.name for p in self.pictures.drawn} if self.pictures is not None else set()
+        if image is not None and f"f-{safe_name(image)}.html" in drawn:
+            page = self.report_dir / SECTIONS / f"f-{safe_name(image)}.html"
+        start = Path(self.pytest_config.invocation_params.dir)
+        return str(page.relative_to(start) if page.is_relative_to(start) else page)
 
     @property
     def distributed(self) -> bool:
