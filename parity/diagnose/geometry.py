@@ -16,7 +16,7 @@ from parity.diagnose import advice
 from parity.diagnose.causes import PIPELINE, Advice, Cause, CauseKind, Confidence, Evidence, Sides
 from parity.diagnose.fits import Residual, residual_of
 
-_REACH = 4  # the farthest shift searched, in pixels
+_FEW = 4  # a shift of at most this many pixels is a rounding, beyond it a window placed elsewhere
 
 
 def spatial_size(shape: tuple, layout: str) -> tuple[int, int] | None:
@@ -301,28 +301,38 @@ def flip_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: S
 
 
 def shift_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides = PIPELINE) -> Cause | None:
-    """A window shifted by a few pixels (crop anchor rounding): the best shift within reach, borders left out."""
-    if min(dali.shape[1:]) <= 2 * _REACH + 2:
+    """A window moved by any whole number of pixels the two windows still overlap over (a crop anchor rounded or
+    placed differently), found by phase correlation and judged where the windows overlap."""
+    from parity.diagnose.registration import translation
+
+    moved = translation(dali, ref, tolerance)
+    if moved is None:
         return None
-    inner = _inner(dali.shape, _REACH)
-    best: tuple[float, tuple[int, int]] = (np.inf, (0, 0))
-    for dy in range(-_REACH, _REACH + 1):
-        for dx in range(-_REACH, _REACH + 1):
-            if (dy, dx) != (0, 0):
-                err = float(np.abs(np.roll(dali, (dy, dx), axis=(1, 2)) - ref)[inner].mean())
-                if err < best[0]:
-                    best = (err, (dy, dx))
-    dy, dx = best[1]
-    residual = residual_of(np.roll(dali, (dy, dx), axis=(1, 2)), ref, tolerance, inner)
-    if not residual.explained:
+    dy, dx = moved.dy, moved.dx
+    small = max(abs(dy), abs(dx)) <= _FEW
+    why = "a crop offset or padding split rounded differently" if small else "the crop window is placed elsewhere"
+    return Cause(CauseKind.OFFSET, f"{sides.Actual}'s image is shifted by {dy} rows and {dx} columns from "
+                                   f"{sides.expected} (mean error {moved.before:.3g} falls to "
+                                   f"{moved.residual.mean_abs:.3g} when shifted back): {why}", advice.shift_advice(),
+                 moved.residual.evidence(f"{sides.actual} shifted back by ({-dy}, {-dx}), judged where both windows "
+                                         f"overlap ({100 * moved.overlap:.0f}% of the stage)", {"dy": dy, "dx": dx}))
+
+
+def zoom_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides = PIPELINE) -> Cause | None:
+    """A uniform zoom about the centre: the magnified side shrunk back onto the other matches, both smoothed."""
+    from parity.diagnose.registration import zoom
+
+    found = zoom(dali, ref, tolerance, lambda x: _smooth(x, _SMOOTH))
+    if found is None:
         return None
-    before = float(np.abs(dali - ref)[inner].mean())
-    # DALI's content sits at -shift: shifting it by (dy, dx) lines it up with the reference
-    return Cause(CauseKind.OFFSET, f"{sides.Actual}'s image is shifted by {-dy} rows and {-dx} columns from "
-                                   f"{sides.expected} "
-                                   f"(mean error {before:.3g} falls to {residual.mean_abs:.3g} when shifted back): a "
-                                   "crop offset or padding split rounded differently", advice.shift_advice(),
-                 residual.evidence(f"{sides.actual} shifted back by ({dy}, {dx})", {"dy": -dy, "dx": -dx}))
+    f = found.factor
+    shows = (f"{sides.actual} shows the central {100 / f:.0f}% of {sides.expected}'s width and height, enlarged"
+             if f > 1 else f"{sides.actual} shows {100 / f:.0f}% of {sides.expected}'s width and height, reduced")
+    return Cause(CauseKind.ZOOM, f"{sides.Actual}'s image is {sides.expected}'s magnified {f:.4g} times about the "
+                                 f"centre ({shows}): a crop or resize of another size, or in another order",
+                 advice.size_advice(),
+                 found.residual.evidence(f"the magnified side shrunk back onto the other by {f:.4g} about the centre, "
+                                         "both smoothed by a 13x13 box", {"factor": f}))
 
 
 def _smooth(x: np.ndarray, radius: int) -> np.ndarray:

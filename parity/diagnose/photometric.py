@@ -66,6 +66,25 @@ def colour_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mean=N
                      f"{clipping}: a brightness/contrast change",
                      advice, residual.evidence(f"{sides.actual} = clip(gain * {sides.expected} + offset, 0, 255) per "
                                                "channel, in pixel levels", params))
+    hue = _hue(matrix)
+    if hue is not None:
+        angle, saturation = hue
+        scaled = f" and saturation x {saturation:.3g}" if abs(saturation - 1) > 0.03 else ""
+        return Cause(CauseKind.COLOR_TRANSFORM,
+                     f"{sides.Actual}'s colours are {sides.expected}'s with the hue rotated by {angle:.3g} degrees"
+                     f"{scaled} (the luma kept){clipping}: a hue change",
+                     advice, residual.evidence(f"{sides.actual} = clip(M @ {sides.expected} + b, 0, 255), M a rotation "
+                                               "of the chroma plane (YIQ) by the hue angle",
+                                               {**params, "hue": angle, "saturation": saturation}))
+    picked = _channel_selection(matrix, offset)
+    if picked is not None:
+        return Cause(CauseKind.COLOR_TRANSFORM,
+                     f"{sides.Actual}'s channels hold {sides.expected}'s channels {list(picked)} (channel c is "
+                     f"{sides.expected}'s channel {list(picked)}[c]): a channel copied over another",
+                     Advice("fix the channel indices where the channels are sliced, concatenated or converted.",
+                            "channels"),
+                     residual.evidence(f"{sides.actual} channel c = {sides.expected} channel p[c]",
+                                       {**params, "channels": picked}))
     named = _saturation(matrix)
     if named is not None:
         saturation, order = named
@@ -110,3 +129,89 @@ def _saturation(matrix: np.ndarray) -> tuple[float, str] | None:
         if error < 0.03 and (best is None or error < best[2]):
             best = (s, order, error)
     return None if best is None else (best[0], best[1])
+
+
+# RGB -> YIQ, the space fn.hsv turns the hue in (its rows: Y, I, Q)
+_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]])
+
+
+def _hue(matrix: np.ndarray) -> tuple[float, float] | None:
+    """``(degrees, saturation)`` when ``matrix`` keeps the luma and turns (and scales) the chroma plane, as
+    fn.hsv(hue=...) does; None for a plain saturation change (no turn) or anything else."""
+    yiq = _YIQ @ matrix @ np.linalg.inv(_YIQ)
+    chroma = yiq[1:, 1:]
+    scale = float(np.sqrt(max(np.linalg.det(chroma), 0.0)))
+    angle = float(np.degrees(np.arctan2(chroma[1, 0] - chroma[0, 1], chroma[0, 0] + chroma[1, 1])))
+    turn = np.radians(angle)
+    rotation = scale * np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    keeps_luma = np.abs(yiq[0] - [1, 0, 0]).max() < 0.03 and np.abs(yiq[1:, 0]).max() < 0.03
+    if not keeps_luma or np.abs(chroma - rotation).max() > 0.03 or abs(angle) < 2:
+        return None
+    return angle, scale
+
+
+def _channel_selection(matrix: np.ndarray, offset: np.ndarray) -> tuple[int, ...] | None:
+    """The source channel of each channel when every row of ``matrix`` picks one channel (a copy, no mixing)."""
+    picked = tuple(int(i) for i in np.argmax(matrix, axis=1))
+    if np.abs(matrix - np.eye(3)[list(picked)]).max() > 0.03 or np.abs(offset).max() > 2:
+        return None
+    return picked
+
+
+def _blurred(x: np.ndarray, sigma: float) -> np.ndarray:
+    """A (C,H,W) image through a Gaussian of ``sigma`` (radius round(3 sigma), mirrored edges: fn.gaussian_blur's)."""
+    import cv2
+
+    k = 2 * int(3 * sigma + 0.5) + 1
+    hwc = np.ascontiguousarray(np.moveaxis(x, 0, -1), dtype=np.float32)
+    out = cv2.GaussianBlur(hwc, (k, k), sigma, borderType=cv2.BORDER_REFLECT_101)
+    return np.moveaxis(out.reshape(hwc.shape), -1, 0).astype(np.float64)
+
+
+_SIGMAS = np.exp(np.linspace(np.log(0.3), np.log(6.0), 16))
+
+
+def _unsharp(r: np.ndarray, d: np.ndarray, sigma: float) -> tuple[float, np.ndarray, float]:
+    """The amount ``a`` of ``r + a (r - G_sigma r)`` fitted to ``d`` by least squares, the model, its mean error."""
+    detail = r - _blurred(r, sigma)
+    amount = float((detail * (d - r)).sum() / max(float((detail * detail).sum()), 1e-12))
+    model = np.clip(r + amount * detail, 0, 255)
+    return amount, model, float(np.abs(model - d).mean())
+
+
+def spatial_filter_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mean=None, std=None,
+                         sides: Sides = PIPELINE) -> Cause | None:
+    """DALI's (C,H,W) stage as the reference's through a linear spatial filter, ``r + a (r - G_sigma r)`` in pixel
+    levels: a Gaussian blur (a = -1), a partial blur (-1 < a < 0) or an unsharp-mask sharpening (a > 0), with
+    sigma and a fitted."""
+    if dali.shape != ref.shape or dali.ndim != 3 or min(dali.shape[1:]) < 16 or float(ref.std()) == 0:
+        return None
+    d, r = _pixels(dali, mean, std), _pixels(ref, mean, std)
+    errors = [_unsharp(r, d, sigma)[2] for sigma in _SIGMAS]
+    best = int(np.argmin(errors))
+    lo, hi = _SIGMAS[max(best - 1, 0)], _SIGMAS[min(best + 1, len(_SIGMAS) - 1)]
+    for _ in range(8):  # golden-section on the bracket around the best sigma of the grid
+        a, b = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
+        if _unsharp(r, d, a)[2] < _unsharp(r, d, b)[2]:
+            hi = b
+        else:
+            lo = a
+    sigma = (lo + hi) / 2
+    amount, model, _ = _unsharp(r, d, sigma)
+    if abs(amount) < 0.05:
+        return None
+    residual = residual_of(_values(model, mean, std), dali, tolerance)
+    if not residual.explained:
+        return None
+    if abs(amount + 1) <= 0.1:
+        what = f"blurred with a Gaussian of sigma {sigma:.3g} pixels"
+    elif amount < 0:
+        what = f"partly blurred (a Gaussian of sigma {sigma:.3g} pixels, {100 * -amount:.0f}% of the way)"
+    else:
+        what = f"sharpened (an unsharp mask of sigma {sigma:.3g} pixels, amount {amount:.3g})"
+    return Cause(CauseKind.SPATIAL_FILTER, f"{sides.Actual}'s image is {sides.expected}'s {what}: a filter the "
+                                           "reference does not apply",
+                 Advice("remove the blur or sharpening operator (fn.gaussian_blur, fn.filter, a training "
+                        "augmentation) from the inference pipeline, or give it the reference's parameters.", "sigma"),
+                 residual.evidence(f"{sides.actual} = clip({sides.expected} + a ({sides.expected} - G_sigma * "
+                                   f"{sides.expected}), 0, 255), in pixel levels", {"sigma": sigma, "amount": amount}))

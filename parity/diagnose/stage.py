@@ -207,7 +207,9 @@ class StageDiagnoser:
         for name, detect in (("grayscale", lambda: fits.grayscale_cause(a, e, tol, mean, std, sides)),
                              ("padding", lambda: geometry.padding_cause(a, e, tol, sides)),
                              ("mirroring", lambda: geometry.flip_cause(a, e, tol, sides)),
-                             ("shift", lambda: self._shift_cause(a, e, case))):
+                             ("shift", lambda: self._shift_cause(a, e, case)),
+                             ("zoom", lambda: self._zoom_cause(a, e, case)),
+                             ("a blur or sharpening filter", lambda: self._spatial_filter(a, e, case, mean, std, failed))):
             cause = detect()
             if cause:
                 return (cause,), ()
@@ -225,8 +227,32 @@ class StageDiagnoser:
         if cause is None:
             return None
         out_hw = geometry.spatial_size(case.shape or case.actual.shape, case.shape_layout or case.layout)
-        where = case.operator.where if case.operator else ""
-        return eval_sizes.crop_anchor_cause(cause, case.ref_step, case.step_input_hw, out_hw, where)
+        op = case.operator
+        named = eval_sizes.crop_anchor_cause(cause, case.ref_step, case.step_input_hw, out_hw, op.where if op else "")
+        if named is not cause or op is None:
+            return named
+        return eval_sizes.crop_window_cause(cause, case.ref_step, case.step_input_hw, out_hw, op.op, op.args,
+                                            op.where)
+
+    def _zoom_cause(self, a, e, case: StageCase) -> Cause | None:
+        """A zoom about the centre; at a resize that enlarges a window of its input, the crop taken before it."""
+        cause = geometry.zoom_cause(a, e, case.tolerance, self.sides)
+        op = case.operator
+        if cause is None or op is None or op.op != "Resize" or not case.step_input_hw:
+            return cause
+        return advice.order_cause(cause, case.step_input_hw, op.where)
+
+    @staticmethod
+    def _spatial_filter(a, e, case: StageCase, mean, std, failed: list) -> Cause | None:
+        """A blur or sharpening, at the first stage that diverges; not at a resize whose filter arguments differ
+        from the reference's, where a filter swap is the cause to name."""
+        op = case.operator
+        if failed:
+            return None
+        if op is not None and op.op == "Resize" and case.ref_step is not None and \
+                advice.resize_arguments(op.args, case.ref_step):
+            return None
+        return photometric.spatial_filter_cause(a, e, case.tolerance, mean, std)
 
     @staticmethod
     def _resize_as_written(a, case: StageCase) -> Cause | None:
@@ -286,6 +312,8 @@ class StageDiagnoser:
                 self.normalizers, self.mean, self.std, case.model_channels, self.add_after))
         if case.operator is not None and cause.kind in (CauseKind.PAD_SIDE, CauseKind.OFFSET):
             op = case.operator
+            if cause.advice is not None and cause.advice.where:  # the cause already names this operator's change
+                return cause
             fix = advice.crop_advice(cause, op.op, op.args, op.where) or earlier.get(cause.kind)
             return dataclasses.replace(cause, advice=fix) if fix else cause
         if cause.kind == CauseKind.LAYOUT and case.expected_layout:

@@ -1,0 +1,156 @@
+"""Registration: where DALI's window lies in the reference's image. A translation over the whole range the
+two windows still overlap (phase correlation finds it in one FFT), and a uniform zoom about the centre (a
+one-parameter search on smoothed images). Either is named only when undoing it leaves DALI within the
+stage's tolerance of the reference where the two windows overlap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from parity.config.load import Tolerance
+from parity.diagnose.fits import Residual, residual_of
+
+_MIN_OVERLAP = 0.25  # the least fraction of the stage two windows must share for a translation to be judged
+_PEAKS = 4  # correlation peaks verified by their residual, best first
+_ZOOMS = np.exp(np.linspace(np.log(0.25), np.log(4.0), 97))  # the zoom factors tried first (3% apart)
+
+
+@dataclasses.dataclass(frozen=True)
+class Translation:
+    """DALI's (C,H,W) stage is the reference's moved by ``dy`` rows and ``dx`` columns: DALI's pixel (y, x) is
+    the reference's (y - dy, x - dx) (its window starts ``-dy, -dx`` from the reference's). ``residual`` is
+    judged where the windows overlap, ``overlap`` of the stage."""
+
+    dy: int
+    dx: int
+    residual: Residual
+    overlap: float
+    before: float  # mean abs difference over the same pixels before the shift is undone
+
+
+def _grey(x: np.ndarray) -> np.ndarray:
+    g = x.astype(np.float64).mean(0)
+    return g - g.mean()
+
+
+def _peaks(dali: np.ndarray, ref: np.ndarray) -> list[tuple[int, int]]:
+    """The shifts (dy, dx) at the highest peaks of the phase correlation of the two (C,H,W) stages, zero-padded
+    so that a shift of any size within the stage is told apart from its wrap-around."""
+    h, w = dali.shape[1:]
+    size = (2 * h, 2 * w)
+    cross = np.fft.rfft2(_grey(dali), size) * np.conj(np.fft.rfft2(_grey(ref), size))
+    corr = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-9), size)
+    order = np.argsort(corr, axis=None)[::-1][:_PEAKS]
+    shifts = []
+    for flat in order:
+        y, x = np.unravel_index(flat, size)
+        shifts.append((int(y - size[0] if y >= h else y), int(x - size[1] if x >= w else x)))
+    return shifts
+
+
+def _windows(shape: tuple, dy: int, dx: int) -> tuple[tuple, tuple]:
+    """The index of the overlap in DALI's stage and in the reference's, for DALI(y, x) = reference(y - dy, x - dx)."""
+    h, w = shape[1:]
+    d = (slice(None), slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0)))
+    r = (slice(None), slice(max(-dy, 0), h + min(-dy, 0)), slice(max(-dx, 0), w + min(-dx, 0)))
+    return d, r
+
+
+def translation(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance) -> Translation | None:
+    """The translation that explains DALI's stage on the pixels both windows show, if one does (never (0, 0)).
+
+    A shift that merely moves a difference out of the overlap is not taken: the shift must also bring the mean
+    difference over those pixels down to a third."""
+    if dali.shape != ref.shape or dali.ndim != 3 or min(dali.shape[1:]) < 8 or float(ref.std()) == 0:
+        return None
+    h, w = dali.shape[1:]
+    for dy, dx in _peaks(dali, ref):
+        overlap = (h - abs(dy)) * (w - abs(dx)) / (h * w)
+        if (dy, dx) == (0, 0) or overlap < _MIN_OVERLAP:
+            continue
+        d, r = _windows(dali.shape, dy, dx)
+        residual = residual_of(dali[d], ref[r], dataclasses.replace(tolerance, border=0))
+        before = float(np.abs(dali[d].astype(np.float64) - ref[d]).mean())
+        if residual.explained and residual.mean_abs <= before / 3:
+            return Translation(dy, dx, residual, overlap, before)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Zoom:
+    """DALI's stage is the reference's magnified ``factor`` times about the centre (less than 1: DALI shows more
+    of the image, smaller); ``residual`` compares both smoothed where DALI's window lies within the reference's."""
+
+    factor: float
+    residual: Residual
+    before: float
+
+
+def _warp(x: np.ndarray, factor: float) -> np.ndarray:
+    """A (C,H,W) stage magnified ``factor`` times about its centre (bilinear; smoothed first when it shrinks, as
+    an antialiasing resize is), NaN where it has no pixels."""
+    import cv2
+
+    h, w = x.shape[1:]
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    hwc = np.ascontiguousarray(np.moveaxis(x, 0, -1), dtype=np.float32)
+    source = cv2.GaussianBlur(hwc, (0, 0), 0.5 / factor).reshape(hwc.shape) if factor < 1 else hwc
+    matrix = np.array([[factor, 0, cx * (1 - factor)], [0, factor, cy * (1 - factor)]])
+    nan = float("nan")
+    out = cv2.warpAffine(source, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=(nan, nan, nan, nan))
+    return np.moveaxis(out.reshape(h, w, -1), -1, 0).astype(np.float64)
+
+
+def _pair(dali: np.ndarray, ref: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Both sides in the coarser of their two frames (the magnified side shrunk onto the other), and the index
+    of the rectangle where both have pixels."""
+    moved, other = (_warp(dali, 1 / factor), ref) if factor >= 1 else (_warp(ref, factor), dali)
+    valid = np.isfinite(moved).all(0)
+    rows, cols = np.flatnonzero(valid.any(1)), np.flatnonzero(valid.any(0))
+    if rows.size < 3 or cols.size < 3:
+        return moved, other, (slice(None), slice(0, 0), slice(0, 0))
+    return moved, other, (slice(None), slice(rows[0] + 1, rows[-1]), slice(cols[0] + 1, cols[-1]))
+
+
+def _zoom_error(dali: np.ndarray, ref: np.ndarray, factor: float) -> float:
+    moved, other, inner = _pair(dali, ref, factor)
+    judged = np.abs(moved[inner] - other[inner])
+    return float(judged.mean()) if judged.size > _MIN_OVERLAP * moved.size / max(factor, 1 / factor) ** 2 \
+        else np.inf
+
+
+def zoom(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, smooth) -> Zoom | None:
+    """The magnification about the centre that explains DALI's stage, if one does: searched on a coarse grid at
+    half resolution, then refined; judged with both sides smoothed by ``smooth`` in the coarser frame (the two
+    resamplings differ in fine detail)."""
+    if dali.shape != ref.shape or dali.ndim != 3 or min(dali.shape[1:]) < 32 or float(ref.std()) == 0:
+        return None
+    half = lambda x: x.astype(np.float64).mean(0, keepdims=True)[:, ::2, ::2]  # noqa: E731
+    d_h, r_h = half(dali), half(ref)
+    errors = [_zoom_error(d_h, r_h, f) for f in _ZOOMS]
+    best = int(np.argmin(errors))
+    lo, hi = _ZOOMS[max(best - 1, 0)], _ZOOMS[min(best + 1, len(_ZOOMS) - 1)]
+    grey_d, grey_r = dali.astype(np.float64).mean(0, keepdims=True), ref.astype(np.float64).mean(0, keepdims=True)
+    for _ in range(10):  # golden-section on the bracket around the best grid factor
+        a, b = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
+        if _zoom_error(grey_d, grey_r, a) < _zoom_error(grey_d, grey_r, b):
+            hi = b
+        else:
+            lo = a
+    factor = (lo + hi) / 2
+    if abs(np.log(factor)) < 0.01:
+        return None
+    moved, other, inner = _pair(dali.astype(np.float64), ref.astype(np.float64), factor)
+    a, b = moved[inner], other[inner]
+    if min(a.shape[1:]) < 16:
+        return None
+    elementwise = dataclasses.replace(tolerance, mean_atol=None, border=0)
+    residual = residual_of(smooth(a), smooth(b), elementwise)
+    before = float(np.abs(smooth(dali) - smooth(ref)).mean())
+    if not residual.explained or residual.mean_abs > before / 3:
+        return None
+    return Zoom(float(factor), residual, before)
