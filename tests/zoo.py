@@ -94,12 +94,12 @@ def zoo_images(entry) -> list[Path]:
 
 
 def zoo_config(name: str, entry=None) -> ParityConfig:
-    """The parity config of one zoo pipeline against the seed's HRNet reference."""
+    """The parity config of one zoo pipeline against the seed's HRNet reference, or the entry's own."""
     if entry is None:
         correct, broken = manifest()
         entry = {**correct, **broken}[name]
     return config_from_dict(dict(
-        reference=dict(config=str(SEED / "hrnet_w30_512x384.py")),
+        reference=dict(config=getattr(entry, "reference", "") or str(SEED / "hrnet_w30_512x384.py")),
         dali=dict(pipeline=f"pipelines.py:{name}", input_name="INPUT", input_format=entry.input_format,
                   output_layout="CHW"),
         images=[str(p) for p in zoo_images(entry)]), ZOO / "zoo_config.py")

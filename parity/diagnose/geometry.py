@@ -250,8 +250,8 @@ def orientation_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, s
                       decoder: bool = True) -> Cause | None:
     """DALI's image is the reference's rotated or transposed: turned back, it matches. At a decoder, EXIF
     orientation applied on one side only; elsewhere an operator that turns the image."""
-    turns = {"rotated 90 degrees": lambda x: np.rot90(x, 1, (1, 2)),
-             "rotated 270 degrees": lambda x: np.rot90(x, 3, (1, 2)),
+    turns = {"rotated 90 degrees clockwise": lambda x: np.rot90(x, 1, (1, 2)),
+             "rotated 90 degrees counter-clockwise": lambda x: np.rot90(x, 3, (1, 2)),
              "rotated 180 degrees": lambda x: np.rot90(x, 2, (1, 2)),
              "transposed": lambda x: np.swapaxes(x, 1, 2),
              "anti-transposed": lambda x: np.rot90(np.swapaxes(x, 1, 2), 2, (1, 2))}

@@ -141,8 +141,8 @@ def _hue(matrix: np.ndarray) -> tuple[float, float] | None:
     yiq = _YIQ @ matrix @ np.linalg.inv(_YIQ)
     chroma = yiq[1:, 1:]
     scale = float(np.sqrt(max(np.linalg.det(chroma), 0.0)))
-    angle = float(np.degrees(np.arctan2(chroma[1, 0] - chroma[0, 1], chroma[0, 0] + chroma[1, 1])))
-    turn = np.radians(angle)
+    angle = float(np.degrees(np.arctan2(chroma[0, 1] - chroma[1, 0], chroma[0, 0] + chroma[1, 1])))  # fn.hsv's sign
+    turn = -np.radians(angle)
     rotation = scale * np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
     keeps_luma = np.abs(yiq[0] - [1, 0, 0]).max() < 0.03 and np.abs(yiq[1:, 0]).max() < 0.03
     if not keeps_luma or np.abs(chroma - rotation).max() > 0.03 or abs(angle) < 2:
