@@ -10,7 +10,7 @@ properties) and benchmarks/diagnosis_recovery.py, which writes the recovery tabl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ FAMILIES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def photo(name: str) -> np.ndarray:
     """A bundled photo as a 256x256 RGB uint8 image."""
     from PIL import Image
