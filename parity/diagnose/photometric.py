@@ -14,6 +14,7 @@ from parity.diagnose.fits import residual_of
 
 _LUMA = np.array([0.299, 0.587, 0.114])  # the weights DALI's fn.saturation/fn.hsv keep (YIQ's Y), in RGB order
 _MIN_PIXELS = 256  # unclipped pixels needed to fit a 3x3 matrix and an offset
+_FILTER_LEAVES = 0.25  # the most of the difference's energy (grey level) a filter may leave to be judged
 
 
 def _pixels(x: np.ndarray, mean, std) -> np.ndarray:
@@ -35,13 +36,16 @@ def colour_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mean=N
     if dali.shape != ref.shape or dali.ndim != 3 or dali.shape[0] != 3:
         return None
     d, r = _pixels(dali, mean, std), _pixels(ref, mean, std)
-    inside = np.all((d > 0.5) & (d < 254.5), axis=0).ravel()  # clipped on no channel
-    if np.count_nonzero(inside) < _MIN_PIXELS or float(r.std()) < 1.0:
+    # fitted where no channel is clipped (on every other row and column of a large stage); judged on every pixel
+    step = 2 if min(r.shape[1:]) >= 64 else 1
+    sample_r, sample_d = r[:, ::step, ::step].reshape(3, -1), d[:, ::step, ::step].reshape(3, -1)
+    inside = np.all((sample_d > 0.5) & (sample_d < 254.5), axis=0)
+    if np.count_nonzero(inside) < _MIN_PIXELS or float(sample_r.std()) < 1.0:
         return None
-    flat_r, flat_d = r.reshape(3, -1), d.reshape(3, -1)
+    fit_r, fit_d = sample_r[:, inside], sample_d[:, inside]
+    flat_r = r.reshape(3, -1)
     fitted = None
-    for matrix, offset in (_per_channel(flat_r[:, inside], flat_d[:, inside]),  # the simpler model first
-                           _full(flat_r[:, inside], flat_d[:, inside])):
+    for matrix, offset in (_per_channel(fit_r, fit_d), _full(fit_r, fit_d)):  # the simpler model first
         if np.allclose(matrix, np.eye(3), atol=0.02) and np.all(np.abs(offset) < 1.0):
             return None  # the identity: the difference is not a colour change
         raw = matrix @ flat_r + offset[:, None]
@@ -102,19 +106,19 @@ def colour_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mean=N
 
 def _per_channel(r: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A gain and an offset per channel, fitted by least squares: a diagonal matrix."""
-    gains, offsets = [], []
-    for x, y in zip(r, d):
-        design = np.vstack([x, np.ones_like(x)]).T
-        (gain, offset), *_ = np.linalg.lstsq(design, y, rcond=None)
-        gains.append(gain)
-        offsets.append(offset)
-    return np.diag(gains), np.array(offsets)
+    r_mean, d_mean = r.mean(1), d.mean(1)
+    rc = r - r_mean[:, None]
+    variance = np.einsum("ij,ij->i", rc, rc)
+    gains = np.einsum("ij,ij->i", rc, d - d_mean[:, None]) / np.maximum(variance, 1e-12)
+    return np.diag(gains), d_mean - gains * r_mean
 
 
 def _full(r: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A 3x3 matrix and an offset, fitted by least squares."""
-    coef, *_ = np.linalg.lstsq(np.vstack([r, np.ones((1, r.shape[1]))]).T, d.T, rcond=None)
-    return coef[:3].T, coef[3]
+    """A 3x3 matrix and an offset, fitted by least squares (the normal equations of the centred channels)."""
+    r_mean, d_mean = r.mean(1), d.mean(1)
+    rc = r - r_mean[:, None]
+    matrix = np.linalg.lstsq(rc @ rc.T, rc @ (d - d_mean[:, None]).T, rcond=None)[0].T
+    return matrix, d_mean - matrix @ r_mean
 
 
 def _saturation(matrix: np.ndarray) -> tuple[float, str] | None:
@@ -133,12 +137,13 @@ def _saturation(matrix: np.ndarray) -> tuple[float, str] | None:
 
 # RGB -> YIQ, the space fn.hsv turns the hue in (its rows: Y, I, Q)
 _YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]])
+_RGB = np.linalg.inv(_YIQ)
 
 
 def _hue(matrix: np.ndarray) -> tuple[float, float] | None:
     """``(degrees, saturation)`` when ``matrix`` keeps the luma and turns (and scales) the chroma plane, as
     fn.hsv(hue=...) does; None for a plain saturation change (no turn) or anything else."""
-    yiq = _YIQ @ matrix @ np.linalg.inv(_YIQ)
+    yiq = _YIQ @ matrix @ _RGB
     chroma = yiq[1:, 1:]
     scale = float(np.sqrt(max(np.linalg.det(chroma), 0.0)))
     angle = float(np.degrees(np.arctan2(chroma[0, 1] - chroma[1, 0], chroma[0, 0] + chroma[1, 1])))  # fn.hsv's sign
@@ -158,46 +163,63 @@ def _channel_selection(matrix: np.ndarray, offset: np.ndarray) -> tuple[int, ...
     return picked
 
 
-def _blurred(x: np.ndarray, sigma: float) -> np.ndarray:
-    """A (C,H,W) image through a Gaussian of ``sigma`` (radius round(3 sigma), mirrored edges: fn.gaussian_blur's)."""
+def _gaussian(hwc: np.ndarray, sigma: float) -> np.ndarray:
+    """A float32 (H,W) or (H,W,C) image through a Gaussian of ``sigma`` (radius round(3 sigma), mirrored edges:
+    fn.gaussian_blur's)."""
     import cv2
 
     k = 2 * int(3 * sigma + 0.5) + 1
+    return cv2.GaussianBlur(hwc, (k, k), sigma, borderType=cv2.BORDER_REFLECT_101).reshape(hwc.shape)
+
+
+def _blurred(x: np.ndarray, sigma: float) -> np.ndarray:
+    """A (C,H,W) image through fn.gaussian_blur's Gaussian of ``sigma``."""
     hwc = np.ascontiguousarray(np.moveaxis(x, 0, -1), dtype=np.float32)
-    out = cv2.GaussianBlur(hwc, (k, k), sigma, borderType=cv2.BORDER_REFLECT_101)
-    return np.moveaxis(out.reshape(hwc.shape), -1, 0).astype(np.float64)
+    return np.moveaxis(_gaussian(hwc, sigma), -1, 0).astype(np.float64)
 
 
-_SIGMAS = np.exp(np.linspace(np.log(0.3), np.log(6.0), 16))
+_SIGMAS = (0.3, 6.0)  # the range of sigma searched, in pixels
 
 
-def _unsharp(r: np.ndarray, d: np.ndarray, sigma: float) -> tuple[float, np.ndarray, float]:
-    """The amount ``a`` of ``r + a (r - G_sigma r)`` fitted to ``d`` by least squares, the model, its mean error."""
+def _sigma(r: np.ndarray, d: np.ndarray) -> tuple[float, float]:
+    """The sigma whose unsharp model ``r + a (r - G_sigma r)`` (``a`` by least squares) best fits ``d`` on the
+    grey level (the model is linear: the grey of the filtered image is the filtered grey), found by a bounded
+    Brent search on log sigma; and the fraction of ``d - r``'s energy the model leaves."""
+    from scipy.optimize import minimize_scalar
+
+    grey_r = np.ascontiguousarray(r.mean(0), dtype=np.float32)
+    change = (d.mean(0) - r.mean(0)).astype(np.float32).ravel()
+    energy = max(float(change @ change), 1e-12)
+
+    def left(log_sigma: float) -> float:
+        detail = (grey_r - _gaussian(grey_r, float(np.exp(log_sigma)))).ravel()
+        along = float(detail @ change)
+        return 1 - along * along / max(float(detail @ detail), 1e-12) / energy
+
+    best = minimize_scalar(left, bounds=np.log(_SIGMAS), method="bounded", options={"xatol": 0.01})
+    return float(np.exp(best.x)), float(best.fun)
+
+
+def _unsharp(r: np.ndarray, d: np.ndarray, sigma: float) -> tuple[float, np.ndarray]:
+    """The amount ``a`` of ``r + a (r - G_sigma r)`` fitted to ``d`` by least squares, and the model."""
     detail = r - _blurred(r, sigma)
     amount = float((detail * (d - r)).sum() / max(float((detail * detail).sum()), 1e-12))
-    model = np.clip(r + amount * detail, 0, 255)
-    return amount, model, float(np.abs(model - d).mean())
+    return amount, np.clip(r + amount * detail, 0, 255)
 
 
 def spatial_filter_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mean=None, std=None,
                          sides: Sides = PIPELINE) -> Cause | None:
     """DALI's (C,H,W) stage as the reference's through a linear spatial filter, ``r + a (r - G_sigma r)`` in pixel
     levels: a Gaussian blur (a = -1), a partial blur (-1 < a < 0) or an unsharp-mask sharpening (a > 0), with
-    sigma and a fitted."""
-    if dali.shape != ref.shape or dali.ndim != 3 or min(dali.shape[1:]) < 16 or float(ref.std()) == 0:
+    sigma and a fitted. Sigma is searched on the grey level; the model is judged once, on every channel, only
+    when it accounts for most of the difference there."""
+    if dali.shape != ref.shape or dali.ndim != 3 or min(dali.shape[1:]) < 16 or not np.ptp(ref):
         return None
     d, r = _pixels(dali, mean, std), _pixels(ref, mean, std)
-    errors = [_unsharp(r, d, sigma)[2] for sigma in _SIGMAS]
-    best = int(np.argmin(errors))
-    lo, hi = _SIGMAS[max(best - 1, 0)], _SIGMAS[min(best + 1, len(_SIGMAS) - 1)]
-    for _ in range(8):  # golden-section on the bracket around the best sigma of the grid
-        a, b = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
-        if _unsharp(r, d, a)[2] < _unsharp(r, d, b)[2]:
-            hi = b
-        else:
-            lo = a
-    sigma = (lo + hi) / 2
-    amount, model, _ = _unsharp(r, d, sigma)
+    sigma, left = _sigma(r, d)
+    if left > _FILTER_LEAVES:
+        return None
+    amount, model = _unsharp(r, d, sigma)
     if abs(amount) < 0.05:
         return None
     residual = residual_of(_values(model, mean, std), dali, tolerance)

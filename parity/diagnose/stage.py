@@ -3,8 +3,8 @@
 The pytest plugin, the CLI and ``assert_stage_close`` all diagnose through :class:`StageDiagnoser`.
 Order of the search: attributes (layout, dtype), shapes, non-finite values, a value fit against the
 reference; when geometry also diverged, the value mistake measured from DALI's own last pixel stage;
-then, on what the value causes leave, the geometry models (grayscale, padding, mirroring, shift,
-filter). What nothing explains is reported as such, with its statistics, or as following from an
+then, on what the value causes leave, the other models, cheapest first, up to the first that explains
+(grayscale, padding, mirroring, a colour transform, shift, zoom, filter). What nothing explains is reported as such, with its statistics, or as following from an
 earlier stage's divergence.
 """
 
@@ -143,9 +143,6 @@ class StageDiagnoser:
         tried: tuple = ()
         if not remainder.explained:
             geometric, tried = self._geometry(corrected, chw_e, case, mean, std, failed)
-        if not remainder.explained and not geometric:  # what the per-channel affine fit cannot express
-            colour = photometric.colour_cause(chw_a.astype(np.float64), chw_e, case.tolerance, mean, std, self.sides)
-            geometric, tried = ((colour,), ()) if colour else ((), (*tried, "a colour transform (clipped gain, 3x3)"))
         diagnosis = Diagnosis(values + geometric + attributes)
         if not remainder.explained and not geometric:
             follows = _follows(failed, ())
@@ -201,12 +198,16 @@ class StageDiagnoser:
         return causes, fit
 
     def _geometry(self, a, e, case: StageCase, mean, std, failed: list) -> tuple[tuple, tuple]:
-        """The first geometric model that explains what the value causes leave, and the names of those tried."""
+        """The first model that explains what the value causes leave (cheap ones first), and the names of those
+        tried."""
         tol, sides = case.tolerance, self.sides
         tried = []
         for name, detect in (("grayscale", lambda: fits.grayscale_cause(a, e, tol, mean, std, sides)),
                              ("padding", lambda: geometry.padding_cause(a, e, tol, sides)),
                              ("mirroring", lambda: geometry.flip_cause(a, e, tol, sides)),
+                             # what the per-channel affine fit cannot express: clipping, channels that mix
+                             ("a colour transform (clipped gain, 3x3)",
+                              lambda: photometric.colour_cause(a, e, tol, mean, std, sides)),
                              ("shift", lambda: self._shift_cause(a, e, case)),
                              ("zoom", lambda: self._zoom_cause(a, e, case)),
                              ("a blur or sharpening filter", lambda: self._spatial_filter(a, e, case, mean, std, failed))):
