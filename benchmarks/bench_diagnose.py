@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the trials live 
 from parity.diagnose.stage import diagnose_arrays  # noqa: E402
 from tests.recovery import PIXELS, dali_stage, photo, reference_stage  # noqa: E402
 
-CASES = {"translation": (0, 0), "zoom": 1.6, "blur": 1.5, "hue": 25.0, "gain": 1.5, "rotation": 90.0}
+CASES = {"translation": (0, 0), "zoom": 1.6, "blur": 1.5, "hue": 25.0, "gain": 1.5, "rotation": 90.0,
+         "translation + gain": ((0, 0), 1.5)}
 RUNS = 7
 
 
@@ -56,4 +57,4 @@ if __name__ == "__main__":
     else:
         print(f"load average {load:.1f} on {os.cpu_count()} cores")
         for family, wall, cpu, kinds in rows:
-            print(f"{family:<12} {wall:6.1f} ms wall {cpu:6.1f} ms CPU  {kinds}")
+            print(f"{family:<18} {wall:6.1f} ms wall {cpu:6.1f} ms CPU  {kinds}")

@@ -27,18 +27,23 @@ PER_FAMILY = 20  # draws per family in docs/diagnosis.md's table (seed 0)
 
 @dataclass(frozen=True)
 class Family:
-    kind: str  # the cause to name
-    bound: str  # how close the recovered parameter must be, as the docs state it
+    operators: str  # the DALI operators that apply it, as the docs show them
+    kinds: tuple  # the causes to name
+    bound: str  # how close the recovered parameters must be, as the docs state it
 
 
 FAMILIES = {
-    "translation": Family("offset", "(dy, dx) exact"),
-    "zoom": Family("zoom", "factor within 1%"),
-    "blur": Family("spatial_filter", "sigma within 10%"),
-    "hue": Family("color_transform", "angle within 2 degrees"),
-    "gain": Family("brightness_contrast", "gain within 0.02"),
-    "rotation": Family("orientation", "the turn exact"),
+    "translation": Family("`fn.slice`", ("offset",), "(dy, dx) exact"),
+    "zoom": Family("`fn.warp_affine`", ("zoom",), "factor within 1%"),
+    "blur": Family("`fn.gaussian_blur`", ("spatial_filter",), "sigma within 10%"),
+    "hue": Family("`fn.hsv`", ("color_transform",), "angle within 2 degrees"),
+    "gain": Family("`fn.brightness_contrast`", ("brightness_contrast",), "gain within 0.02"),
+    "rotation": Family("`fn.rotate`", ("orientation",), "the turn exact"),
+    # two mistakes at once: the window placed elsewhere, then a brightness change
+    "translation + gain": Family("`fn.slice`, `fn.brightness_contrast`", ("offset", "brightness_contrast"),
+                                 "(dy, dx) exact, gain within 0.02"),
 }
+_OUTPUTS = ("translation", "zoom", "blur", "hue", "gain", "rotation", "translation + gain")
 
 
 @cache
@@ -64,7 +69,8 @@ def _pipeline():
         centre = fn.crop(image, crop=(WINDOW, WINDOW))
         return (window, fn.warp_affine(centre, matrix=matrix, fill_value=0, interp_type=types.INTERP_LINEAR),
                 fn.gaussian_blur(centre, sigma=sigma), fn.hsv(centre, hue=hue),
-                fn.brightness_contrast(centre, brightness=gain), fn.rotate(centre, angle=angle, keep_size=True))
+                fn.brightness_contrast(centre, brightness=gain), fn.rotate(centre, angle=angle, keep_size=True),
+                fn.brightness_contrast(window, brightness=gain))
 
     pipe = families()
     pipe.build()
@@ -78,19 +84,19 @@ def _zoom_matrix(factor: float) -> np.ndarray:
 
 
 def dali_stage(family: str, image: np.ndarray, value) -> np.ndarray:
-    """DALI's stage for ``family`` with parameter ``value``, as (C,H,W) uint8."""
+    """DALI's stage for ``family`` with parameter ``value`` (for a composed family, a tuple of both), as (C,H,W)
+    uint8."""
     pipe = _pipeline()
-    anchor = np.array(value if family == "translation" else (ANCHOR, ANCHOR), np.int32)
-    feeds = {"IMAGE": image, "ANCHOR": anchor,
+    anchor, gain = {"translation": (value, 1.0), "translation + gain": value}.get(family, ((ANCHOR, ANCHOR), 1.0))
+    feeds = {"IMAGE": image, "ANCHOR": np.array(anchor, np.int32),
              "MATRIX": _zoom_matrix(value if family == "zoom" else 1.0),
              "SIGMA": np.float32(value if family == "blur" else 1.0), "HUE": np.float32(value if family == "hue" else 0),
-             "GAIN": np.float32(value if family == "gain" else 1.0),
+             "GAIN": np.float32(value if family == "gain" else gain),
              "ANGLE": np.float32(value if family == "rotation" else 0)}
     for name, data in feeds.items():
         pipe.feed_input(name, [data])
     outputs = [np.asarray(o[0]) for o in pipe.run()]
-    index = ["translation", "zoom", "blur", "hue", "gain", "rotation"].index(family)
-    return np.ascontiguousarray(np.moveaxis(outputs[index], -1, 0))
+    return np.ascontiguousarray(np.moveaxis(outputs[_OUTPUTS.index(family)], -1, 0))
 
 
 def reference_stage(image: np.ndarray) -> np.ndarray:
@@ -110,12 +116,16 @@ def draw(family: str, rng: np.random.Generator):
         return float(sign * rng.uniform(8, 60))
     if family == "gain":
         return float(rng.uniform(1.2, 1.8))
+    if family == "translation + gain":
+        return draw("translation", rng), draw("gain", rng)
     return float(rng.choice([90, 180, 270]))
 
 
-def recovered(family: str, value, cause) -> bool:
-    """Whether ``cause``'s parameter is ``value`` within the family's bound."""
-    p = cause.numbers
+def recovered(family: str, value, causes: tuple) -> bool:
+    """Whether the parameters of ``causes`` (the family's, in its order) are ``value`` within the family's bound."""
+    if family == "translation + gain":
+        return recovered("translation", value[0], causes[:1]) and recovered("gain", value[1], causes[1:])
+    p = causes[0].numbers
     if family == "translation":
         return (p.get("dy"), p.get("dx")) == (ANCHOR - value[0], ANCHOR - value[1])
     if family == "zoom":
@@ -128,7 +138,7 @@ def recovered(family: str, value, cause) -> bool:
         return bool(np.allclose(np.diag(p["matrix"]), value, atol=0.02))
     turns = {90: "rotated 90 degrees counter-clockwise", 180: "rotated 180 degrees",  # fn.rotate turns anticlockwise
              270: "rotated 90 degrees clockwise"}
-    return turns[int(value)] in cause.finding
+    return turns[int(value)] in causes[0].finding
 
 
 @dataclass(frozen=True)
@@ -137,7 +147,7 @@ class Trial:
     value: object
     photo: str
     kinds: tuple  # the causes named
-    recovered: bool  # the family's cause alone, with its parameter within the bound
+    recovered: bool  # the family's causes alone, with their parameters within the bound
     failed: bool  # the stage failed at all (an identity-like draw may pass)
 
 
@@ -147,9 +157,9 @@ def trial(family: str, value, name: str) -> Trial:
     dali = dali_stage(family, image, value)
     diagnosis = diagnose_arrays(dali, ref, PIXELS)
     failed = bool(diagnosis.causes) or diagnosis.unexplained is not None
-    alone = diagnosis.kinds == (FAMILIES[family].kind,)
-    return Trial(family, value, name, tuple(str(k) for k in diagnosis.kinds),
-                 alone and recovered(family, value, diagnosis.causes[0]), failed)
+    kinds = tuple(str(k) for k in diagnosis.kinds)
+    return Trial(family, value, name, kinds,
+                 kinds == FAMILIES[family].kinds and recovered(family, value, diagnosis.causes), failed)
 
 
 def trials(per_family: int, seed: int = 0) -> list[Trial]:
@@ -166,11 +176,10 @@ def table(results: list[Trial]) -> str:
     """The recovery rates per family, as docs/diagnosis.md shows them."""
     lines = ["| family | DALI operator | cause named | bound on the parameter | draws | recovered |",
              "| --- | --- | --- | --- | --- | --- |"]
-    ops = {"translation": "fn.slice", "zoom": "fn.warp_affine", "blur": "fn.gaussian_blur", "hue": "fn.hsv",
-           "gain": "fn.brightness_contrast", "rotation": "fn.rotate"}
     for family, spec in FAMILIES.items():
         mine = [t for t in results if t.family == family]
         good = sum(t.recovered for t in mine)
-        lines.append(f"| {family} | `{ops[family]}` | `{spec.kind}` | {spec.bound} | {len(mine)} | "
+        named = " + ".join(f"`{kind}`" for kind in spec.kinds)
+        lines.append(f"| {family} | {spec.operators} | {named} | {spec.bound} | {len(mine)} | "
                      f"{good}/{len(mine)} ({100 * good / max(len(mine), 1):.0f}%) |")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from parity.diagnose.causes import PIPELINE, Cause, CauseKind, Confidence, Evide
 _CLOSE = 0.03  # relative closeness for "this parameter equals that one"
 # A fitted model is judged with the stage's tolerance, its limits widened by this much: fitted parameters
 # carry estimation error that a correct pipeline's output does not.
-_SLACK = 1.05
+SLACK = 1.05
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,11 @@ def _judge(c: np.ndarray, e: np.ndarray, tolerance: Tolerance) -> Residual:
     judged = np.abs(c.astype(np.float64) - e)
     if not judged.size or not np.isfinite(judged).all():
         return Residual(float("inf"), float("inf"), 1.0, False, tolerance.atol, tolerance.max_mismatch, tolerance.unit)
-    threshold = (tolerance.atol + tolerance.rtol * np.abs(e.astype(np.float64))) * _SLACK if tolerance.rtol else \
-        tolerance.atol * _SLACK
+    threshold = (tolerance.atol + tolerance.rtol * np.abs(e.astype(np.float64))) * SLACK if tolerance.rtol else \
+        tolerance.atol * SLACK
     fraction = float(np.count_nonzero(judged > threshold)) / judged.size
     mean = float(judged.mean())
-    ok = fraction <= tolerance.max_mismatch and (tolerance.mean_atol is None or mean <= tolerance.mean_atol * _SLACK)
+    ok = fraction <= tolerance.max_mismatch and (tolerance.mean_atol is None or mean <= tolerance.mean_atol * SLACK)
     return Residual(float(judged.max()), mean, fraction, ok, tolerance.atol, tolerance.max_mismatch, tolerance.unit)
 
 

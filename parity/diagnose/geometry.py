@@ -246,33 +246,38 @@ def _fill_text(values) -> str:
     return "[" + ", ".join(f"{float(v):.6g}" for v in np.atleast_1d(values)) + "]"
 
 
+TURNS = {"rotated 90 degrees clockwise": lambda x: np.rot90(x, 1, (1, 2)),  # each turns a (C,H,W) image back
+         "rotated 90 degrees counter-clockwise": lambda x: np.rot90(x, 3, (1, 2)),
+         "rotated 180 degrees": lambda x: np.rot90(x, 2, (1, 2)),
+         "transposed": lambda x: np.swapaxes(x, 1, 2),
+         "anti-transposed": lambda x: np.rot90(np.swapaxes(x, 1, 2), 2, (1, 2))}
+
+
 def orientation_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides = PIPELINE, *,
                       decoder: bool = True) -> Cause | None:
     """DALI's image is the reference's rotated or transposed: turned back, it matches. At a decoder, EXIF
     orientation applied on one side only; elsewhere an operator that turns the image."""
-    turns = {"rotated 90 degrees clockwise": lambda x: np.rot90(x, 1, (1, 2)),
-             "rotated 90 degrees counter-clockwise": lambda x: np.rot90(x, 3, (1, 2)),
-             "rotated 180 degrees": lambda x: np.rot90(x, 2, (1, 2)),
-             "transposed": lambda x: np.swapaxes(x, 1, 2),
-             "anti-transposed": lambda x: np.rot90(np.swapaxes(x, 1, 2), 2, (1, 2))}
-    for name, turn in turns.items():
+    for name, turn in TURNS.items():
         back = turn(dali)
         if back.shape != ref.shape:
             continue
         residual = residual_of(back, ref, tolerance)
-        if residual.explained and not decoder:
-            return Cause(CauseKind.ORIENTATION, f"{sides.Actual}'s image is {sides.expected}'s {name}: an operator "
-                                                "turns it (fn.rotate, fn.transpose, fn.flip on both axes, or an "
-                                                "HW layout read as WH)",
-                         Advice("remove the rotation or transposition from the inference pipeline.", "angle"),
-                         residual.evidence(f"{sides.actual} turned back ({name})"))
         if residual.explained:
-            return Cause(CauseKind.ORIENTATION, f"{sides.Actual}'s image is {sides.expected}'s {name}: the EXIF "
-                                                "orientation is applied on one side only",
-                         Advice("apply the EXIF orientation when decoding (fn.decoders.image(..., "
-                                "adjust_orientation=True), DALI's default).", "adjust_orientation", "True"),
-                         residual.evidence(f"{sides.actual} turned back ({name})"))
+            return turned(name, residual.evidence(f"{sides.actual} turned back ({name})"), sides, decoder=decoder)
     return None
+
+
+def turned(name: str, evidence: Evidence, sides: Sides, *, decoder: bool) -> Cause:
+    """DALI's image is the reference's turned as ``name`` says (a key of :data:`TURNS`)."""
+    if not decoder:
+        return Cause(CauseKind.ORIENTATION, f"{sides.Actual}'s image is {sides.expected}'s {name}: an operator "
+                                            "turns it (fn.rotate, fn.transpose, fn.flip on both axes, or an "
+                                            "HW layout read as WH)",
+                     Advice("remove the rotation or transposition from the inference pipeline.", "angle"), evidence)
+    return Cause(CauseKind.ORIENTATION, f"{sides.Actual}'s image is {sides.expected}'s {name}: the EXIF "
+                                        "orientation is applied on one side only",
+                 Advice("apply the EXIF orientation when decoding (fn.decoders.image(..., "
+                        "adjust_orientation=True), DALI's default).", "adjust_orientation", "True"), evidence)
 
 
 def _stretched(x: np.ndarray, axis: int, pad: tuple) -> np.ndarray:
@@ -291,31 +296,47 @@ def _inner(shape: tuple, reach: int) -> tuple:
     return (slice(None),) + tuple(slice(reach, n - reach) if n > 2 * reach + 2 else slice(None) for n in shape[1:])
 
 
+MIRRORS = {"horizontally": lambda x: np.flip(x, 2), "vertically": lambda x: np.flip(x, 1)}
+
+
 def flip_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides = PIPELINE) -> Cause | None:
-    for axis, name in ((2, "horizontally"), (1, "vertically")):
-        residual = residual_of(np.flip(dali, axis), ref, tolerance)
+    for name, mirror in MIRRORS.items():
+        residual = residual_of(mirror(dali), ref, tolerance)
         if residual.explained:
-            return Cause(CauseKind.FLIP, f"{sides.Actual}'s image is mirrored {name} relative to {sides.expected}",
-                         advice.flip_advice(), residual.evidence(f"{sides.actual} mirrored back {name}"))
+            return mirrored(name, residual.evidence(f"{sides.actual} mirrored back {name}"), sides)
     return None
 
 
-def shift_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides = PIPELINE) -> Cause | None:
+def mirrored(name: str, evidence: Evidence, sides: Sides) -> Cause:
+    return Cause(CauseKind.FLIP, f"{sides.Actual}'s image is mirrored {name} relative to {sides.expected}",
+                 advice.flip_advice(), evidence)
+
+
+def shift_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides = PIPELINE,
+                candidates=None) -> Cause | None:
     """A window moved by any whole number of pixels the two windows still overlap over (a crop anchor rounded or
-    placed differently), found by phase correlation and judged where the windows overlap."""
+    placed differently), found by phase correlation (``candidates``: its shifts, when already computed) and judged
+    where the windows overlap."""
     from parity.diagnose.registration import translation
 
-    moved = translation(dali, ref, tolerance)
+    moved = translation(dali, ref, tolerance, candidates)
     if moved is None:
         return None
-    dy, dx = moved.dy, moved.dx
+    evidence = moved.residual.evidence(f"{sides.actual} shifted back by ({-moved.dy}, {-moved.dx}), judged where "
+                                       f"both windows overlap ({100 * moved.overlap:.0f}% of the stage)",
+                                       {"dy": moved.dy, "dx": moved.dx})
+    return shifted(moved.dy, moved.dx, moved.before, evidence, sides)
+
+
+def shifted(dy: int, dx: int, before: float, evidence: Evidence, sides: Sides, also: str = "") -> Cause:
+    """DALI's window moved by (dy, dx) from the reference's; ``before``: the mean error over the overlap before the
+    shift is undone, ``evidence`` what is left after (params dy, dx), ``also`` what else was undone for it."""
     small = max(abs(dy), abs(dx)) <= _FEW
     why = "a crop offset or padding split rounded differently" if small else "the crop window is placed elsewhere"
+    undone = f"shifted back and {also}" if also else "shifted back"
     return Cause(CauseKind.OFFSET, f"{sides.Actual}'s image is shifted by {dy} rows and {dx} columns from "
-                                   f"{sides.expected} (mean error {moved.before:.3g} falls to "
-                                   f"{moved.residual.mean_abs:.3g} when shifted back): {why}", advice.shift_advice(),
-                 moved.residual.evidence(f"{sides.actual} shifted back by ({-dy}, {-dx}), judged where both windows "
-                                         f"overlap ({100 * moved.overlap:.0f}% of the stage)", {"dy": dy, "dx": dx}))
+                                   f"{sides.expected} (mean error {before:.3g} falls to {evidence.residual_mean:.3g} "
+                                   f"when {undone}): {why}", advice.shift_advice(), evidence)
 
 
 def zoom_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides = PIPELINE) -> Cause | None:
@@ -337,11 +358,11 @@ def zoom_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: S
 
 def _smooth(x: np.ndarray, radius: int) -> np.ndarray:
     """A (2r+1)-box mean over each channel (edges clamped): what survives of an image after a resampling
-    filter's own high frequencies are removed."""
+    filter's own high frequencies are removed. In single precision unless ``x`` is in double."""
     import cv2
 
     k = 2 * radius + 1
-    hwc = np.ascontiguousarray(np.moveaxis(x, 0, -1), dtype=np.float64)
+    hwc = np.ascontiguousarray(np.moveaxis(x, 0, -1), dtype=np.result_type(x.dtype, np.float32))
     out = cv2.blur(hwc, (k, k), borderType=cv2.BORDER_REPLICATE).reshape(hwc.shape)
     return np.moveaxis(out, -1, 0)
 

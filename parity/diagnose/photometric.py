@@ -10,7 +10,7 @@ import numpy as np
 
 from parity.config.load import Tolerance
 from parity.diagnose.causes import PIPELINE, Advice, Cause, CauseKind, Sides, fmt
-from parity.diagnose.fits import residual_of
+from parity.diagnose.fits import SLACK, residual_of
 
 _LUMA = np.array([0.299, 0.587, 0.114])  # the weights DALI's fn.saturation/fn.hsv keep (YIQ's Y), in RGB order
 _MIN_PIXELS = 256  # unclipped pixels needed to fit a 3x3 matrix and an offset
@@ -48,6 +48,8 @@ def colour_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mean=N
     for matrix, offset in (_per_channel(fit_r, fit_d), _full(fit_r, fit_d)):  # the simpler model first
         if np.allclose(matrix, np.eye(3), atol=0.02) and np.all(np.abs(offset) < 1.0):
             return None  # the identity: the difference is not a colour change
+        if _hopeless(np.clip(matrix @ sample_r + offset[:, None], 0, 255), sample_d, tolerance, mean, std):
+            continue
         raw = matrix @ flat_r + offset[:, None]
         residual = residual_of(_values(np.clip(raw, 0, 255).reshape(r.shape), mean, std), dali, tolerance)
         if residual.explained:
@@ -102,6 +104,16 @@ def colour_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mean=N
                  f"{fmt(matrix[1])}, {fmt(matrix[2])}; offset {fmt(offset)}){clipping}: hue, saturation or a "
                  "colour twist",
                  advice, residual.evidence(f"{sides.actual} = clip(M @ {sides.expected} + b, 0, 255)", params))
+
+
+def _hopeless(model: np.ndarray, d: np.ndarray, tolerance: Tolerance, mean, std) -> bool:
+    """A colour model that leaves ten times the allowed fraction beyond the limit on the (3, N) pixels it was
+    fitted on (and those it clips): not worth judging on every pixel."""
+    if mean is not None and std is not None:  # the limit is in the stage's units
+        m, s = np.asarray(mean, float)[:, None], np.asarray(std, float)[:, None]
+        model, d = (model - m) / s, (d - m) / s
+    beyond = np.abs(model - d) > (tolerance.atol + tolerance.rtol * np.abs(d)) * SLACK
+    return float(np.count_nonzero(beyond)) / beyond.size > 10 * tolerance.max_mismatch + 0.01
 
 
 def _per_channel(r: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

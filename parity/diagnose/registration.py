@@ -54,7 +54,7 @@ def _peaks(dali: np.ndarray, ref: np.ndarray) -> list[tuple[int, int]]:
     return shifts
 
 
-def _windows(shape: tuple, dy: int, dx: int) -> tuple[tuple, tuple]:
+def windows(shape: tuple, dy: int, dx: int) -> tuple[tuple, tuple]:
     """The index of the overlap in DALI's stage and in the reference's, for DALI(y, x) = reference(y - dy, x - dx)."""
     h, w = shape[1:]
     d = (slice(None), slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0)))
@@ -62,23 +62,30 @@ def _windows(shape: tuple, dy: int, dx: int) -> tuple[tuple, tuple]:
     return d, r
 
 
-def translation(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance) -> Translation | None:
-    """The translation that explains DALI's stage on the pixels both windows show, if one does (never (0, 0)).
+def shifts(dali: np.ndarray, ref: np.ndarray) -> list[tuple[int, int]]:
+    """The candidate translations (dy, dx) of DALI's (C,H,W) stage, best first: the phase correlation's peaks other
+    than (0, 0) whose windows still share enough of the stage. Phase correlation weighs every frequency alike, so
+    a colour change or a blur on top of the shift leaves its peak in place."""
+    if dali.shape != ref.shape or dali.ndim != 3 or min(dali.shape[1:]) < 8 or not np.ptp(ref):
+        return []
+    h, w = dali.shape[1:]
+    return [(dy, dx) for dy, dx in _peaks(dali, ref)
+            if (dy, dx) != (0, 0) and (h - abs(dy)) * (w - abs(dx)) >= _MIN_OVERLAP * h * w]
+
+
+def translation(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, candidates=None) -> Translation | None:
+    """The translation that explains DALI's stage on the pixels both windows show, if one does (never (0, 0));
+    ``candidates``: :func:`shifts` of the pair, when already computed.
 
     A shift that merely moves a difference out of the overlap is not taken: the shift must also bring the mean
     difference over those pixels down to a third."""
-    if dali.shape != ref.shape or dali.ndim != 3 or min(dali.shape[1:]) < 8 or not np.ptp(ref):
-        return None
-    h, w = dali.shape[1:]
-    for dy, dx in _peaks(dali, ref):
-        overlap = (h - abs(dy)) * (w - abs(dx)) / (h * w)
-        if (dy, dx) == (0, 0) or overlap < _MIN_OVERLAP:
-            continue
-        d, r = _windows(dali.shape, dy, dx)
+    h, w = dali.shape[1:] if dali.ndim == 3 else (0, 0)
+    for dy, dx in shifts(dali, ref) if candidates is None else candidates:
+        d, r = windows(dali.shape, dy, dx)
         residual = residual_of(dali[d], ref[r], dataclasses.replace(tolerance, border=0))
         before = float(np.abs(dali[d].astype(np.float64) - ref[d]).mean())
         if residual.explained and residual.mean_abs <= before / 3:
-            return Translation(dy, dx, residual, overlap, before)
+            return Translation(dy, dx, residual, (h - abs(dy)) * (w - abs(dx)) / (h * w), before)
     return None
 
 
@@ -94,7 +101,7 @@ class Zoom:
 
 def _warp(x: np.ndarray, factor: float) -> np.ndarray:
     """A (C,H,W) stage magnified ``factor`` times about its centre (bilinear; smoothed first when it shrinks, as
-    an antialiasing resize is), NaN where it has no pixels."""
+    an antialiasing resize is), NaN where it has no pixels; in single precision."""
     import cv2
 
     h, w = x.shape[1:]
@@ -105,7 +112,7 @@ def _warp(x: np.ndarray, factor: float) -> np.ndarray:
     nan = float("nan")
     out = cv2.warpAffine(source, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                          borderValue=(nan, nan, nan, nan))
-    return np.moveaxis(out.reshape(h, w, -1), -1, 0).astype(np.float64)
+    return np.moveaxis(out.reshape(h, w, -1), -1, 0)
 
 
 def _pair(dali: np.ndarray, ref: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -158,7 +165,7 @@ def zoom(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, smooth) -> Zoo
     factor = (lo + hi) / 2
     if abs(np.log(factor)) < 0.01:
         return None
-    moved, other, inner = _pair(dali.astype(np.float64), ref.astype(np.float64), factor)
+    moved, other, inner = _pair(dali.astype(np.float32), ref.astype(np.float32), factor)
     a, b = moved[inner], other[inner]
     if min(a.shape[1:]) < 16:
         return None

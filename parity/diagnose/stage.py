@@ -11,13 +11,14 @@ earlier stage's divergence.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from parity.compare.arrays import StageResult
 from parity.config.load import Tolerance
-from parity.diagnose import advice, eval_sizes, fits, geometry, photometric
+from parity.diagnose import advice, composed, eval_sizes, fits, geometry, photometric, registration
 from parity.diagnose.causes import (
     ARRAYS,
     NORMALIZATION_KINDS,
@@ -201,14 +202,14 @@ class StageDiagnoser:
         """The first model that explains what the value causes leave (cheap ones first), and the names of those
         tried."""
         tol, sides = case.tolerance, self.sides
+        shifts = functools.cache(lambda: registration.shifts(a, e))  # the translation's and the composition's
         tried = []
         for name, detect in (("grayscale", lambda: fits.grayscale_cause(a, e, tol, mean, std, sides)),
                              ("padding", lambda: geometry.padding_cause(a, e, tol, sides)),
                              ("mirroring", lambda: geometry.flip_cause(a, e, tol, sides)),
                              # what the per-channel affine fit cannot express: clipping, channels that mix
-                             ("a colour transform (clipped gain, 3x3)",
-                              lambda: photometric.colour_cause(a, e, tol, mean, std, sides)),
-                             ("shift", lambda: self._shift_cause(a, e, case)),
+                             ("a colour transform (clipped gain, 3x3)", lambda: self._colour(a, e, case, mean, std, failed)),
+                             ("shift", lambda: self._shift_cause(a, e, case, shifts())),
                              ("zoom", lambda: self._zoom_cause(a, e, case)),
                              ("a blur or sharpening filter", lambda: self._spatial_filter(a, e, case, mean, std, failed))):
             cause = detect()
@@ -216,17 +217,41 @@ class StageDiagnoser:
                 return (cause,), ()
             tried.append(name)
         if _filter_may_explain(failed):
-            cause = self._resize_as_written(a, case) or geometry.interpolation_cause(a, e, tol)
+            cause = self._resampling(a, e, case)
             if cause:
-                return (self._resize_cause(cause, case),), ()
+                return (cause,), ()
             tried.append("a resampling filter")
+        both = composed.composed_causes(a, e, tol, mean, std, sides=sides, decoder=_decodes(case.operator),
+                                        filters=self._filter_allowed(case, failed), shifts=shifts())
+        if both:
+            geometric, colour = both
+            return (self._named_shift(geometric, case), colour), ()
+        tried.append("a geometric and a photometric mistake at once")
         return (), ("channel order and per-channel scale/offset", *tried)
 
-    def _shift_cause(self, a, e, case: StageCase) -> Cause | None:
-        """A shifted window, named with the reference's own crop arithmetic where it explains the shift."""
-        cause = geometry.shift_cause(a, e, case.tolerance, self.sides)
-        if cause is None:
-            return None
+    def _colour(self, a, e, case: StageCase, mean, std, failed: list) -> Cause | None:
+        """A colour transform, unless a resampling filter explains the stage too (on a checkerboard, a bicubic
+        filter's overshoot fits a contrast change): the filter, the likelier mistake, is named then, as when the
+        colour transform is tried after every geometric model."""
+        colour = photometric.colour_cause(a, e, case.tolerance, mean, std, self.sides)
+        if colour is None or not _filter_may_explain(failed):
+            return colour
+        return self._resampling(a, e, case) or colour
+
+    def _resampling(self, a, e, case: StageCase) -> Cause | None:
+        """Another resize filter, antialiasing or sub-pixel scale, named at the resize's argument where it is one."""
+        cause = self._resize_as_written(a, case) or geometry.interpolation_cause(a, e, case.tolerance)
+        return None if cause is None else self._resize_cause(cause, case)
+
+    def _shift_cause(self, a, e, case: StageCase, candidates: list) -> Cause | None:
+        cause = geometry.shift_cause(a, e, case.tolerance, self.sides, candidates)
+        return None if cause is None else self._named_shift(cause, case)
+
+    @staticmethod
+    def _named_shift(cause: Cause, case: StageCase) -> Cause:
+        """A shifted window named with the reference's own crop arithmetic where it explains the shift."""
+        if cause.kind != CauseKind.OFFSET:
+            return cause
         out_hw = geometry.spatial_size(case.shape or case.actual.shape, case.shape_layout or case.layout)
         op = case.operator
         named = eval_sizes.crop_anchor_cause(cause, case.ref_step, case.step_input_hw, out_hw, op.where if op else "")
@@ -243,17 +268,18 @@ class StageDiagnoser:
             return cause
         return advice.order_cause(cause, case.step_input_hw, op.where)
 
+    def _spatial_filter(self, a, e, case: StageCase, mean, std, failed: list) -> Cause | None:
+        if not self._filter_allowed(case, failed):
+            return None
+        return photometric.spatial_filter_cause(a, e, case.tolerance, mean, std, self.sides)
+
     @staticmethod
-    def _spatial_filter(a, e, case: StageCase, mean, std, failed: list) -> Cause | None:
-        """A blur or sharpening, at the first stage that diverges; not at a resize whose filter arguments differ
-        from the reference's, where a filter swap is the cause to name."""
+    def _filter_allowed(case: StageCase, failed: list) -> bool:
+        """A blur or sharpening is named at the first stage that diverges; not at a resize whose filter arguments
+        differ from the reference's, where a filter swap is the cause to name."""
         op = case.operator
-        if failed:
-            return None
-        if op is not None and op.op == "Resize" and case.ref_step is not None and \
-                advice.resize_arguments(op.args, case.ref_step):
-            return None
-        return photometric.spatial_filter_cause(a, e, case.tolerance, mean, std)
+        return not failed and not (op is not None and op.op == "Resize" and case.ref_step is not None and
+                                   advice.resize_arguments(op.args, case.ref_step))
 
     @staticmethod
     def _resize_as_written(a, case: StageCase) -> Cause | None:
