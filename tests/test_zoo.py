@@ -46,8 +46,8 @@ def test_broken_pipeline_is_caught_and_named_for_its_cause(name):
     if entry.kind == RANDOM:
         first = outcome.determinism.message().splitlines()[0]
         assert outcome.determinism.operators[0].where.startswith("pipelines.py:") and "fn." in first, first
-    else:  # one mistake, one cause: nothing else is blamed
-        assert outcome.kinds == {entry.kind}, outcome.named
+    else:  # one cause per mistake: nothing else is blamed
+        assert outcome.kinds == {entry.kind, *entry.also}, outcome.named
 
 
 def test_the_zoo_covers_the_deployment_bugs_users_report():
