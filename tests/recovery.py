@@ -2,9 +2,10 @@
 recovers: the family's cause alone, and its parameter within a stated bound.
 
 The reference's stage is a 224x224 window at (16, 16) of a 256x256 photo; DALI's is the same window through
-one operator with drawn parameters (fn.slice elsewhere, fn.warp_affine zooming about the centre,
-fn.gaussian_blur, fn.hsv, fn.brightness_contrast, fn.rotate). Used by tests/test_diagnose.py (hypothesis
-properties) and benchmarks/diagnosis_recovery.py, which writes the recovery table of docs/diagnosis.md.
+one operator with drawn parameters (fn.slice elsewhere, fn.warp_affine zooming in or out about the centre,
+fn.gaussian_blur, fn.hsv, fn.brightness_contrast, fn.rotate; fn.slice then fn.brightness_contrast for two mistakes
+at once). Used by tests/test_diagnose.py (hypothesis properties) and benchmarks/diagnosis_recovery.py, which
+writes the recovery table of docs/diagnosis.md.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ FAMILIES = {
     "hue": Family("`fn.hsv`", ("color_transform",), "angle within 2 degrees"),
     "gain": Family("`fn.brightness_contrast`", ("brightness_contrast",), "gain within 0.02"),
     "rotation": Family("`fn.rotate`", ("orientation",), "the turn exact"),
+    "zoom out": Family("`fn.warp_affine`", ("zoom",), "factor within 1%"),  # DALI shows more of the image, smaller
     # two mistakes at once: the window placed elsewhere, then a brightness change
     "translation + gain": Family("`fn.slice`, `fn.brightness_contrast`", ("offset", "brightness_contrast"),
                                  "(dy, dx) exact, gain within 0.02"),
@@ -89,14 +91,14 @@ def dali_stage(family: str, image: np.ndarray, value) -> np.ndarray:
     pipe = _pipeline()
     anchor, gain = {"translation": (value, 1.0), "translation + gain": value}.get(family, ((ANCHOR, ANCHOR), 1.0))
     feeds = {"IMAGE": image, "ANCHOR": np.array(anchor, np.int32),
-             "MATRIX": _zoom_matrix(value if family == "zoom" else 1.0),
+             "MATRIX": _zoom_matrix(value if family in ("zoom", "zoom out") else 1.0),
              "SIGMA": np.float32(value if family == "blur" else 1.0), "HUE": np.float32(value if family == "hue" else 0),
              "GAIN": np.float32(value if family == "gain" else gain),
              "ANGLE": np.float32(value if family == "rotation" else 0)}
     for name, data in feeds.items():
         pipe.feed_input(name, [data])
     outputs = [np.asarray(o[0]) for o in pipe.run()]
-    return np.ascontiguousarray(np.moveaxis(outputs[_OUTPUTS.index(family)], -1, 0))
+    return np.ascontiguousarray(np.moveaxis(outputs[_OUTPUTS.index(family.replace(" out", ""))], -1, 0))
 
 
 def reference_stage(image: np.ndarray) -> np.ndarray:
@@ -110,6 +112,8 @@ def draw(family: str, rng: np.random.Generator):
         return tuple(int(v) for v in rng.integers(0, SIDE - WINDOW + 1, 2))
     if family == "zoom":
         return float(rng.uniform(1.1, 2.5))
+    if family == "zoom out":
+        return float(rng.uniform(0.5, 0.9))
     if family == "blur":
         return float(rng.uniform(0.6, 3.0))
     if family == "hue":
@@ -128,7 +132,7 @@ def recovered(family: str, value, causes: tuple) -> bool:
     p = causes[0].numbers
     if family == "translation":
         return (p.get("dy"), p.get("dx")) == (ANCHOR - value[0], ANCHOR - value[1])
-    if family == "zoom":
+    if family in ("zoom", "zoom out"):
         return abs(p["factor"] / value - 1) <= 0.01
     if family == "blur":
         return abs(p["sigma"] / value - 1) <= 0.1 and abs(p["amount"] + 1) <= 0.1

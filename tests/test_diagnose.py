@@ -526,6 +526,7 @@ def test_a_rotation_in_the_pipeline_is_named_on_square_and_portrait_images(tmp_p
 FAMILY_DRAWS = {  # one draw per family: parameters drawn over each family's whole range
     "translation": st.tuples(st.integers(0, 32), st.integers(0, 32)).filter(lambda a: a != (16, 16)),
     "zoom": st.floats(1.1, 2.5),
+    "zoom out": st.floats(0.5, 0.9),
     "blur": st.floats(0.6, 3.0),
     "hue": st.one_of(st.floats(-60, -8), st.floats(8, 60)),
     "gain": st.floats(1.2, 1.8),
@@ -536,7 +537,7 @@ FAMILY_DRAWS = {  # one draw per family: parameters drawn over each family's who
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), family=st.sampled_from(sorted(FAMILY_DRAWS)), photo=st.sampled_from(recovery.PHOTOS))
 def test_a_mistake_applied_by_a_dali_operator_is_named_with_its_parameter(data, family, photo):
-    """fn.slice elsewhere, fn.warp_affine zooming, fn.gaussian_blur, fn.hsv, fn.brightness_contrast or fn.rotate on
+    """fn.slice elsewhere, fn.warp_affine zooming in or out, fn.gaussian_blur, fn.hsv, fn.brightness_contrast or fn.rotate on
     an otherwise exact stage: its family's cause alone is named, the parameter recovered within the stated bound."""
     value = data.draw(FAMILY_DRAWS[family])
     trial = recovery.trial(family, value, photo)
@@ -560,3 +561,15 @@ def test_the_recovery_table_in_the_docs_is_what_the_seeded_draws_give():
     page = (ROOT / "docs" / "diagnosis.md").read_text()
     assert recovery.table(recovery.trials(recovery.PER_FAMILY)) in page, \
         "docs/diagnosis.md is behind: python benchmarks/diagnosis_recovery.py --markdown > d.md && mv d.md docs/diagnosis.md"
+
+
+@pytest.mark.parametrize("picked", [(0, 1, 0), (2, 1, 2), (0, 0, 2), (1, 1, 2)])
+def test_a_channel_copied_over_another_is_named_with_the_channels_it_holds(picked):
+    """A channel slice or concatenation with a wrong index repeats one channel in place of another: no permutation
+    and no mixing explain it, the 3x3 colour fit does, and each channel's source is named."""
+    pixels = np.clip(_textured(), 0, 255).round()
+    diagnosis = diagnose_arrays(pixels[list(picked)], pixels, PIXELS)
+    [cause] = diagnosis.causes
+    assert cause.kind == "color_transform" and "a channel copied over another" in cause.finding, str(diagnosis)
+    assert tuple(cause.evidence.params["channels"]) == picked
+    assert cause.evidence.residual_beyond <= PIXELS.max_mismatch

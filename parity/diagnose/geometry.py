@@ -356,6 +356,17 @@ def zoom_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: S
                                          "both smoothed by a 13x13 box", {"factor": f}))
 
 
+def centre_window(x: np.ndarray, hw: tuple) -> np.ndarray:
+    """The (C, hw) window of a (C,H,W) image about its exact centre (bilinear where the centre falls between
+    pixels)."""
+    import cv2
+
+    hwc = np.ascontiguousarray(np.moveaxis(x, 0, -1), dtype=np.float32)
+    centre = ((x.shape[2] - 1) / 2, (x.shape[1] - 1) / 2)
+    window = cv2.getRectSubPix(hwc, (int(hw[1]), int(hw[0])), centre)
+    return np.moveaxis(window.reshape(int(hw[0]), int(hw[1]), -1), -1, 0).astype(np.float64)
+
+
 def _smooth(x: np.ndarray, radius: int) -> np.ndarray:
     """A (2r+1)-box mean over each channel (edges clamped): what survives of an image after a resampling
     filter's own high frequencies are removed. In single precision unless ``x`` is in double."""

@@ -125,6 +125,9 @@ class StageDiagnoser:
                 for c in geometry.shape_causes(case.shape or a.shape, e.shape, case.shape_layout or case.layout,
                                                ref_layout=case.ref_layout, input_hw=case.input_hw, sides=self.sides,
                                                turned=lambda: _turned(a, e, case)))
+            if any(c.kind == CauseKind.STRETCH for c in shapes):  # the pixels may tell a crop taken first
+                shapes = tuple(self._crop_first(a, e, case) or c if c.kind == CauseKind.STRETCH else c
+                               for c in shapes)
             own, _ = self._own_value_causes(case)
             return self._with_advice(Diagnosis(own + shapes + attributes, follows_from=_follows(failed, shapes)), case,
                                      failed)
@@ -228,6 +231,22 @@ class StageDiagnoser:
             return (self._named_shift(geometric, case), colour), ()
         tried.append("a geometric and a photometric mistake at once")
         return (), ("channel order and per-channel scale/offset", *tried)
+
+    def _crop_first(self, a, e, case: StageCase) -> Cause | None:
+        """At a resize whose output fits within the reference's (another aspect ratio, so sizes say "stretch"): the
+        output is the centre of the reference's magnified, a window cropped before the resize and enlarged."""
+        op = case.operator
+        if op is None or op.op != "Resize" or not case.step_input_hw or a.ndim != 3 or e.ndim != 3:
+            return None
+        d = _chw(a, case.shape_layout or case.layout).astype(np.float64)
+        r = _chw(e, case.ref_layout or case.layout)
+        if d.shape[0] != r.shape[0] or d.shape[1] > r.shape[1] or d.shape[2] > r.shape[2]:
+            return None
+        zoom = geometry.zoom_cause(d, geometry.centre_window(r, d.shape[1:]), case.tolerance, self.sides)
+        if zoom is None:
+            return None
+        ordered = advice.order_cause(zoom, case.step_input_hw, op.where, d.shape[1:], r.shape[1:])
+        return ordered if ordered.kind == CauseKind.OPERATOR_ORDER else None
 
     def _colour(self, a, e, case: StageCase, mean, std, failed: list) -> Cause | None:
         """A colour transform, unless a resampling filter explains the stage too (on a checkerboard, a bicubic
