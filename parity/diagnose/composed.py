@@ -25,10 +25,11 @@ _WHAT = {CauseKind.BRIGHTNESS_CONTRAST: "brightness change", CauseKind.COLOR_TRA
 
 @dataclass(frozen=True)
 class _Undone:
-    """DALI's stage with a geometric mistake undone, against the reference's pixels it then shows."""
+    """A geometric mistake undone: ``undo`` maps DALI's (C,H,W) stage (or its grey level) back onto the reference's
+    pixels at ``ref_index``."""
 
-    dali: np.ndarray
-    ref: np.ndarray
+    undo: Callable[[np.ndarray], np.ndarray]
+    ref_index: tuple
     tolerance: Tolerance
     how: str  # how it was undone, for the evidence
     params: dict
@@ -38,19 +39,23 @@ class _Undone:
 
 def _registrations(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides, decoder: bool,
                    shifts: list) -> Iterator[_Undone]:
+    whole = (slice(None),) * 3
     for name, mirror in geometry.MIRRORS.items():
-        yield _Undone(mirror(dali), ref, tolerance, f"mirrored back {name}", {}, partial(_mirrored, name, sides), True)
+        yield _Undone(mirror, whole, tolerance, f"mirrored back {name}", {}, partial(_mirrored, name, sides), True)
     for name, turn in geometry.TURNS.items():
-        back = turn(dali)
-        if back.shape == ref.shape:
-            yield _Undone(back, ref, tolerance, f"turned back ({name})", {}, partial(_turned, name, sides, decoder),
+        if turn(dali[:1]).shape[1:] == ref.shape[1:]:
+            yield _Undone(turn, whole, tolerance, f"turned back ({name})", {}, partial(_turned, name, sides, decoder),
                           True)
     for dy, dx in shifts[:1]:
         d, r = registration.windows(dali.shape, dy, dx)
         before = float(np.abs(dali[d].astype(np.float64) - ref[d]).mean())
-        yield _Undone(dali[d], ref[r], dataclasses.replace(tolerance, border=0),
+        yield _Undone(partial(_window, d), r, dataclasses.replace(tolerance, border=0),
                       f"shifted back by ({-dy}, {-dx}), judged where both windows overlap", {"dy": dy, "dx": dx},
                       partial(_shifted, dy, dx, before, sides), False)
+
+
+def _window(index: tuple, x: np.ndarray) -> np.ndarray:
+    return x[index]
 
 
 def _mirrored(name: str, sides: Sides, evidence: Evidence, also: str) -> Cause:
@@ -66,8 +71,8 @@ def _shifted(dy: int, dx: int, before: float, sides: Sides, evidence: Evidence, 
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """The correlation of the two (C,H,W) stages' grey levels (sampled every other row and column)."""
-    x, y = a[:, ::2, ::2].mean(0).ravel(), b[:, ::2, ::2].mean(0).ravel()
+    """The correlation of two (1,H,W) grey levels (sampled every other row and column)."""
+    x, y = a[0, ::2, ::2].ravel(), b[0, ::2, ::2].ravel()
     x, y = x - x.mean(), y - y.mean()
     scale = float(np.sqrt((x @ x) * (y @ y)))
     return float(x @ y) / scale if scale > 0 else 0.0
@@ -81,12 +86,14 @@ def composed_causes(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mea
     if dali.shape != ref.shape or dali.ndim != 3 or dali.shape[0] != 3:
         return None
     shifts = registration.shifts(dali, ref) if shifts is None else shifts
+    grey_d, grey_r = dali.mean(0, keepdims=True, dtype=np.float32), ref.mean(0, keepdims=True, dtype=np.float32)
     for undone in _registrations(dali, ref, tolerance, sides, decoder, shifts):
-        if _correlation(undone.dali, undone.ref) < _STRUCTURE:
+        if _correlation(undone.undo(grey_d), grey_r[undone.ref_index]) < _STRUCTURE:
             continue
         fits = [photometric.colour_cause] + ([photometric.spatial_filter_cause] if filters and undone.whole else [])
+        back, target = undone.undo(dali), ref[undone.ref_index]
         for fit in fits:
-            found = fit(undone.dali, undone.ref, undone.tolerance, mean, std, sides)
+            found = fit(back, target, undone.tolerance, mean, std, sides)
             if found is not None and found.evidence is not None:
                 model = f"{sides.actual} {undone.how}, then {found.evidence.model}"
                 geometric = undone.cause(dataclasses.replace(found.evidence, model=model, params=undone.params),
