@@ -573,3 +573,20 @@ def test_a_channel_copied_over_another_is_named_with_the_channels_it_holds(picke
     assert cause.kind == "color_transform" and "a channel copied over another" in cause.finding, str(diagnosis)
     assert tuple(cause.evidence.params["channels"]) == picked
     assert cause.evidence.residual_beyond <= PIXELS.max_mismatch
+
+
+@pytest.mark.parametrize("family, value, turn, kinds", [
+    ("blur", 1.5, lambda x: x[:, :, ::-1], ("flip", "spatial_filter")),
+    ("hue", 30.0, lambda x: np.rot90(x, 1, (1, 2)), ("orientation", "color_transform")),
+    ("gain", 1.4, lambda x: x[:, ::-1], ("flip", "brightness_contrast")),
+])
+def test_a_turned_or_mirrored_image_with_a_colour_change_or_a_blur_is_named_as_both(family, value, turn, kinds):
+    """fn.gaussian_blur, fn.hsv or fn.brightness_contrast on DALI's stage, then a mirror or a turn: undone, the
+    geometry leaves what the photometric model explains, and both are named with the residual left by both."""
+    image = recovery.photo("chelsea.png")
+    dali = np.ascontiguousarray(turn(recovery.dali_stage(family, image, value)))
+    diagnosis = diagnose_arrays(dali, recovery.reference_stage(image), recovery.PIXELS)
+    assert diagnosis.kinds == kinds, str(diagnosis)
+    geometric, photometric = diagnosis.causes
+    assert recovery.recovered(family, value, (photometric,)), photometric.evidence
+    assert geometric.evidence.residual_beyond == photometric.evidence.residual_beyond <= recovery.PIXELS.max_mismatch
