@@ -24,7 +24,7 @@ from parity.diagnose.stage import StageCase, StageDiagnoser  # noqa: E402
 from tests.recovery import PIXELS, dali_stage, photo, reference_stage  # noqa: E402
 
 CASES = {"translation": (0, 0), "zoom": 1.6, "blur": 1.5, "hue": 25.0, "gain": 1.5, "rotation": 90.0, "zoom out": 0.7,
-         "translation + gain": ((0, 0), 1.5)}
+         "translation + gain": ((0, 0), 1.5), "zoom + gain": (1.6, 1.3)}
 RUNS = 7
 
 

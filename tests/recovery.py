@@ -44,8 +44,10 @@ FAMILIES = {
     # two mistakes at once: the window placed elsewhere, then a brightness change
     "translation + gain": Family("`fn.slice`, `fn.brightness_contrast`", ("offset", "brightness_contrast"),
                                  "(dy, dx) exact, gain within 0.02"),
+    "zoom + gain": Family("`fn.warp_affine`, `fn.brightness_contrast`", ("zoom", "brightness_contrast"),
+                          "factor within 1%, gain within 0.02"),
 }
-_OUTPUTS = ("translation", "zoom", "blur", "hue", "gain", "rotation", "translation + gain")
+_OUTPUTS = ("translation", "zoom", "blur", "hue", "gain", "rotation", "translation + gain", "zoom + gain")
 
 
 @cache
@@ -69,10 +71,10 @@ def _pipeline():
         sigma, hue, gain, angle = (fn.external_source(name=n) for n in ("SIGMA", "HUE", "GAIN", "ANGLE"))
         window = fn.slice(image, anchor, types.Constant([WINDOW, WINDOW], dtype=types.INT32), axis_names="HW")
         centre = fn.crop(image, crop=(WINDOW, WINDOW))
-        return (window, fn.warp_affine(centre, matrix=matrix, fill_value=0, interp_type=types.INTERP_LINEAR),
-                fn.gaussian_blur(centre, sigma=sigma), fn.hsv(centre, hue=hue),
+        zoomed = fn.warp_affine(centre, matrix=matrix, fill_value=0, interp_type=types.INTERP_LINEAR)
+        return (window, zoomed, fn.gaussian_blur(centre, sigma=sigma), fn.hsv(centre, hue=hue),
                 fn.brightness_contrast(centre, brightness=gain), fn.rotate(centre, angle=angle, keep_size=True),
-                fn.brightness_contrast(window, brightness=gain))
+                fn.brightness_contrast(window, brightness=gain), fn.brightness_contrast(zoomed, brightness=gain))
 
     pipe = families()
     pipe.build()
@@ -90,8 +92,8 @@ def dali_stage(family: str, image: np.ndarray, value) -> np.ndarray:
     uint8."""
     pipe = _pipeline()
     anchor, gain = {"translation": (value, 1.0), "translation + gain": value}.get(family, ((ANCHOR, ANCHOR), 1.0))
-    feeds = {"IMAGE": image, "ANCHOR": np.array(anchor, np.int32),
-             "MATRIX": _zoom_matrix(value if family in ("zoom", "zoom out") else 1.0),
+    factor, gain = {"zoom": (value, gain), "zoom out": (value, gain), "zoom + gain": value}.get(family, (1.0, gain))
+    feeds = {"IMAGE": image, "ANCHOR": np.array(anchor, np.int32), "MATRIX": _zoom_matrix(factor),
              "SIGMA": np.float32(value if family == "blur" else 1.0), "HUE": np.float32(value if family == "hue" else 0),
              "GAIN": np.float32(value if family == "gain" else gain),
              "ANGLE": np.float32(value if family == "rotation" else 0)}
@@ -120,15 +122,15 @@ def draw(family: str, rng: np.random.Generator):
         return float(sign * rng.uniform(8, 60))
     if family == "gain":
         return float(rng.uniform(1.2, 1.8))
-    if family == "translation + gain":
-        return draw("translation", rng), draw("gain", rng)
+    if family in ("translation + gain", "zoom + gain"):
+        return draw(family.split(" + ")[0], rng), draw("gain", rng)
     return float(rng.choice([90, 180, 270]))
 
 
 def recovered(family: str, value, causes: tuple) -> bool:
     """Whether the parameters of ``causes`` (the family's, in its order) are ``value`` within the family's bound."""
-    if family == "translation + gain":
-        return recovered("translation", value[0], causes[:1]) and recovered("gain", value[1], causes[1:])
+    if family in ("translation + gain", "zoom + gain"):
+        return recovered(family.split(" + ")[0], value[0], causes[:1]) and recovered("gain", value[1], causes[1:])
     p = causes[0].numbers
     if family == "translation":
         return (p.get("dy"), p.get("dx")) == (ANCHOR - value[0], ANCHOR - value[1])

@@ -556,6 +556,16 @@ def test_a_window_placed_elsewhere_and_brightened_is_named_as_both_mistakes(anch
     assert trial.kinds == ("offset", "brightness_contrast") and trial.recovered, trial
 
 
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(factor=FAMILY_DRAWS["zoom"], gain=st.floats(1.2, 1.4), photo=st.sampled_from(recovery.PHOTOS))
+def test_a_zoomed_and_brightened_stage_is_named_as_both_mistakes(factor, gain, photo):
+    """fn.warp_affine zooming, then fn.brightness_contrast: the zoom is searched on differences a gain leaves alone,
+    the reference magnified onto DALI's frame, the gain fitted there and judged as the zoom is (both smoothed). Gains
+    that clip much of a bright photo are recovered less often (docs/diagnosis.md's table draws up to 1.8)."""
+    trial = recovery.trial("zoom + gain", (factor, gain), photo)
+    assert trial.kinds == ("zoom", "brightness_contrast") and trial.recovered, trial
+
+
 @pytest.mark.slow
 def test_the_recovery_table_in_the_docs_is_what_the_seeded_draws_give():
     page = (ROOT / "docs" / "diagnosis.md").read_text()

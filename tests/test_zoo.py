@@ -102,8 +102,10 @@ def _harness(name: str, entry) -> Harness:
 
 @pytest.mark.slow
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(image=photos(), name=st.sampled_from(sorted(CORRECT)))
+@given(image=photos(), name=st.sampled_from(sorted(n for n, c in CORRECT.items() if not c.images)))
 def test_no_false_alarm_on_random_images(tmp_path_factory, image, name):
+    """Pipelines correct on any image (not those checked on their own images only: correct_imagenet_crop's
+    fn.crop rounds the centre anchor unlike the reference's CenterCrop on odd sizes)."""
     path = save_rgb(tmp_path_factory.mktemp("zoo") / "drawn.png", np.ascontiguousarray(image))
     outcome = run_entry(name, CORRECT[name], [path], harness=_harness(name, CORRECT[name]))
     assert not outcome.detected, (outcome.named, outcome.determinism.message())

@@ -339,21 +339,35 @@ def shifted(dy: int, dx: int, before: float, evidence: Evidence, sides: Sides, a
                                    f"when {undone}): {why}", advice.shift_advice(), evidence)
 
 
-def zoom_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides = PIPELINE) -> Cause | None:
-    """A uniform zoom about the centre: the magnified side shrunk back onto the other matches, both smoothed."""
+def zoom_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides, factor: float | None) -> \
+        Cause | None:
+    """A uniform zoom about the centre by ``factor`` (``registration.zoom_factor`` of the pair): the magnified side
+    shrunk back onto the other matches, both smoothed."""
     from parity.diagnose.registration import zoom
 
-    found = zoom(dali, ref, tolerance, lambda x: _smooth(x, _SMOOTH))
+    found = zoom(dali, ref, tolerance, smoothed, factor)
     if found is None:
         return None
-    f = found.factor
+    return zoomed(found.factor, found.residual.evidence(f"{ZOOM_UNDONE} by {found.factor:.4g} about the centre, both "
+                                                        "smoothed by a 13x13 box", {"factor": found.factor}), sides)
+
+
+ZOOM_UNDONE = "the magnified side shrunk back onto the other"
+
+
+def zoomed(f: float, evidence: Evidence, sides: Sides) -> Cause:
+    """DALI's image is the reference's magnified ``f`` times about the centre."""
     shows = (f"{sides.actual} shows the central {100 / f:.0f}% of {sides.expected}'s width and height, enlarged"
              if f > 1 else f"{sides.actual} shows {100 / f:.0f}% of {sides.expected}'s width and height, reduced")
     return Cause(CauseKind.ZOOM, f"{sides.Actual}'s image is {sides.expected}'s magnified {f:.4g} times about the "
                                  f"centre ({shows}): a crop or resize of another size, or in another order",
-                 advice.size_advice(),
-                 found.residual.evidence(f"the magnified side shrunk back onto the other by {f:.4g} about the centre, "
-                                         "both smoothed by a 13x13 box", {"factor": f}))
+                 advice.size_advice(), evidence)
+
+
+def smoothed(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """``x`` through the 13x13 box that judges resampled pixels (see :func:`filter_residual`), widened ``scale``
+    times for pixels magnified that much."""
+    return _smooth(x, round(_SMOOTH * scale))
 
 
 def centre_window(x: np.ndarray, hw: tuple) -> np.ndarray:

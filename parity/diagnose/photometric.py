@@ -30,9 +30,10 @@ def _values(pixels: np.ndarray, mean, std) -> np.ndarray:
 
 
 def colour_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mean=None, std=None,
-                 sides: Sides = PIPELINE) -> Cause | None:
+                 sides: Sides = PIPELINE, judged=None) -> Cause | None:
     """DALI's (C,H,W) stage as ``clip(M @ reference + b, 0, 255)`` in pixel space (after undoing the model's
-    normalization, ``mean``/``std``, where the stage is normalized)."""
+    normalization, ``mean``/``std``, where the stage is normalized); ``judged``: a map both the model and DALI's
+    stage go through before they are compared (the smoothing a resampled pair is judged through)."""
     if dali.shape != ref.shape or dali.ndim != 3 or dali.shape[0] != 3:
         return None
     d, r = _pixels(dali, mean, std), _pixels(ref, mean, std)
@@ -48,10 +49,13 @@ def colour_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mean=N
     for matrix, offset in (_per_channel(fit_r, fit_d), _full(fit_r, fit_d)):  # the simpler model first
         if np.allclose(matrix, np.eye(3), atol=0.02) and np.all(np.abs(offset) < 1.0):
             return None  # the identity: the difference is not a colour change
-        if _hopeless(np.clip(matrix @ sample_r + offset[:, None], 0, 255), sample_d, tolerance, mean, std):
+        if judged is None and _hopeless(np.clip(matrix @ sample_r + offset[:, None], 0, 255), sample_d, tolerance,
+                                        mean, std):
             continue
         raw = matrix @ flat_r + offset[:, None]
-        residual = residual_of(_values(np.clip(raw, 0, 255).reshape(r.shape), mean, std), dali, tolerance)
+        model = _values(np.clip(raw, 0, 255).reshape(r.shape), mean, std)
+        residual = residual_of(model, dali, tolerance) if judged is None else \
+            residual_of(judged(model), judged(dali), tolerance)
         if residual.explained:
             fitted = matrix, offset, raw, residual
             break

@@ -115,10 +115,11 @@ def _warp(x: np.ndarray, factor: float) -> np.ndarray:
     return np.moveaxis(out.reshape(h, w, -1), -1, 0)
 
 
-def _pair(dali: np.ndarray, ref: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray, tuple]:
-    """Both sides in the coarser of their two frames (the magnified side shrunk onto the other), and the index
-    of the rectangle where both have pixels."""
-    moved, other = (_warp(dali, 1 / factor), ref) if factor >= 1 else (_warp(ref, factor), dali)
+def _pair(dali: np.ndarray, ref: np.ndarray, factor: float, onto_dali: bool = False) -> tuple[np.ndarray, np.ndarray,
+                                                                                             tuple]:
+    """Both sides in the coarser of their two frames (the magnified side shrunk onto the other; ``onto_dali``: the
+    reference's moved onto DALI's frame, whichever it is), and the index of the rectangle where both have pixels."""
+    moved, other = (_warp(dali, 1 / factor), ref) if factor >= 1 and not onto_dali else (_warp(ref, factor), dali)
     valid = np.isfinite(moved).all(0)
     rows, cols = np.flatnonzero(valid.any(1)), np.flatnonzero(valid.any(0))
     if rows.size < 3 or cols.size < 3:
@@ -127,10 +128,15 @@ def _pair(dali: np.ndarray, ref: np.ndarray, factor: float) -> tuple[np.ndarray,
 
 
 def _zoom_error(dali: np.ndarray, ref: np.ndarray, factor: float) -> float:
+    """The mean difference where both sides have pixels, once a gain and an offset fitted between them are undone
+    (a brightness change on top of the zoom leaves its minimum in place)."""
     moved, other, inner = _pair(dali, ref, factor)
-    judged = np.abs(moved[inner] - other[inner])
-    return float(judged.mean()) if judged.size > _MIN_OVERLAP * moved.size / max(factor, 1 / factor) ** 2 \
-        else np.inf
+    x, y = moved[inner].ravel(), other[inner].ravel()
+    if x.size <= _MIN_OVERLAP * moved.size / max(factor, 1 / factor) ** 2:
+        return np.inf
+    x, y = x - x.mean(), y - y.mean()
+    gain = float(x @ y) / max(float(x @ x), 1e-12)
+    return float(np.abs(y - gain * x).mean())
 
 
 def _pooled(x: np.ndarray, step: int) -> np.ndarray:
@@ -142,11 +148,10 @@ def _pooled(x: np.ndarray, step: int) -> np.ndarray:
     return cv2.resize(grey, (w // step, h // step), interpolation=cv2.INTER_AREA)[None]
 
 
-def zoom(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, smooth) -> Zoom | None:
-    """The magnification about the centre that explains DALI's stage, if one does: searched on a coarse grid at
-    quarter resolution (given up when no factor halves the difference there), refined at half resolution, judged
-    once at full resolution with both sides smoothed by ``smooth`` in the coarser frame (the two resamplings
-    differ in fine detail)."""
+def zoom_factor(dali: np.ndarray, ref: np.ndarray) -> float | None:
+    """The magnification about the centre that best maps the reference's (C,H,W) stage onto DALI's: searched on a
+    coarse grid at quarter resolution (None when no factor halves the difference there, or the best is 1),
+    refined at half resolution."""
     if dali.shape != ref.shape or dali.ndim != 3 or min(dali.shape[1:]) < 32 or not np.ptp(ref):
         return None
     d_q, r_q = _pooled(dali, 4), _pooled(ref, 4)
@@ -163,14 +168,42 @@ def zoom(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, smooth) -> Zoo
         else:
             lo = a
     factor = (lo + hi) / 2
-    if abs(np.log(factor)) < 0.01:
-        return None
-    moved, other, inner = _pair(dali.astype(np.float32), ref.astype(np.float32), factor)
-    a, b = moved[inner], other[inner]
-    if min(a.shape[1:]) < 16:
+    return None if abs(np.log(factor)) < 0.01 else float(factor)
+
+
+def refined_zoom(dali: np.ndarray, ref: np.ndarray, factor: float) -> float:
+    """``factor`` refined on the full-resolution grey levels, within 0.4% (for a judge at full resolution)."""
+    grey_d, grey_r = dali.astype(np.float32).mean(0, keepdims=True), ref.astype(np.float32).mean(0, keepdims=True)
+    lo, hi = factor * 0.996, factor * 1.004
+    for _ in range(8):
+        a, b = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
+        if _zoom_error(grey_d, grey_r, a) < _zoom_error(grey_d, grey_r, b):
+            hi = b
+        else:
+            lo = a
+    return (lo + hi) / 2
+
+
+def zoomed_pair(dali: np.ndarray, ref: np.ndarray, factor: float, onto_dali: bool = False) -> \
+        tuple[np.ndarray, np.ndarray] | None:
+    """DALI's and the reference's (C,H,W) stages in the coarser of their frames (``onto_dali``: in DALI's, its pixels
+    untouched), where both have pixels (the magnified side shrunk back onto the other by ``factor``); None when
+    too little is left."""
+    moved, other, inner = _pair(dali.astype(np.float32), ref.astype(np.float32), factor, onto_dali)
+    a, b = (moved[inner], other[inner]) if factor >= 1 and not onto_dali else (other[inner], moved[inner])
+    return None if min(a.shape[1:]) < 16 else (a, b)
+
+
+def zoom(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, smooth, factor=None) -> Zoom | None:
+    """The magnification about the centre that explains DALI's stage, if one does (``factor``: the
+    :func:`zoom_factor` of the pair, when already computed), judged once at full resolution with both sides
+    smoothed by ``smooth`` in the coarser frame (the two resamplings differ in fine detail)."""
+    factor = zoom_factor(dali, ref) if factor is None else factor
+    pair = None if factor is None else zoomed_pair(dali, ref, factor)
+    if pair is None:
         return None
     elementwise = dataclasses.replace(tolerance, mean_atol=None, border=0)
-    residual = residual_of(smooth(a), smooth(b), elementwise)
+    residual = residual_of(smooth(pair[0]), smooth(pair[1]), elementwise)
     before = float(np.abs(smooth(dali) - smooth(ref)).mean())
     if not residual.explained or residual.mean_abs > before / 3:
         return None

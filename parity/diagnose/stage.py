@@ -205,7 +205,9 @@ class StageDiagnoser:
         """The first model that explains what the value causes leave (cheap ones first), and the names of those
         tried."""
         tol, sides = case.tolerance, self.sides
-        shifts = functools.cache(lambda: registration.shifts(a, e))  # the translation's and the composition's
+        # the registrations, shared by the single models and the composition
+        shifts, factor = functools.cache(lambda: registration.shifts(a, e)), functools.cache(
+            lambda: registration.zoom_factor(a, e))
         tried = []
         for name, detect in (("grayscale", lambda: fits.grayscale_cause(a, e, tol, mean, std, sides)),
                              ("padding", lambda: geometry.padding_cause(a, e, tol, sides)),
@@ -213,7 +215,7 @@ class StageDiagnoser:
                              # what the per-channel affine fit cannot express: clipping, channels that mix
                              ("a colour transform (clipped gain, 3x3)", lambda: self._colour(a, e, case, mean, std, failed)),
                              ("shift", lambda: self._shift_cause(a, e, case, shifts())),
-                             ("zoom", lambda: self._zoom_cause(a, e, case)),
+                             ("zoom", lambda: self._zoom_cause(a, e, case, factor())),
                              ("a blur or sharpening filter", lambda: self._spatial_filter(a, e, case, mean, std, failed))):
             cause = detect()
             if cause:
@@ -225,10 +227,10 @@ class StageDiagnoser:
                 return (cause,), ()
             tried.append("a resampling filter")
         both = composed.composed_causes(a, e, tol, mean, std, sides=sides, decoder=_decodes(case.operator),
-                                        filters=self._filter_allowed(case, failed), shifts=shifts())
+                                        filters=self._filter_allowed(case, failed), shifts=shifts(), zoom=factor())
         if both:
             geometric, colour = both
-            return (self._named_shift(geometric, case), colour), ()
+            return (self._named_geometry(geometric, case), colour), ()
         tried.append("a geometric and a photometric mistake at once")
         return (), ("channel order and per-channel scale/offset", *tried)
 
@@ -242,7 +244,8 @@ class StageDiagnoser:
         r = _chw(e, case.ref_layout or case.layout)
         if d.shape[0] != r.shape[0] or d.shape[1] > r.shape[1] or d.shape[2] > r.shape[2]:
             return None
-        zoom = geometry.zoom_cause(d, geometry.centre_window(r, d.shape[1:]), case.tolerance, self.sides)
+        window = geometry.centre_window(r, d.shape[1:])
+        zoom = geometry.zoom_cause(d, window, case.tolerance, self.sides, registration.zoom_factor(d, window))
         if zoom is None:
             return None
         ordered = advice.order_cause(zoom, case.step_input_hw, op.where, d.shape[1:], r.shape[1:])
@@ -264,11 +267,15 @@ class StageDiagnoser:
 
     def _shift_cause(self, a, e, case: StageCase, candidates: list) -> Cause | None:
         cause = geometry.shift_cause(a, e, case.tolerance, self.sides, candidates)
-        return None if cause is None else self._named_shift(cause, case)
+        return None if cause is None else self._named_geometry(cause, case)
 
     @staticmethod
-    def _named_shift(cause: Cause, case: StageCase) -> Cause:
-        """A shifted window named with the reference's own crop arithmetic where it explains the shift."""
+    def _named_geometry(cause: Cause, case: StageCase) -> Cause:
+        """A shifted window named with the reference's own crop arithmetic where it explains the shift; a zoom at a
+        resize that enlarges a window of its input, the crop taken before it."""
+        op = case.operator
+        if cause.kind == CauseKind.ZOOM and op is not None and op.op == "Resize" and case.step_input_hw:
+            return advice.order_cause(cause, case.step_input_hw, op.where)
         if cause.kind != CauseKind.OFFSET:
             return cause
         out_hw = geometry.spatial_size(case.shape or case.actual.shape, case.shape_layout or case.layout)
@@ -279,13 +286,9 @@ class StageDiagnoser:
         return eval_sizes.crop_window_cause(cause, case.ref_step, case.step_input_hw, out_hw, op.op, op.args,
                                             op.where)
 
-    def _zoom_cause(self, a, e, case: StageCase) -> Cause | None:
-        """A zoom about the centre; at a resize that enlarges a window of its input, the crop taken before it."""
-        cause = geometry.zoom_cause(a, e, case.tolerance, self.sides)
-        op = case.operator
-        if cause is None or op is None or op.op != "Resize" or not case.step_input_hw:
-            return cause
-        return advice.order_cause(cause, case.step_input_hw, op.where)
+    def _zoom_cause(self, a, e, case: StageCase, factor: float | None) -> Cause | None:
+        cause = geometry.zoom_cause(a, e, case.tolerance, self.sides, factor)
+        return None if cause is None else self._named_geometry(cause, case)
 
     def _spatial_filter(self, a, e, case: StageCase, mean, std, failed: list) -> Cause | None:
         if not self._filter_allowed(case, failed):
