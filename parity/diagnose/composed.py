@@ -53,7 +53,6 @@ def _registrations(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, side
                       f"{sides.actual} shifted back by ({-dy}, {-dx}), judged where both windows overlap", {"dy": dy, "dx": dx},
                       partial(_shifted, dy, dx, before, sides), False)
     if zoom is not None:  # judged as the zoom is (both smoothed, element by element), but in DALI's finer frame
-        zoom = registration.refined_zoom(dali, ref, zoom)
         yield _Undone(partial(_zoomed, zoom), dataclasses.replace(tolerance, mean_atol=None, border=0),
                       f"{sides.expected} magnified by {zoom:.4g} about the centre onto {sides.actual}'s frame",
                       {"factor": zoom},

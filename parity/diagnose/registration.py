@@ -135,8 +135,7 @@ def _zoom_error(dali: np.ndarray, ref: np.ndarray, factor: float) -> float:
     if x.size <= _MIN_OVERLAP * moved.size / max(factor, 1 / factor) ** 2:
         return np.inf
     x, y = x - x.mean(), y - y.mean()
-    gain = float(x @ y) / max(float(x @ x), 1e-12)
-    return float(np.abs(y - gain * x).mean())
+    return float(np.abs(y - float(x @ y) / max(float(x @ x), 1e-12) * x).mean())
 
 
 def _pooled(x: np.ndarray, step: int) -> np.ndarray:
@@ -151,7 +150,7 @@ def _pooled(x: np.ndarray, step: int) -> np.ndarray:
 def zoom_factor(dali: np.ndarray, ref: np.ndarray) -> float | None:
     """The magnification about the centre that best maps the reference's (C,H,W) stage onto DALI's: searched on a
     coarse grid at quarter resolution (None when no factor halves the difference there, or the best is 1),
-    refined at half resolution."""
+    refined at half resolution, then within 1% at full resolution (a strong shrink aliases at half)."""
     if dali.shape != ref.shape or dali.ndim != 3 or min(dali.shape[1:]) < 32 or not np.ptp(ref):
         return None
     d_q, r_q = _pooled(dali, 4), _pooled(ref, 4)
@@ -159,25 +158,30 @@ def zoom_factor(dali: np.ndarray, ref: np.ndarray) -> float | None:
     best = int(np.argmin(errors))
     if errors[best] > errors[len(_ZOOMS) // 2] / 2:  # the grid's middle factor is 1
         return None
-    lo, hi = _ZOOMS[max(best - 1, 0)], _ZOOMS[min(best + 1, len(_ZOOMS) - 1)]
-    d_h, r_h = _pooled(dali, 2), _pooled(ref, 2)
-    for _ in range(9):  # golden-section on the bracket around the best grid factor (to 0.2%)
-        a, b = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
-        if _zoom_error(d_h, r_h, a) < _zoom_error(d_h, r_h, b):
-            hi = b
-        else:
-            lo = a
-    factor = (lo + hi) / 2
+    factor = _golden(_pooled(dali, 2), _pooled(ref, 2), _ZOOMS[max(best - 1, 0)], _ZOOMS[min(best + 1, len(_ZOOMS) - 1)],
+                     9)  # to 0.2%
+    grey_d, grey_r = dali.astype(np.float32).mean(0, keepdims=True), ref.astype(np.float32).mean(0, keepdims=True)
+    factor = _vertex(grey_d, grey_r, factor * np.linspace(0.99, 1.01, 11))
     return None if abs(np.log(factor)) < 0.01 else float(factor)
 
 
-def refined_zoom(dali: np.ndarray, ref: np.ndarray, factor: float) -> float:
-    """``factor`` refined on the full-resolution grey levels, within 0.4% (for a judge at full resolution)."""
-    grey_d, grey_r = dali.astype(np.float32).mean(0, keepdims=True), ref.astype(np.float32).mean(0, keepdims=True)
-    lo, hi = factor * 0.996, factor * 1.004
-    for _ in range(8):
+def _vertex(dali: np.ndarray, ref: np.ndarray, factors: np.ndarray) -> float:
+    """The vertex of the parabola fitted to the errors at ``factors``: the bottom of the basin, where resampling
+    leaves narrow dips on the grid's alignments that a bracketing search falls into."""
+    errors = np.array([_zoom_error(dali, ref, f) for f in factors])
+    if not np.isfinite(errors).all():
+        return float(factors[int(np.argmin(errors))])
+    curve, slope, _ = np.polyfit(factors - factors.mean(), errors, 2)
+    if curve <= 0:
+        return float(factors[int(np.argmin(errors))])
+    return float(np.clip(factors.mean() - slope / (2 * curve), factors[0], factors[-1]))
+
+
+def _golden(dali: np.ndarray, ref: np.ndarray, lo: float, hi: float, steps: int) -> float:
+    """The zoom factor of least error between ``lo`` and ``hi``, by golden-section search."""
+    for _ in range(steps):
         a, b = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
-        if _zoom_error(grey_d, grey_r, a) < _zoom_error(grey_d, grey_r, b):
+        if _zoom_error(dali, ref, a) < _zoom_error(dali, ref, b):
             hi = b
         else:
             lo = a
