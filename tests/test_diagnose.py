@@ -537,8 +537,9 @@ FAMILY_DRAWS = {  # one draw per family: parameters drawn over each family's who
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), family=st.sampled_from(sorted(FAMILY_DRAWS)), photo=st.sampled_from(recovery.PHOTOS))
 def test_a_mistake_applied_by_a_dali_operator_is_named_with_its_parameter(data, family, photo):
-    """fn.slice elsewhere, fn.warp_affine zooming in or out, fn.gaussian_blur, fn.hsv, fn.brightness_contrast or fn.rotate on
-    an otherwise exact stage: its family's cause alone is named, the parameter recovered within the stated bound."""
+    """fn.slice elsewhere, fn.warp_affine zooming in or out, fn.gaussian_blur, fn.hsv, fn.brightness_contrast or
+    fn.rotate on an otherwise exact stage: its family's cause alone is named, the parameter recovered within the
+    stated bound."""
     value = data.draw(FAMILY_DRAWS[family])
     trial = recovery.trial(family, value, photo)
     assert trial.failed and trial.kinds == recovery.FAMILIES[family].kinds, trial

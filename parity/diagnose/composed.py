@@ -1,8 +1,8 @@
-"""Two mistakes at once: a geometric one (a mirror image, a turn, a window placed elsewhere) and a photometric one
-(a colour transform, a blur or sharpening) on top of it. Tried where no single model explains a stage: the
-geometry is registered on what a photometric change leaves alone (the grey level's structure), undone, and the
-photometric models are fitted on what remains. Both are named only when undoing both leaves a residual within the
-stage's tolerance, which is the evidence of each.
+"""Two mistakes at once: a geometric one (a mirror image, a turn, a window placed elsewhere, a zoom) and a
+photometric one (a colour transform, a blur or sharpening) on top of it. Tried where no single model explains a
+stage: the geometry is registered on what a photometric change leaves alone (the grey level's structure), undone,
+and the photometric models are fitted on what remains. Both are named only when undoing both leaves a residual
+within the stage's tolerance, which is the evidence of each.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class _Undone:
 def _registrations(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides, decoder: bool,
                    shifts: list, zoom: float | None) -> Iterator[_Undone]:
     for name, mirror in geometry.MIRRORS.items():
-        yield _Undone(partial(_first, mirror), tolerance, f"{sides.actual} mirrored back {name}", {}, partial(_mirrored, name, sides),
-                      True)
+        yield _Undone(partial(_first, mirror), tolerance, f"{sides.actual} mirrored back {name}", {},
+                      partial(_mirrored, name, sides), True)
     for name, turn in geometry.TURNS.items():
         if turn(dali[:1]).shape[1:] == ref.shape[1:]:
             yield _Undone(partial(_first, turn), tolerance, f"{sides.actual} turned back ({name})", {},
@@ -50,13 +50,12 @@ def _registrations(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, side
         d, r = registration.windows(dali.shape, dy, dx)
         before = float(np.abs(dali[d].astype(np.float64) - ref[d]).mean())
         yield _Undone(partial(_windows, d, r), dataclasses.replace(tolerance, border=0),
-                      f"{sides.actual} shifted back by ({-dy}, {-dx}), judged where both windows overlap", {"dy": dy, "dx": dx},
-                      partial(_shifted, dy, dx, before, sides), False)
+                      f"{sides.actual} shifted back by ({-dy}, {-dx}), judged where both windows overlap",
+                      {"dy": dy, "dx": dx}, partial(_shifted, dy, dx, before, sides), False)
     if zoom is not None:  # judged as the zoom is (both smoothed, element by element), but in DALI's finer frame
         yield _Undone(partial(_zoomed, zoom), dataclasses.replace(tolerance, mean_atol=None, border=0),
                       f"{sides.expected} magnified by {zoom:.4g} about the centre onto {sides.actual}'s frame",
-                      {"factor": zoom},
-                      partial(_zoom_cause, zoom, sides), False, partial(_box, zoom))
+                      {"factor": zoom}, partial(_zoom_cause, zoom, sides), False, partial(_box, zoom))
 
 
 def _first(undo: Callable[[np.ndarray], np.ndarray], dali: np.ndarray, ref: np.ndarray) -> tuple:

@@ -158,8 +158,8 @@ def zoom_factor(dali: np.ndarray, ref: np.ndarray) -> float | None:
     best = int(np.argmin(errors))
     if errors[best] > errors[len(_ZOOMS) // 2] / 2:  # the grid's middle factor is 1
         return None
-    factor = _golden(_pooled(dali, 2), _pooled(ref, 2), _ZOOMS[max(best - 1, 0)], _ZOOMS[min(best + 1, len(_ZOOMS) - 1)],
-                     9)  # to 0.2%
+    bracket = _ZOOMS[max(best - 1, 0)], _ZOOMS[min(best + 1, len(_ZOOMS) - 1)]
+    factor = _golden(_pooled(dali, 2), _pooled(ref, 2), *bracket, steps=9)  # to 0.2%
     grey_d, grey_r = dali.astype(np.float32).mean(0, keepdims=True), ref.astype(np.float32).mean(0, keepdims=True)
     factor = _vertex(grey_d, grey_r, factor * np.linspace(0.99, 1.01, 11))
     return None if abs(np.log(factor)) < 0.01 else float(factor)
@@ -177,7 +177,7 @@ def _vertex(dali: np.ndarray, ref: np.ndarray, factors: np.ndarray) -> float:
     return float(np.clip(factors.mean() - slope / (2 * curve), factors[0], factors[-1]))
 
 
-def _golden(dali: np.ndarray, ref: np.ndarray, lo: float, hi: float, steps: int) -> float:
+def _golden(dali: np.ndarray, ref: np.ndarray, lo: float, hi: float, *, steps: int) -> float:
     """The zoom factor of least error between ``lo`` and ``hi``, by golden-section search."""
     for _ in range(steps):
         a, b = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)

@@ -4,7 +4,8 @@ The pytest plugin, the CLI and ``assert_stage_close`` all diagnose through :clas
 Order of the search: attributes (layout, dtype), shapes, non-finite values, a value fit against the
 reference; when geometry also diverged, the value mistake measured from DALI's own last pixel stage;
 then, on what the value causes leave, the other models, cheapest first, up to the first that explains
-(grayscale, padding, mirroring, a colour transform, shift, zoom, filter). What nothing explains is reported as such, with its statistics, or as following from an
+(grayscale, padding, mirroring, a colour transform, shift, zoom, filter), and last a geometric and a photometric
+mistake at once. What nothing explains is reported as such, with its statistics, or as following from an
 earlier stage's divergence.
 """
 
@@ -213,10 +214,12 @@ class StageDiagnoser:
                              ("padding", lambda: geometry.padding_cause(a, e, tol, sides)),
                              ("mirroring", lambda: geometry.flip_cause(a, e, tol, sides)),
                              # what the per-channel affine fit cannot express: clipping, channels that mix
-                             ("a colour transform (clipped gain, 3x3)", lambda: self._colour(a, e, case, mean, std, failed)),
+                             ("a colour transform (clipped gain, 3x3)",
+                              lambda: self._colour(a, e, case, mean, std, failed)),
                              ("shift", lambda: self._shift_cause(a, e, case, shifts())),
                              ("zoom", lambda: self._zoom_cause(a, e, case, factor())),
-                             ("a blur or sharpening filter", lambda: self._spatial_filter(a, e, case, mean, std, failed))):
+                             ("a blur or sharpening filter",
+                              lambda: self._spatial_filter(a, e, case, mean, std, failed))):
             cause = detect()
             if cause:
                 return (cause,), ()
