@@ -98,8 +98,8 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     if not x.size:
         return 0.0
     x, y = x - x.mean(), y - y.mean()
-    scale = float(np.sqrt((x @ x) * (y @ y)))
-    return float(x @ y) / scale if scale > 0 else 0.0
+    scale = float(np.sqrt(np.einsum("i,i", x, x) * np.einsum("i,i", y, y)))
+    return float(np.einsum("i,i", x, y)) / scale if scale > 0 else 0.0
 
 
 def composed_causes(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mean=None, std=None, *, sides: Sides,

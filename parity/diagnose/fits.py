@@ -115,7 +115,9 @@ def fit_channels(dali: np.ndarray, ref: np.ndarray) -> AffineFit:
     r = ref.reshape(channels, -1).astype(np.float64)
     d_mean, r_mean = d.mean(1), r.mean(1)
     dc, rc = d - d_mean[:, None], r - r_mean[:, None]
-    cross = dc @ rc.T / d.shape[1]  # cross[c, s]: covariance of DALI channel c with reference channel s
+    # cross[c, s]: covariance of DALI channel c with reference channel s (einsum, as every product over a stage's
+    # pixels in diagnose/: BLAS would start threads that, on a shared machine, spin for no gain)
+    cross = np.einsum("in,jn->ij", dc, rc) / d.shape[1]
     r_var, d_var = np.einsum("ij,ij->i", rc, rc) / d.shape[1], np.einsum("ij,ij->i", dc, dc) / d.shape[1]
     fits = []
     perms = itertools.permutations(range(channels)) if channels <= 4 else [tuple(range(channels))]

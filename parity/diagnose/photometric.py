@@ -49,10 +49,10 @@ def colour_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mean=N
     for matrix, offset in (_per_channel(fit_r, fit_d), _full(fit_r, fit_d)):  # the simpler model first
         if np.allclose(matrix, np.eye(3), atol=0.02) and np.all(np.abs(offset) < 1.0):
             return None  # the identity: the difference is not a colour change
-        if judged is None and _hopeless(np.clip(matrix @ sample_r + offset[:, None], 0, 255), sample_d, tolerance,
-                                        mean, std):
+        if judged is None and _hopeless(np.clip(np.einsum("ij,jn->in", matrix, sample_r) + offset[:, None], 0, 255),
+                                        sample_d, tolerance, mean, std):
             continue
-        raw = matrix @ flat_r + offset[:, None]
+        raw = np.einsum("ij,jn->in", matrix, flat_r) + offset[:, None]
         model = _values(np.clip(raw, 0, 255).reshape(r.shape), mean, std)
         residual = residual_of(model, dali, tolerance) if judged is None else \
             residual_of(judged(model), judged(dali), tolerance)
@@ -133,7 +133,8 @@ def _full(r: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A 3x3 matrix and an offset, fitted by least squares (the normal equations of the centred channels)."""
     r_mean, d_mean = r.mean(1), d.mean(1)
     rc = r - r_mean[:, None]
-    matrix = np.linalg.lstsq(rc @ rc.T, rc @ (d - d_mean[:, None]).T, rcond=None)[0].T
+    moments = np.einsum("in,jn->ij", rc, rc), np.einsum("in,jn->ij", rc, d - d_mean[:, None])
+    matrix = np.linalg.lstsq(*moments, rcond=None)[0].T
     return matrix, d_mean - matrix @ r_mean
 
 
@@ -205,12 +206,12 @@ def _sigma(r: np.ndarray, d: np.ndarray) -> tuple[float, float]:
 
     grey_r = np.ascontiguousarray(r.mean(0), dtype=np.float32)
     change = (d.mean(0) - r.mean(0)).astype(np.float32).ravel()
-    energy = max(float(change @ change), 1e-12)
+    energy = max(float(np.einsum("i,i", change, change)), 1e-12)
 
     def left(log_sigma: float) -> float:
         detail = (grey_r - _gaussian(grey_r, float(np.exp(log_sigma)))).ravel()
-        along = float(detail @ change)
-        return 1 - along * along / max(float(detail @ detail), 1e-12) / energy
+        along = float(np.einsum("i,i", detail, change))
+        return 1 - along * along / max(float(np.einsum("i,i", detail, detail)), 1e-12) / energy
 
     best = minimize_scalar(left, bounds=np.log(_SIGMAS), method="bounded", options={"xatol": 0.01})
     return float(np.exp(best.x)), float(best.fun)

@@ -135,7 +135,8 @@ def _zoom_error(dali: np.ndarray, ref: np.ndarray, factor: float) -> float:
     if x.size <= _MIN_OVERLAP * moved.size / max(factor, 1 / factor) ** 2:
         return np.inf
     x, y = x - x.mean(), y - y.mean()
-    return float(np.abs(y - float(x @ y) / max(float(x @ x), 1e-12) * x).mean())
+    gain = float(np.einsum("i,i", x, y)) / max(float(np.einsum("i,i", x, x)), 1e-12)
+    return float(np.abs(y - gain * x).mean())
 
 
 def _pooled(x: np.ndarray, step: int) -> np.ndarray:
