@@ -204,3 +204,27 @@ def resize_filter_cause(dali_args: dict, ref_step: dict, in_hw: tuple | None = N
                  Advice(f"set {change} in fn.resize.", "/".join(name for name, _, _ in fixes),
                         ", ".join(f"{name}={value}" for name, value, _ in fixes), where),
                  evidence)
+
+
+def order_cause(zoom: Cause, in_hw: tuple, where: str, dali_hw: tuple | None = None,
+                ref_hw: tuple | None = None) -> Cause:
+    """A resize whose output (``dali_hw``) is the centre of the reference's (``ref_hw``; the same size unless given)
+    magnified (factor > 1) enlarged a window of its input: the crop the reference applies after the resize is
+    taken before it."""
+    factor = float(zoom.numbers.get("factor", 1.0))
+    if factor <= 1.02:
+        return zoom
+    dali_hw, ref_hw = dali_hw or in_hw, ref_hw or in_hw
+    # DALI's output shows dali_hw / factor of the reference's output pixels, each in_hw / ref_hw input pixels
+    window = tuple(round(d * i / (factor * r)) for d, i, r in zip(dali_hw, in_hw, ref_hw))
+    centre = "the reference's" if tuple(dali_hw) == tuple(ref_hw) else "the centre of the reference's"
+    finding = (f"The crop is taken before the resize: DALI's resize enlarges a {window[0]}x{window[1]} window of the "
+               f"{in_hw[0]}x{in_hw[1]} image that the reference resizes whole (its output is {centre} "
+               f"magnified {factor:.4g} times about the centre)")
+    params = {**zoom.numbers, "window": window, "input": tuple(in_hw)}
+    evidence = Evidence(zoom.evidence.model, params, zoom.evidence.residual_max, zoom.evidence.residual_mean,
+                        zoom.evidence.residual_beyond, zoom.evidence.limit, zoom.evidence.allowed_beyond,
+                        zoom.evidence.unit) if zoom.evidence else None
+    return Cause(CauseKind.OPERATOR_ORDER, finding,
+                 Advice("resize first, then crop, as the reference does: move the crop (fn.crop, or crop= in "
+                        "fn.crop_mirror_normalize) after fn.resize.", "order", "", where), evidence, zoom.confidence)

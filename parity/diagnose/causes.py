@@ -34,6 +34,8 @@ class CauseKind(str, Enum):
     PAD_VALUE = "pad_value"
     ORIENTATION = "orientation"
     OFFSET = "offset"
+    ZOOM = "zoom"
+    OPERATOR_ORDER = "operator_order"
     INTERPOLATION = "interpolation"
     RESIZE_FILTER = "resize_filter"
     LAYOUT = "layout"
@@ -44,6 +46,7 @@ class CauseKind(str, Enum):
     RESIZE_EDGE = "resize_edge"
     BRIGHTNESS_CONTRAST = "brightness_contrast"
     COLOR_TRANSFORM = "color_transform"
+    SPATIAL_FILTER = "spatial_filter"
 
     def __str__(self) -> str:
         return self.value

@@ -111,3 +111,42 @@ def crop_anchor_cause(cause: Cause, ref_step: dict | None, in_hw: tuple | None, 
                     "from the image's shape in the graph (DALI's rounding then gives that anchor back; `parity "
                     "suggest` writes it).", "crop_pos_x/crop_pos_y", "round_half_even(slack / 2) / slack", where)
     return dataclasses.replace(cause, finding=finding, advice=advice)
+
+
+def _centre_crop_hw(ref_step: dict | None) -> tuple[int, int] | None:
+    """(height, width) of the reference's centre crop: MMPretrain's crop_size (W, H) or torchvision's size (H, W)."""
+    if ref_step is None or ref_step.get("type") not in ("CenterCrop", "torchvision/CenterCrop"):
+        return None
+    size = ref_step.get("size", ref_step.get("crop_size"))
+    if isinstance(size, int):
+        return size, size
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        return (int(size[0]), int(size[1])) if "size" in ref_step else (int(size[1]), int(size[0]))
+    return None
+
+
+def crop_window_cause(cause: Cause, ref_step: dict | None, in_hw: tuple | None, out_hw: tuple | None, op: str,
+                      args: dict, where: str) -> Cause:
+    """A crop window moved by more than a rounding at the reference's centre crop: both anchors, and the crop_pos
+    that gives the reference's."""
+    params = cause.evidence.params if cause.evidence else {}
+    crop = _centre_crop_hw(ref_step)
+    shift = (int(params.get("dy", 0)), int(params.get("dx", 0)))
+    if cause.kind != CauseKind.OFFSET or crop is None or not in_hw or tuple(out_hw or ()) != crop or \
+            max(map(abs, shift)) <= 1 or op not in ("Crop", "CropMirrorNormalize"):
+        return cause
+    slack = (in_hw[0] - crop[0], in_hw[1] - crop[1])
+    ref_anchor = (int(round(slack[0] / 2)), int(round(slack[1] / 2)))
+    dali_anchor = (ref_anchor[0] - shift[0], ref_anchor[1] - shift[1])
+    if min(slack) < 0 or not all(0 <= a <= s for a, s in zip(dali_anchor, slack)):
+        return cause
+    want = [a / s if s else 0.5 for a, s in zip(ref_anchor, slack)]
+    has = [float(args.get(k, 0.5)) for k in ("crop_pos_y", "crop_pos_x")]
+    finding = (f"DALI crops its {crop[0]}x{crop[1]} window at {dali_anchor} (row, column) of the {in_hw[0]}x{in_hw[1]} "
+               f"image where the reference's centre crop takes it at {ref_anchor}: {cause.finding}")
+    fix = Advice(f"it has crop_pos_y={has[0]:g}, crop_pos_x={has[1]:g}; set crop_pos_y={want[0]:.4g}, "
+                 f"crop_pos_x={want[1]:.4g} (0.5: centred) like the reference.", "crop_pos_x/crop_pos_y",
+                 f"crop_pos_y={want[0]:.4g}, crop_pos_x={want[1]:.4g}", where)
+    evidence = dataclasses.replace(cause.evidence, params={**params, "dali_anchor": dali_anchor,
+                                                           "reference_anchor": ref_anchor}) if cause.evidence else None
+    return dataclasses.replace(cause, finding=finding, advice=fix, evidence=evidence)

@@ -16,7 +16,7 @@ from parity.diagnose import advice
 from parity.diagnose.causes import PIPELINE, Advice, Cause, CauseKind, Confidence, Evidence, Sides
 from parity.diagnose.fits import Residual, residual_of
 
-_REACH = 4  # the farthest shift searched, in pixels
+_FEW = 4  # a shift of at most this many pixels is a rounding, beyond it a window placed elsewhere
 
 
 def spatial_size(shape: tuple, layout: str) -> tuple[int, int] | None:
@@ -246,33 +246,38 @@ def _fill_text(values) -> str:
     return "[" + ", ".join(f"{float(v):.6g}" for v in np.atleast_1d(values)) + "]"
 
 
+TURNS = {"rotated 90 degrees clockwise": lambda x: np.rot90(x, 1, (1, 2)),  # each turns a (C,H,W) image back
+         "rotated 90 degrees counter-clockwise": lambda x: np.rot90(x, 3, (1, 2)),
+         "rotated 180 degrees": lambda x: np.rot90(x, 2, (1, 2)),
+         "transposed": lambda x: np.swapaxes(x, 1, 2),
+         "anti-transposed": lambda x: np.rot90(np.swapaxes(x, 1, 2), 2, (1, 2))}
+
+
 def orientation_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides = PIPELINE, *,
                       decoder: bool = True) -> Cause | None:
     """DALI's image is the reference's rotated or transposed: turned back, it matches. At a decoder, EXIF
     orientation applied on one side only; elsewhere an operator that turns the image."""
-    turns = {"rotated 90 degrees": lambda x: np.rot90(x, 1, (1, 2)),
-             "rotated 270 degrees": lambda x: np.rot90(x, 3, (1, 2)),
-             "rotated 180 degrees": lambda x: np.rot90(x, 2, (1, 2)),
-             "transposed": lambda x: np.swapaxes(x, 1, 2),
-             "anti-transposed": lambda x: np.rot90(np.swapaxes(x, 1, 2), 2, (1, 2))}
-    for name, turn in turns.items():
+    for name, turn in TURNS.items():
         back = turn(dali)
         if back.shape != ref.shape:
             continue
         residual = residual_of(back, ref, tolerance)
-        if residual.explained and not decoder:
-            return Cause(CauseKind.ORIENTATION, f"{sides.Actual}'s image is {sides.expected}'s {name}: an operator "
-                                                "turns it (fn.rotate, fn.transpose, fn.flip on both axes, or an "
-                                                "HW layout read as WH)",
-                         Advice("remove the rotation or transposition from the inference pipeline.", "angle"),
-                         residual.evidence(f"{sides.actual} turned back ({name})"))
         if residual.explained:
-            return Cause(CauseKind.ORIENTATION, f"{sides.Actual}'s image is {sides.expected}'s {name}: the EXIF "
-                                                "orientation is applied on one side only",
-                         Advice("apply the EXIF orientation when decoding (fn.decoders.image(..., "
-                                "adjust_orientation=True), DALI's default).", "adjust_orientation", "True"),
-                         residual.evidence(f"{sides.actual} turned back ({name})"))
+            return turned(name, residual.evidence(f"{sides.actual} turned back ({name})"), sides, decoder=decoder)
     return None
+
+
+def turned(name: str, evidence: Evidence, sides: Sides, *, decoder: bool) -> Cause:
+    """DALI's image is the reference's turned as ``name`` says (a key of :data:`TURNS`)."""
+    if not decoder:
+        return Cause(CauseKind.ORIENTATION, f"{sides.Actual}'s image is {sides.expected}'s {name}: an operator "
+                                            "turns it (fn.rotate, fn.transpose, fn.flip on both axes, or an "
+                                            "HW layout read as WH)",
+                     Advice("remove the rotation or transposition from the inference pipeline.", "angle"), evidence)
+    return Cause(CauseKind.ORIENTATION, f"{sides.Actual}'s image is {sides.expected}'s {name}: the EXIF "
+                                        "orientation is applied on one side only",
+                 Advice("apply the EXIF orientation when decoding (fn.decoders.image(..., "
+                        "adjust_orientation=True), DALI's default).", "adjust_orientation", "True"), evidence)
 
 
 def _stretched(x: np.ndarray, axis: int, pad: tuple) -> np.ndarray:
@@ -291,49 +296,100 @@ def _inner(shape: tuple, reach: int) -> tuple:
     return (slice(None),) + tuple(slice(reach, n - reach) if n > 2 * reach + 2 else slice(None) for n in shape[1:])
 
 
+MIRRORS = {"horizontally": lambda x: np.flip(x, 2), "vertically": lambda x: np.flip(x, 1)}
+
+
 def flip_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides = PIPELINE) -> Cause | None:
-    for axis, name in ((2, "horizontally"), (1, "vertically")):
-        residual = residual_of(np.flip(dali, axis), ref, tolerance)
+    for name, mirror in MIRRORS.items():
+        residual = residual_of(mirror(dali), ref, tolerance)
         if residual.explained:
-            return Cause(CauseKind.FLIP, f"{sides.Actual}'s image is mirrored {name} relative to {sides.expected}",
-                         advice.flip_advice(), residual.evidence(f"{sides.actual} mirrored back {name}"))
+            return mirrored(name, residual.evidence(f"{sides.actual} mirrored back {name}"), sides)
     return None
 
 
-def shift_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides = PIPELINE) -> Cause | None:
-    """A window shifted by a few pixels (crop anchor rounding): the best shift within reach, borders left out."""
-    if min(dali.shape[1:]) <= 2 * _REACH + 2:
+def mirrored(name: str, evidence: Evidence, sides: Sides) -> Cause:
+    return Cause(CauseKind.FLIP, f"{sides.Actual}'s image is mirrored {name} relative to {sides.expected}",
+                 advice.flip_advice(), evidence)
+
+
+def shift_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides = PIPELINE,
+                candidates=None) -> Cause | None:
+    """A window moved by any whole number of pixels the two windows still overlap over (a crop anchor rounded or
+    placed differently), found by phase correlation (``candidates``: its shifts, when already computed) and judged
+    where the windows overlap."""
+    from parity.diagnose.registration import translation
+
+    moved = translation(dali, ref, tolerance, candidates)
+    if moved is None:
         return None
-    inner = _inner(dali.shape, _REACH)
-    best: tuple[float, tuple[int, int]] = (np.inf, (0, 0))
-    for dy in range(-_REACH, _REACH + 1):
-        for dx in range(-_REACH, _REACH + 1):
-            if (dy, dx) != (0, 0):
-                err = float(np.abs(np.roll(dali, (dy, dx), axis=(1, 2)) - ref)[inner].mean())
-                if err < best[0]:
-                    best = (err, (dy, dx))
-    dy, dx = best[1]
-    residual = residual_of(np.roll(dali, (dy, dx), axis=(1, 2)), ref, tolerance, inner)
-    if not residual.explained:
+    evidence = moved.residual.evidence(f"{sides.actual} shifted back by ({-moved.dy}, {-moved.dx}), judged where "
+                                       f"both windows overlap ({100 * moved.overlap:.0f}% of the stage)",
+                                       {"dy": moved.dy, "dx": moved.dx})
+    return shifted(moved.dy, moved.dx, moved.before, evidence, sides)
+
+
+def shifted(dy: int, dx: int, before: float, evidence: Evidence, sides: Sides, also: str = "") -> Cause:
+    """DALI's window moved by (dy, dx) from the reference's; ``before``: the mean error over the overlap before the
+    shift is undone, ``evidence`` what is left after (params dy, dx), ``also`` what else was undone for it."""
+    small = max(abs(dy), abs(dx)) <= _FEW
+    why = "a crop offset or padding split rounded differently" if small else "the crop window is placed elsewhere"
+    undone = f"shifted back and {also}" if also else "shifted back"
+    return Cause(CauseKind.OFFSET, f"{sides.Actual}'s image is shifted by {dy} rows and {dx} columns from "
+                                   f"{sides.expected} (mean error {before:.3g} falls to {evidence.residual_mean:.3g} "
+                                   f"when {undone}): {why}", advice.shift_advice(), evidence)
+
+
+def zoom_cause(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, sides: Sides, factor: float | None) -> \
+        Cause | None:
+    """A uniform zoom about the centre by ``factor`` (``registration.zoom_factor`` of the pair): the magnified side
+    shrunk back onto the other matches, both smoothed."""
+    from parity.diagnose.registration import zoom
+
+    found = zoom(dali, ref, tolerance, smoothed, factor)
+    if found is None:
         return None
-    before = float(np.abs(dali - ref)[inner].mean())
-    # DALI's content sits at -shift: shifting it by (dy, dx) lines it up with the reference
-    return Cause(CauseKind.OFFSET, f"{sides.Actual}'s image is shifted by {-dy} rows and {-dx} columns from "
-                                   f"{sides.expected} "
-                                   f"(mean error {before:.3g} falls to {residual.mean_abs:.3g} when shifted back): a "
-                                   "crop offset or padding split rounded differently", advice.shift_advice(),
-                 residual.evidence(f"{sides.actual} shifted back by ({dy}, {dx})", {"dy": -dy, "dx": -dx}))
+    return zoomed(found.factor, found.residual.evidence(f"{ZOOM_UNDONE} by {found.factor:.4g} about the centre, both "
+                                                        "smoothed by a 13x13 box", {"factor": found.factor}), sides)
+
+
+ZOOM_UNDONE = "the magnified side shrunk back onto the other"
+
+
+def zoomed(f: float, evidence: Evidence, sides: Sides) -> Cause:
+    """DALI's image is the reference's magnified ``f`` times about the centre."""
+    shows = (f"{sides.actual} shows the central {100 / f:.0f}% of {sides.expected}'s width and height, enlarged"
+             if f > 1 else f"{sides.actual} shows {100 / f:.0f}% of {sides.expected}'s width and height, reduced")
+    return Cause(CauseKind.ZOOM, f"{sides.Actual}'s image is {sides.expected}'s magnified {f:.4g} times about the "
+                                 f"centre ({shows}): a crop or resize of another size, or in another order",
+                 advice.size_advice(), evidence)
+
+
+def smoothed(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """``x`` through the 13x13 box that judges resampled pixels (see :func:`filter_residual`), widened ``scale``
+    times for pixels magnified that much."""
+    return _smooth(x, round(_SMOOTH * scale))
+
+
+def centre_window(x: np.ndarray, hw: tuple) -> np.ndarray:
+    """The (C, hw) window of a (C,H,W) image about its exact centre (bilinear where the centre falls between
+    pixels)."""
+    import cv2
+
+    hwc = np.ascontiguousarray(np.moveaxis(x, 0, -1), dtype=np.float32)
+    centre = ((x.shape[2] - 1) / 2, (x.shape[1] - 1) / 2)
+    window = cv2.getRectSubPix(hwc, (int(hw[1]), int(hw[0])), centre)
+    return np.moveaxis(window.reshape(int(hw[0]), int(hw[1]), -1), -1, 0).astype(np.float64)
 
 
 def _smooth(x: np.ndarray, radius: int) -> np.ndarray:
     """A (2r+1)-box mean over each channel (edges clamped): what survives of an image after a resampling
-    filter's own high frequencies are removed."""
+    filter's own high frequencies are removed. In single precision unless ``x`` is in double."""
+    import cv2
+
     k = 2 * radius + 1
-    padded = np.pad(x.astype(np.float64), ((0, 0), (radius, radius), (radius, radius)), mode="edge")
-    c = padded.cumsum(1).cumsum(2)
-    c = np.pad(c, ((0, 0), (1, 0), (1, 0)))
-    h, w = x.shape[1:]
-    return (c[:, k:k + h, k:k + w] - c[:, :h, k:k + w] - c[:, k:k + h, :w] + c[:, :h, :w]) / (k * k)
+    hwc = np.ascontiguousarray(np.moveaxis(x, 0, -1), dtype=np.result_type(x.dtype, np.float32))
+    out = cv2.blur(hwc, (k, k), borderType=cv2.BORDER_REPLICATE).reshape(hwc.shape)
+    return np.moveaxis(out, -1, 0)
 
 
 _SMOOTH = 6  # box radius: 13x13 pixels

@@ -3,21 +3,23 @@
 The pytest plugin, the CLI and ``assert_stage_close`` all diagnose through :class:`StageDiagnoser`.
 Order of the search: attributes (layout, dtype), shapes, non-finite values, a value fit against the
 reference; when geometry also diverged, the value mistake measured from DALI's own last pixel stage;
-then, on what the value causes leave, the geometry models (grayscale, padding, mirroring, shift,
-filter). What nothing explains is reported as such, with its statistics, or as following from an
+then, on what the value causes leave, the other models, cheapest first, up to the first that explains
+(grayscale, padding, mirroring, a colour transform, shift, zoom, filter), and last a geometric and a photometric
+mistake at once. What nothing explains is reported as such, with its statistics, or as following from an
 earlier stage's divergence.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from parity.compare.arrays import StageResult
 from parity.config.load import Tolerance
-from parity.diagnose import advice, eval_sizes, fits, geometry, photometric
+from parity.diagnose import advice, composed, eval_sizes, fits, geometry, photometric, registration
 from parity.diagnose.causes import (
     ARRAYS,
     NORMALIZATION_KINDS,
@@ -124,6 +126,9 @@ class StageDiagnoser:
                 for c in geometry.shape_causes(case.shape or a.shape, e.shape, case.shape_layout or case.layout,
                                                ref_layout=case.ref_layout, input_hw=case.input_hw, sides=self.sides,
                                                turned=lambda: _turned(a, e, case)))
+            if any(c.kind == CauseKind.STRETCH for c in shapes):  # the pixels may tell a crop taken first
+                shapes = tuple(self._crop_first(a, e, case) or c if c.kind == CauseKind.STRETCH else c
+                               for c in shapes)
             own, _ = self._own_value_causes(case)
             return self._with_advice(Diagnosis(own + shapes + attributes, follows_from=_follows(failed, shapes)), case,
                                      failed)
@@ -143,9 +148,6 @@ class StageDiagnoser:
         tried: tuple = ()
         if not remainder.explained:
             geometric, tried = self._geometry(corrected, chw_e, case, mean, std, failed)
-        if not remainder.explained and not geometric:  # what the per-channel affine fit cannot express
-            colour = photometric.colour_cause(chw_a.astype(np.float64), chw_e, case.tolerance, mean, std, self.sides)
-            geometric, tried = ((colour,), ()) if colour else ((), (*tried, "a colour transform (clipped gain, 3x3)"))
         diagnosis = Diagnosis(values + geometric + attributes)
         if not remainder.explained and not geometric:
             follows = _follows(failed, ())
@@ -201,32 +203,108 @@ class StageDiagnoser:
         return causes, fit
 
     def _geometry(self, a, e, case: StageCase, mean, std, failed: list) -> tuple[tuple, tuple]:
-        """The first geometric model that explains what the value causes leave, and the names of those tried."""
+        """The first model that explains what the value causes leave (cheap ones first), and the names of those
+        tried."""
         tol, sides = case.tolerance, self.sides
+        # the registrations, shared by the single models and the composition
+        shifts, factor = functools.cache(lambda: registration.shifts(a, e)), functools.cache(
+            lambda: registration.zoom_factor(a, e))
         tried = []
         for name, detect in (("grayscale", lambda: fits.grayscale_cause(a, e, tol, mean, std, sides)),
                              ("padding", lambda: geometry.padding_cause(a, e, tol, sides)),
                              ("mirroring", lambda: geometry.flip_cause(a, e, tol, sides)),
-                             ("shift", lambda: self._shift_cause(a, e, case))):
+                             # what the per-channel affine fit cannot express: clipping, channels that mix
+                             ("a colour transform (clipped gain, 3x3)",
+                              lambda: self._colour(a, e, case, mean, std, failed)),
+                             ("shift", lambda: self._shift_cause(a, e, case, shifts())),
+                             ("zoom", lambda: self._zoom_cause(a, e, case, factor())),
+                             ("a blur or sharpening filter",
+                              lambda: self._spatial_filter(a, e, case, mean, std, failed))):
             cause = detect()
             if cause:
                 return (cause,), ()
             tried.append(name)
         if _filter_may_explain(failed):
-            cause = self._resize_as_written(a, case) or geometry.interpolation_cause(a, e, tol)
+            cause = self._resampling(a, e, case)
             if cause:
-                return (self._resize_cause(cause, case),), ()
+                return (cause,), ()
             tried.append("a resampling filter")
+        both = composed.composed_causes(a, e, tol, mean, std, sides=sides, decoder=_decodes(case.operator),
+                                        filters=self._filter_allowed(case, failed), shifts=shifts(), zoom=factor())
+        if both:
+            geometric, colour = both
+            return (self._named_geometry(geometric, case), colour), ()
+        tried.append("a geometric and a photometric mistake at once")
         return (), ("channel order and per-channel scale/offset", *tried)
 
-    def _shift_cause(self, a, e, case: StageCase) -> Cause | None:
-        """A shifted window, named with the reference's own crop arithmetic where it explains the shift."""
-        cause = geometry.shift_cause(a, e, case.tolerance, self.sides)
-        if cause is None:
+    def _crop_first(self, a, e, case: StageCase) -> Cause | None:
+        """At a resize whose output fits within the reference's (another aspect ratio, so sizes say "stretch"): the
+        output is the centre of the reference's magnified, a window cropped before the resize and enlarged."""
+        op = case.operator
+        if op is None or op.op != "Resize" or not case.step_input_hw or a.ndim != 3 or e.ndim != 3:
             return None
+        d = _chw(a, case.shape_layout or case.layout).astype(np.float64)
+        r = _chw(e, case.ref_layout or case.layout)
+        if d.shape[0] != r.shape[0] or d.shape[1] > r.shape[1] or d.shape[2] > r.shape[2]:
+            return None
+        window = geometry.centre_window(r, d.shape[1:])
+        zoom = geometry.zoom_cause(d, window, case.tolerance, self.sides, registration.zoom_factor(d, window))
+        if zoom is None:
+            return None
+        ordered = advice.order_cause(zoom, case.step_input_hw, op.where, d.shape[1:], r.shape[1:])
+        return ordered if ordered.kind == CauseKind.OPERATOR_ORDER else None
+
+    def _colour(self, a, e, case: StageCase, mean, std, failed: list) -> Cause | None:
+        """A colour transform, unless a resampling filter explains the stage too (on a checkerboard, a bicubic
+        filter's overshoot fits a contrast change): the filter, the likelier mistake, is named then, as when the
+        colour transform is tried after every geometric model."""
+        colour = photometric.colour_cause(a, e, case.tolerance, mean, std, self.sides)
+        if colour is None or not _filter_may_explain(failed):
+            return colour
+        return self._resampling(a, e, case) or colour
+
+    def _resampling(self, a, e, case: StageCase) -> Cause | None:
+        """Another resize filter, antialiasing or sub-pixel scale, named at the resize's argument where it is one."""
+        cause = self._resize_as_written(a, case) or geometry.interpolation_cause(a, e, case.tolerance)
+        return None if cause is None else self._resize_cause(cause, case)
+
+    def _shift_cause(self, a, e, case: StageCase, candidates: list) -> Cause | None:
+        cause = geometry.shift_cause(a, e, case.tolerance, self.sides, candidates)
+        return None if cause is None else self._named_geometry(cause, case)
+
+    @staticmethod
+    def _named_geometry(cause: Cause, case: StageCase) -> Cause:
+        """A shifted window named with the reference's own crop arithmetic where it explains the shift; a zoom at a
+        resize that enlarges a window of its input, the crop taken before it."""
+        op = case.operator
+        if cause.kind == CauseKind.ZOOM and op is not None and op.op == "Resize" and case.step_input_hw:
+            return advice.order_cause(cause, case.step_input_hw, op.where)
+        if cause.kind != CauseKind.OFFSET:
+            return cause
         out_hw = geometry.spatial_size(case.shape or case.actual.shape, case.shape_layout or case.layout)
-        where = case.operator.where if case.operator else ""
-        return eval_sizes.crop_anchor_cause(cause, case.ref_step, case.step_input_hw, out_hw, where)
+        op = case.operator
+        named = eval_sizes.crop_anchor_cause(cause, case.ref_step, case.step_input_hw, out_hw, op.where if op else "")
+        if named is not cause or op is None:
+            return named
+        return eval_sizes.crop_window_cause(cause, case.ref_step, case.step_input_hw, out_hw, op.op, op.args,
+                                            op.where)
+
+    def _zoom_cause(self, a, e, case: StageCase, factor: float | None) -> Cause | None:
+        cause = geometry.zoom_cause(a, e, case.tolerance, self.sides, factor)
+        return None if cause is None else self._named_geometry(cause, case)
+
+    def _spatial_filter(self, a, e, case: StageCase, mean, std, failed: list) -> Cause | None:
+        if not self._filter_allowed(case, failed):
+            return None
+        return photometric.spatial_filter_cause(a, e, case.tolerance, mean, std, self.sides)
+
+    @staticmethod
+    def _filter_allowed(case: StageCase, failed: list) -> bool:
+        """A blur or sharpening is named at the first stage that diverges; not at a resize whose filter arguments
+        differ from the reference's, where a filter swap is the cause to name."""
+        op = case.operator
+        return not failed and not (op is not None and op.op == "Resize" and case.ref_step is not None and
+                                   advice.resize_arguments(op.args, case.ref_step))
 
     @staticmethod
     def _resize_as_written(a, case: StageCase) -> Cause | None:
@@ -286,6 +364,8 @@ class StageDiagnoser:
                 self.normalizers, self.mean, self.std, case.model_channels, self.add_after))
         if case.operator is not None and cause.kind in (CauseKind.PAD_SIDE, CauseKind.OFFSET):
             op = case.operator
+            if cause.advice is not None and cause.advice.where:  # the cause already names this operator's change
+                return cause
             fix = advice.crop_advice(cause, op.op, op.args, op.where) or earlier.get(cause.kind)
             return dataclasses.replace(cause, advice=fix) if fix else cause
         if cause.kind == CauseKind.LAYOUT and case.expected_layout:
