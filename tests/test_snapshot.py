@@ -60,7 +60,8 @@ def _results_json(path: Path) -> dict:
 def test_snapshot_is_a_self_describing_folder(recorded):
     config, ref = recorded
     manifest = json.loads((ref / "manifest.json").read_text())
-    assert (manifest["format"], manifest["schema"]) == ("parity-snapshot", 1)
+    assert (manifest["format"], manifest["schema"]) == ("parity-snapshot", 2)
+    assert manifest["decoder"]["name"] == "Pillow" and manifest["shard"] is None
     assert [e["id"] for e in manifest["images"]] == ["astronaut", "checker", "coffee"]
     coffee = manifest["images"][2]
     assert (coffee["width"], coffee["height"]) == (360, 480) and len(coffee["sha256"]) == 64
@@ -75,7 +76,9 @@ def test_snapshot_is_a_self_describing_folder(recorded):
 
 
 def test_stages_are_stored_exactly(recorded):
-    """Bit for bit and dtype for dtype what MMPretrain computes; the files are plain .npz."""
+    """Bit for bit and dtype for dtype what MMPretrain computes, though only what the serving side cannot
+    recompute is stored: the PNG decodes identically with Pillow, the crop, PackInputs, to_rgb and the model
+    input follow from the resize by numpy steps, which leaves the resize (deflated) and the logits."""
     import numpy as np
 
     from parity.config.load import load_config
@@ -94,7 +97,58 @@ def test_stages_are_stored_exactly(recorded):
     assert [str(a.array.dtype) for a in live.run(cfg.images[0])] == ["uint8"] * 6 + ["float32"] * 2, stages
     manifest = json.loads((ref / "manifest.json").read_text())
     with np.load(ref / manifest["images"][0]["file"]) as data:
-        assert data["stage0"].shape == (512, 512, 3) and data["logits"].shape == (1000,)
+        assert sorted(data.files) == ["_encoding", "logits", "stage1.zlib"] and data["logits"].shape == (1000,)
+        assert data["_encoding"][0].startswith("stage0:decoded:")
+    assert sum(f.stat().st_size for f in (ref / "images").iterdir()) < 3 * 400 * 1024
+
+
+def test_a_pillow_that_decodes_otherwise_is_refused(recorded, tmp_path, capsys):
+    """The decoded image is not stored when Pillow gives the reference's pixels; where the snapshot is read,
+    a decode with other pixels (another libjpeg, here a recorded checksum that differs) is exit 2, never compared."""
+    import numpy as np
+
+    config, ref = recorded
+    copy = shutil.copytree(ref, tmp_path / "ref")
+    target = copy / json.loads((copy / "manifest.json").read_text())["images"][0]["file"]
+    with np.load(target) as data:
+        members = {name: data[name] for name in data.files}
+    members["_encoding"] = np.array(["stage0:decoded:00000000", *members["_encoding"][1:]])
+    np.savez(target.with_suffix(""), **members)  # np.savez adds the .npz suffix back
+    err = _refused(capsys, str(config), "--reference", str(copy))
+    assert "astronaut.png: Pillow here decodes it otherwise than Pillow did where the snapshot was written" in err
+
+
+def test_a_schema_1_snapshot_still_reads(recorded, tmp_path):
+    """Snapshots written before schema 2 stored every stage; they read as they did."""
+    import numpy as np
+
+    from parity.config.load import load_config
+    from parity.reference.snapshot import Snapshot
+
+    config, ref = recorded
+    cfg = load_config(config)
+    old = shutil.copytree(ref, tmp_path / "ref")
+    manifest = json.loads((old / "manifest.json").read_text())
+    current = Snapshot(ref, cfg.images, cfg.base_dir)
+    for path in cfg.images:  # every stage stored but one, which names its equal
+        stages = {f"stage{i}": s.array for i, s in enumerate(current.run(path)) if i != 2}
+        np.savez(old / "images" / current._files[path].stem, **stages, logits=current.run(path)[-1].logits,
+                 _encoding=np.array(["stage2:same:stage1"]))  # NumpyToPIL
+    for key in ("decoder", "shard"):
+        manifest.pop(key)
+    (old / "manifest.json").write_text(json.dumps({**manifest, "schema": 1}))
+    recorded_old = Snapshot(old, cfg.images, cfg.base_dir)
+    for path in cfg.images:
+        for a, b in zip(current.run(path), recorded_old.run(path), strict=True):
+            assert a.array.dtype == b.array.dtype and np.array_equal(a.array, b.array)
+
+
+def test_a_newer_schema_is_refused_naming_it(recorded, tmp_path, capsys):
+    config, ref = recorded
+    copy = shutil.copytree(ref, tmp_path / "ref")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "schema": 3}))
+    assert "snapshot schema 3, this parity reads schemas 1, 2" in _refused(capsys, str(config), "--reference", str(copy))
 
 
 @pytest.mark.slow
