@@ -276,6 +276,9 @@ def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None 
                     entries.write(json.dumps(entry) + "\n")
                     if progress:
                         progress(entry["id"])
+        if not stages and config.images:  # a shard without images still records what the stages are
+            stages = [dict(name=s.name, layout=s.layout, channels=s.channels, pixels=s.pixels)
+                      for s in reference.run(config.images[0])]
         _write_manifest(work, config, reference, stages, classifier is not None, shard)
         entries_file.unlink()
         size = sum(f.stat().st_size for f in work.rglob("*") if f.is_file())

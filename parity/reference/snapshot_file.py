@@ -241,15 +241,15 @@ def load_arrays(path: Path, *, image: Path | None = None, channels: str = "BGR",
         if name in arrays:
             raise ValueError(f"_encoding: {name} is both stored and {kind!r}")
         if kind == "same":
-            arrays[name] = arrays[rest]
+            arrays[name] = _member(arrays, rest)
         elif kind == "palette":
-            index, table = arrays.pop(f"{name}.index"), arrays.pop(f"{name}.table")
+            index, table = _member(arrays, f"{name}.index"), _member(arrays, f"{name}.table")
             arrays[name] = np.stack([t[i] for t, i in zip(table, index)])
         elif kind == "zlib":
-            arrays[name] = _inflate(path, name, arrays.pop(f"{name}.zlib"), rest)
+            arrays[name] = _inflate(path, name, _member(arrays, f"{name}.zlib"), rest)
         elif kind == "from":
             other, _, ops = rest.partition(":")
-            arrays[name] = _apply(ops.split(","), arrays[other], mean, std)
+            arrays[name] = _apply(ops.split(","), _member(arrays, other), mean, std)
         elif kind == "decoded":
             if image is None:
                 raise ValueError(f"_encoding: {name} is decoded from the image file, which was not given")
@@ -264,7 +264,13 @@ def load_arrays(path: Path, *, image: Path | None = None, channels: str = "BGR",
             raise ValueError(f"_encoding: {entry!r} is not NAME:same|from|decoded|zlib|palette:…")
         total += arrays[name].nbytes
         _total(path, total)
-    return arrays
+    return {name: array for name, array in arrays.items() if "." not in name}  # not the stored parts
+
+
+def _member(arrays: dict[str, np.ndarray], key: str) -> np.ndarray:
+    if key not in arrays:
+        raise ValueError(f"{key}: missing, though _encoding names it")
+    return arrays[key]
 
 
 def _inflate(path: Path, name: str, blob: np.ndarray, shape_text: str) -> np.ndarray:
