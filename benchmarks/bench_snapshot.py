@@ -66,6 +66,7 @@ def command_seconds(*argv) -> float:
 
 
 def main():
+    sys.stdout.reconfigure(line_buffering=True)  # each figure as it is measured
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 64
     with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
         images = distinct_images(Path(tmp), count)
@@ -80,7 +81,8 @@ def main():
             live = timed_check(Harness(config), images)
             snapshot = timed_check(Harness(dataclasses.replace(config, snapshot=folder)), images)
             print(f"{name}: snapshot {count / written.seconds:.1f} images/s, "
-                  f"{written.bytes / count / 1024:.0f} KiB per image; check live {count / live:.1f} images/s, "
+                  f"{written.bytes / count / 1024:.0f} KiB per image (50,000 images: "
+                  f"{written.bytes / count * 50000 / 2**30:.1f} GiB); check live {count / live:.1f} images/s, "
                   f"against the snapshot {count / snapshot:.1f} images/s, ratio live / snapshot {live / snapshot:.2f}")
         for path in dict.fromkeys(path for _, path, _ in CONFIGS):
             folder = Path(tmp) / f"shipped-{path.stem}"

@@ -42,6 +42,7 @@ def timed(*argv: str) -> tuple[int, float, float]:
 
 
 def main():
+    sys.stdout.reconfigure(line_buffering=True)  # each figure as it is measured
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     shards = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
