@@ -306,9 +306,9 @@ def _encoding(npz: Path) -> list[str]:
         return data["_encoding"].tolist()
 
 
-def _stage0_stored(npz: Path, array: np.ndarray) -> None:
-    """Stage 0 stored as ``array`` instead of decoded from the image file."""
-    _rewrite(npz, stage0=array, _encoding=np.array([e for e in _encoding(npz) if not e.startswith("stage0:")]))
+def _model_input_stored(npz: Path, array: np.ndarray) -> None:
+    """The model input (stage 7, which no other stage derives from) stored as ``array`` instead of derived."""
+    _rewrite(npz, stage7=array, _encoding=np.array([e for e in _encoding(npz) if not e.startswith("stage7:")]))
 
 
 def _palette_table_cut(npz: Path) -> None:
@@ -575,15 +575,15 @@ CATALOGUE = [
           "exit 2 before reading it", lambda c: c.snapshot(file=lambda f: _rewrite(f, **{
               f"stage{i}": _declaring((20000, 16000, 3)) for i in range(3)})), 2, "bytes per image"),
     Fault("snapshot-npz-stage-missing", "snapshots", "a .npz without one of its stages", "exit 2 naming the stage",
-          lambda c: c.snapshot(file=lambda f: _rewrite(f, **{"stage1.zlib": None})), 2,
-          "stage1.zlib: missing, though _encoding names it"),
+          lambda c: c.snapshot(file=lambda f: _rewrite(f, _encoding=np.array(
+              [e for e in _encoding(f) if not e.startswith("stage1:")]))), 2, "stage1: missing, though _encoding names it"),
     Fault("snapshot-npz-stage-extra", "snapshots", "a .npz with more stages than the manifest lists",
           "exit 2: the manifest does not match its files; it used to pass on the stages listed (a silent pass)",
           lambda c: c.snapshot(file=lambda f: _rewrite(f, stage8=np.zeros((4, 4, 3), np.uint8))), 2,
           "holds more stages than the manifest's 8"),
     Fault("snapshot-npz-stage-shape", "snapshots", "a stage that is not a 3-channel image", "exit 2 naming the stage",
-          lambda c: c.snapshot(file=lambda f: _stage0_stored(f, np.zeros(10, np.uint8))), 2,
-          "stage0 (LoadImageFromFile): a uint8 array of shape (10,)"),
+          lambda c: c.snapshot(file=lambda f: _model_input_stored(f, np.zeros(10, np.float32))), 2,
+          "stage7 (model_input): a float32 array of shape (10,)"),
     Fault("snapshot-npz-pickle", "snapshots", "a stage stored as a pickled object array", "exit 2; never unpickled",
           lambda c: c.snapshot(file=lambda f: _rewrite(f, stage0=np.array([{}], dtype=object))), 2,
           "truncated or corrupt snapshot file (ValueError"),

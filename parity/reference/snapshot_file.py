@@ -10,7 +10,9 @@ when the file is written by the very code that reads it):
   refused, never silently compared);
 - ``NAME:from:OTHER:OPS``: an earlier stage through numpy steps, e.g. ``t201`` (HWC to CHW), ``flip0`` (the
   channel swap of ``to_rgb``), ``float32``, ``norm`` ((x - mean) / std as ClsDataPreprocessor computes it
-  in float32), ``window:TOP:LEFT:H:W`` (a crop, zero-padded where it leaves the source);
+  in float32), ``window:TOP:LEFT:H:W`` (a crop, zero-padded where it leaves the source), or through Pillow's
+  ``resize:W:H:FILTER:CRC32`` (MMCV's ``backend='pillow'``, timm's and torchvision's resize of a PIL image; the
+  CRC32 of the result is checked where it is read, as the decode's is);
 - stored: an 8-bit image as ``NAME.zlib`` (row differences, deflate level 1: 2x smaller, and fast to read),
   a float image with at most 256 values per channel as ``NAME:palette:`` (uint8 index + per-channel
   table), anything else as a plain ``NAME.npy``.
@@ -32,10 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from parity.errors import ParitySnapshotError
+from parity.reference.channels import reversed_channels
 
 MAX_ARRAY_BYTES = 1 << 30  # an 8-bit stage of a 100-megapixel photo is 0.3 GiB
 MAX_FILE_BYTES = 2 << 30
-_OP = re.compile(r"t(\d)(\d)(\d)|flip(\d)|float32|norm|window:(-?\d+):(-?\d+):(\d+):(\d+)")
+_OP = re.compile(r"t(\d)(\d)(\d)|flip(\d)|float32|norm|window:(-?\d+):(-?\d+):(\d+):(\d+)"
+                 r"|resize:(\d+):(\d+):([0-5]):([0-9a-f]{8})")
+_FILTERS = (2, 3, 0, 1, 4, 5)  # Pillow's BILINEAR, BICUBIC, NEAREST, LANCZOS, BOX, HAMMING: the commonest first
 # the chains tried, in order, from each earlier stage (a window is tried where the shapes call for one)
 _CHAINS = (["t201"], ["flip0"], ["float32"], ["flip0", "float32"], ["norm"], ["float32", "norm"],
            ["flip0", "float32", "norm"], ["flip2"])
@@ -56,7 +61,24 @@ def decode(image: Path, channels: str) -> np.ndarray:
 
     with Image.open(image) as img:
         pixels = np.asarray(img.convert("RGB") if img.mode != "RGB" else img)
-    return np.ascontiguousarray(pixels[..., ::-1]) if channels == "BGR" else pixels
+    return reversed_channels(pixels, 2) if channels == "BGR" else pixels
+
+
+class PillowDiffers(Exception):
+    """Pillow here gives other pixels (CRC32 ``found``) than where the snapshot was written (``recorded``)."""
+
+    def __init__(self, what: str, found: str, recorded: str):
+        super().__init__(what, found, recorded)
+        self.what, self.found, self.recorded = what, found, recorded
+
+
+def _resize(array: np.ndarray, width: int, height: int, resample: int) -> np.ndarray:
+    """An (H, W, 3) uint8 image resized by Pillow, as MMCV's pillow backend and torchvision's PIL path do."""
+    from PIL import Image
+
+    if array.dtype != np.uint8 or array.shape[2] != 3 or width * height * 3 > MAX_ARRAY_BYTES:
+        raise ValueError(f"_encoding: resize to {width}x{height} of a {array.dtype} array of shape {array.shape}")
+    return np.asarray(Image.fromarray(array).resize((width, height), resample))
 
 
 def _crc(array: np.ndarray) -> str:
@@ -67,21 +89,29 @@ def _apply(ops: list[str], array: np.ndarray, mean: np.ndarray | None, std: np.n
     """``array`` through the numpy steps ``ops`` (ValueError on one that is not a step this module writes)."""
     for op in ops:
         match = _OP.fullmatch(op)
-        if match is None or array.ndim != 3:
+        if match is None:
             raise ValueError(f"_encoding: {op!r} is not a step parity writes (t201, flip0, float32, norm, window:…)")
+        if array.ndim != 3:
+            raise ValueError(f"_encoding: {op!r} on a {array.dtype} array of shape {array.shape}, not an image")
         if match[1]:
             axes = tuple(int(a) for a in match.group(1, 2, 3))
             if sorted(axes) != [0, 1, 2]:
                 raise ValueError(f"_encoding: {op!r} is not a permutation of three axes")
             array = np.ascontiguousarray(array.transpose(axes))
         elif match[4]:
-            array = np.ascontiguousarray(np.flip(array, int(match[4]) % 3))
+            array = reversed_channels(array, int(match[4]) % 3)
         elif op == "float32":
             array = array.astype(np.float32)
         elif op == "norm":
             if mean is None or std is None or array.shape[0] != 3:
                 raise ValueError("_encoding: norm on a stage that is not (3, H, W), or without mean and std")
-            array = (array - mean.astype(np.float32)[:, None, None]) / std.astype(np.float32)[:, None, None]
+            array = np.subtract(array, mean.astype(np.float32)[:, None, None],
+                                dtype=np.result_type(array.dtype, np.float32))
+            array /= std.astype(np.float32)[:, None, None]  # in place: the values of (x - mean) / std
+        elif match[9]:
+            array = _resize(array, int(match[9]), int(match[10]), int(match[11]))
+            if _crc(array) != match[12]:
+                raise PillowDiffers(f"resizes an image to {match[9]}x{match[10]}", _crc(array), match[12])
         else:
             array = _window(array, *(int(v) for v in match.group(5, 6, 7, 8)))
     return array
@@ -107,6 +137,15 @@ def _windows(source: np.ndarray, target: np.ndarray) -> list[list[str]]:
     tops = dict.fromkeys(((h - th) // 2, -((th - h) // 2), (h - th + 1) // 2))
     lefts = dict.fromkeys(((w - tw) // 2, -((tw - w) // 2), (w - tw + 1) // 2))
     return [[f"window:{top}:{left}:{th}:{tw}"] for top in tops for left in lefts]
+
+
+def _resizes(source: np.ndarray, target: np.ndarray) -> list[list[str]]:
+    """Pillow's resizes of ``source`` to ``target``'s size, where both are (H, W, 3) 8-bit images of two sizes."""
+    images = source.ndim == target.ndim == 3 and source.shape[2] == target.shape[2] == 3
+    if not images or source.dtype != np.uint8 or target.dtype != np.uint8 or source.shape == target.shape:
+        return []
+    (height, width), crc = target.shape[:2], _crc(target)
+    return [[f"resize:{width}:{height}:{f}:{crc}"] for f in _FILTERS]
 
 
 def save_arrays(path: Path, arrays: dict[str, np.ndarray], *, image: Path, channels: str,
@@ -152,12 +191,12 @@ def _derivation(name: str, array: np.ndarray, known: dict[str, np.ndarray], same
     if array.ndim != 3:
         return None
     for other, source in reversed(known.items()):  # the nearest stage first: usually the one
-        for ops in [*_CHAINS, *_windows(source, array)]:
+        for ops in [*_CHAINS, *_windows(source, array), *_resizes(source, array)]:
             if not _fits(ops, source, array):
                 continue
             try:
                 candidate = _apply(ops, source, mean, std)
-            except ValueError:
+            except (ValueError, PillowDiffers):
                 continue
             if candidate.dtype == array.dtype and candidate.shape == array.shape and np.array_equal(candidate, array):
                 return f"{name}:from:{other}:{','.join(ops)}"
@@ -171,6 +210,8 @@ def _fits(ops: list[str], source: np.ndarray, target: np.ndarray) -> bool:
         shape = (shape[2], shape[0], shape[1])
     elif ops[0].startswith("window:"):
         shape = (*map(int, ops[0].split(":")[3:5]), shape[-1])
+    elif ops[0].startswith("resize:"):
+        shape = (*map(int, ops[0].split(":")[2:0:-1]), shape[-1])
     dtype = np.float32 if {"float32", "norm"} & set(ops) else source.dtype
     return shape == target.shape and dtype == target.dtype
 
@@ -236,7 +277,20 @@ def load_arrays(path: Path, *, image: Path | None = None, channels: str = "BGR",
     if encoding.dtype.kind != "U" or encoding.ndim != 1:
         raise ValueError(f"_encoding: a {encoding.dtype} array, not a list of names")
     total = sum(a.nbytes for a in arrays.values())
-    for entry in encoding.tolist():
+    try:
+        _derive(path, arrays, encoding.tolist(), total, image, channels, mean, std)
+    except PillowDiffers as exc:
+        raise ParitySnapshotError(
+            f"{image}: Pillow here {exc.what} otherwise than Pillow did where the snapshot was written (pixel CRC32 "
+            f"{exc.found}, recorded {exc.recorded}; the manifest's decoder names that one): install the recorded "
+            "Pillow, or run `parity snapshot` again") from None
+    return {name: array for name, array in arrays.items() if "." not in name}  # not the stored parts
+
+
+def _derive(path: Path, arrays: dict[str, np.ndarray], encoding: list[str], total: int, image: Path | None,
+            channels: str, mean, std) -> None:
+    """Add to ``arrays`` every stage ``encoding`` derives, in order."""
+    for entry in encoding:
         name, kind, rest = (entry.split(":", 2) + ["", ""])[:3]
         if name in arrays:
             raise ValueError(f"_encoding: {name} is both stored and {kind!r}")
@@ -255,16 +309,12 @@ def load_arrays(path: Path, *, image: Path | None = None, channels: str = "BGR",
                 raise ValueError(f"_encoding: {name} is decoded from the image file, which was not given")
             pixels = decode(image, channels)
             if _crc(pixels) != rest:
-                raise ParitySnapshotError(
-                    f"{image}: Pillow here decodes it otherwise than Pillow did where the snapshot was written "
-                    f"(pixel CRC32 {_crc(pixels)}, recorded {rest}; the manifest's decoder names that one): install "
-                    "the recorded Pillow, or run `parity snapshot` again")
+                raise PillowDiffers("decodes it", _crc(pixels), rest)
             arrays[name] = pixels
         else:
             raise ValueError(f"_encoding: {entry!r} is not NAME:same|from|decoded|zlib|palette:…")
         total += arrays[name].nbytes
         _total(path, total)
-    return {name: array for name, array in arrays.items() if "." not in name}  # not the stored parts
 
 
 def _member(arrays: dict[str, np.ndarray], key: str) -> np.ndarray:
