@@ -6,7 +6,8 @@ same images: distinct crops of the bundled photos (so content-addressed files ar
 to a temporary folder that is removed at the end.
 
 - in process: images/s of `write_snapshot`, and of `Harness.run` live and against the snapshot, each
-  check after a warm-up pass (throughput once everything is loaded);
+  check after a warm-up pass (throughput once everything is loaded); and the reference side alone (each
+  image's stages, one thread), which is all that differs between the two checks;
 - the command: wall time of `parity check CFG` and `parity check CFG --reference DIR` as a CI job runs
   them, start-up (imports, model loading) included, on each config file as shipped (its 8 images).
 """
@@ -59,6 +60,18 @@ def timed_check(harness: Harness, images) -> float:
     return time.perf_counter() - start
 
 
+def reference_ms(harness: Harness, images) -> float:
+    """Milliseconds per image of the reference side alone (every stage of each image), one thread."""
+    from parity.reference.mmpretrain import one_torch_thread
+
+    with one_torch_thread():
+        harness.reference.run(images[0])
+        start = time.perf_counter()
+        for path in images:
+            harness.reference.run(path)
+    return (time.perf_counter() - start) / len(images) * 1000
+
+
 def command_seconds(*argv) -> float:
     start = time.perf_counter()
     subprocess.run([str(PARITY), "check", *map(str, argv), "-q"], check=False, capture_output=True)
@@ -66,6 +79,7 @@ def command_seconds(*argv) -> float:
 
 
 def main():
+    sys.stdout.reconfigure(line_buffering=True)  # each figure as it is measured
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 64
     with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
         images = distinct_images(Path(tmp), count)
@@ -77,11 +91,14 @@ def main():
             folder = Path(tmp) / f"ref-{len(name)}"
             write_snapshot(dataclasses.replace(config, images=images[:4]), folder)  # warm-up: imports, model
             written = write_snapshot(config, folder)
-            live = timed_check(Harness(config), images)
-            snapshot = timed_check(Harness(dataclasses.replace(config, snapshot=folder)), images)
+            harnesses = Harness(config), Harness(dataclasses.replace(config, snapshot=folder))
+            live, snapshot = (timed_check(h, images) for h in harnesses)
+            live_ms, snapshot_ms = (reference_ms(h, images) for h in harnesses)
             print(f"{name}: snapshot {count / written.seconds:.1f} images/s, "
-                  f"{written.bytes / count / 1024:.0f} KiB per image; check live {count / live:.1f} images/s, "
-                  f"against the snapshot {count / snapshot:.1f} images/s, ratio live / snapshot {live / snapshot:.2f}")
+                  f"{written.bytes / count / 1024:.0f} KiB per image (50,000 images: "
+                  f"{written.bytes / count * 50000 / 2**30:.1f} GiB); check live {count / live:.1f} images/s, "
+                  f"against the snapshot {count / snapshot:.1f} images/s, ratio live / snapshot {live / snapshot:.2f}; "
+                  f"reference side alone {live_ms:.1f} / {snapshot_ms:.1f} ms per image")
         for path in dict.fromkeys(path for _, path, _ in CONFIGS):
             folder = Path(tmp) / f"shipped-{path.stem}"
             write_snapshot(load_config(path), folder)

@@ -301,9 +301,21 @@ def _fifo(npz: Path) -> None:
     os.mkfifo(npz)
 
 
+def _encoding(npz: Path) -> list[str]:
+    with np.load(npz) as data:
+        return data["_encoding"].tolist()
+
+
+def _model_input_stored(npz: Path, array: np.ndarray) -> None:
+    """The model input (stage 7, which no other stage derives from) stored as ``array`` instead of derived."""
+    _rewrite(npz, stage7=array, _encoding=np.array([e for e in _encoding(npz) if not e.startswith("stage7:")]))
+
+
 def _palette_table_cut(npz: Path) -> None:
-    name = next(n for n in _members(npz) if n.endswith(".table.npy"))[:-4]
-    _rewrite(npz, **{name: np.zeros((3, 1), np.float32)})
+    """The model input stored as a palette whose table is shorter than its index says."""
+    encoding = [e for e in _encoding(npz) if not e.startswith("stage7:")] + ["stage7:palette:"]
+    _rewrite(npz, **{"stage7.index": np.full((3, 4, 4), 5, np.uint8), "stage7.table": np.zeros((3, 1), np.float32)},
+             _encoding=np.array(encoding))
 
 
 def _internal_error(case: Case, monkeypatch) -> list:
@@ -563,20 +575,21 @@ CATALOGUE = [
           "exit 2 before reading it", lambda c: c.snapshot(file=lambda f: _rewrite(f, **{
               f"stage{i}": _declaring((20000, 16000, 3)) for i in range(3)})), 2, "bytes per image"),
     Fault("snapshot-npz-stage-missing", "snapshots", "a .npz without one of its stages", "exit 2 naming the stage",
-          lambda c: c.snapshot(file=lambda f: _rewrite(f, stage0=None)), 2, "stage0 (LoadImageFromFile): missing"),
+          lambda c: c.snapshot(file=lambda f: _rewrite(f, _encoding=np.array(
+              [e for e in _encoding(f) if not e.startswith("stage1:")]))), 2, "stage1: missing, though _encoding names it"),
     Fault("snapshot-npz-stage-extra", "snapshots", "a .npz with more stages than the manifest lists",
           "exit 2: the manifest does not match its files; it used to pass on the stages listed (a silent pass)",
           lambda c: c.snapshot(file=lambda f: _rewrite(f, stage8=np.zeros((4, 4, 3), np.uint8))), 2,
           "holds more stages than the manifest's 8"),
     Fault("snapshot-npz-stage-shape", "snapshots", "a stage that is not a 3-channel image", "exit 2 naming the stage",
-          lambda c: c.snapshot(file=lambda f: _rewrite(f, stage0=np.zeros(10, np.uint8))), 2,
-          "stage0 (LoadImageFromFile): a uint8 array of shape (10,)"),
+          lambda c: c.snapshot(file=lambda f: _model_input_stored(f, np.zeros(10, np.float32))), 2,
+          "stage7 (model_input): a float32 array of shape (10,)"),
     Fault("snapshot-npz-pickle", "snapshots", "a stage stored as a pickled object array", "exit 2; never unpickled",
           lambda c: c.snapshot(file=lambda f: _rewrite(f, stage0=np.array([{}], dtype=object))), 2,
           "truncated or corrupt snapshot file (ValueError"),
     Fault("snapshot-npz-encoding", "snapshots", "a .npz whose encoding list is not one parity writes",
           "exit 2 naming the entry", lambda c: c.snapshot(file=lambda f: _rewrite(f, _encoding=np.array(["x:zip:"]))),
-          2, "_encoding: 'x:zip:' is not NAME:same:OTHER or NAME:palette:"),
+          2, "_encoding: 'x:zip:' is not NAME:same|from|decoded|zlib|palette"),
     Fault("snapshot-npz-palette", "snapshots", "a palette-encoded stage whose table is cut short",
           "exit 2 naming the file (it used to be an IndexError: exit 3)",
           lambda c: c.snapshot(file=_palette_table_cut), 2, "truncated or corrupt snapshot file (IndexError"),

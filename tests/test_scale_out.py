@@ -94,6 +94,36 @@ def test_shards_split_by_content_and_merge_into_one_verdict(tmp_path, deployed, 
 
 
 @pytest.mark.slow
+def test_a_sharded_snapshot_is_recorded_and_checked_shard_by_shard(tmp_path, deployed, capsys, monkeypatch):
+    """Each of N training jobs records its shard of the images; each serving job checks its shard against it;
+    the merged verdict is the one an unsharded live check gives."""
+    monkeypatch.chdir(tmp_path)
+    for k in (1, 2):
+        assert main(["snapshot", str(deployed), "--out", f"ref{k}", "--shard", f"{k}/2", "-q"]) == 0
+    recorded = [json.loads((tmp_path / f"ref{k}" / "manifest.json").read_text()) for k in (1, 2)]
+    ids = [{entry["id"] for entry in manifest["images"]} for manifest in recorded]
+    assert ids[0] | ids[1] == set(NAMES) and not ids[0] & ids[1] and [m["shard"] for m in recorded] == ["1/2", "2/2"]
+    assert [len(m["stages"]) for m in recorded] == [8, 8]  # an empty shard still says what the stages are
+    codes = [main(["check", str(deployed), "--reference", f"ref{k}", "--shard", f"{k}/2", "--json", f"s{k}.json", "-q"])
+             for k in (1, 2)]
+    assert set(codes) <= {0, 1}  # these four images all fall in shard 2: shard 1 checks none, and passes
+    assert main(["check", str(deployed), "--json", "live.json", "-q"]) == 1
+    capsys.readouterr()
+    assert main(["merge", "s1.json", "s2.json", "--json", "all.json"]) == 1
+    merged, live = (json.loads((tmp_path / name).read_text()) for name in ("all.json", "live.json"))
+    verdicts = [{i["id"]: [(s["stage"], s["status"]) for s in i["stages"]] for i in d["images"]} for d in (merged, live)]
+    assert verdicts[0] == verdicts[1] and len(verdicts[0]) == 4
+    # a shard's snapshot holds only its images: another shard, or the whole set, is refused before any image runs
+    assert main(["check", str(deployed), "--reference", "ref1", "--shard", "2/2", "-q"]) == 2
+    assert main(["check", str(deployed), "--reference", "ref1", "-q"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"parity: error: {tmp_path / 'ref1'}: holds shard 1/2 of the images only (`parity snapshot --shard 1/2`): check it "
+                   "with --shard 1/2, not 2/2",
+                   f"parity: error: {tmp_path / 'ref1'}: holds shard 1/2 of the images only (`parity snapshot --shard "
+                   "1/2`): check it with --shard 1/2"]
+
+
+@pytest.mark.slow
 def test_merge_judges_the_degenerate_output_check_over_every_shards_answers(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = tmp_path / "parity_cfg.py"

@@ -60,7 +60,8 @@ def _results_json(path: Path) -> dict:
 def test_snapshot_is_a_self_describing_folder(recorded):
     config, ref = recorded
     manifest = json.loads((ref / "manifest.json").read_text())
-    assert (manifest["format"], manifest["schema"]) == ("parity-snapshot", 1)
+    assert (manifest["format"], manifest["schema"]) == ("parity-snapshot", 2)
+    assert manifest["decoder"]["name"] == "Pillow" and manifest["shard"] is None
     assert [e["id"] for e in manifest["images"]] == ["astronaut", "checker", "coffee"]
     coffee = manifest["images"][2]
     assert (coffee["width"], coffee["height"]) == (360, 480) and len(coffee["sha256"]) == 64
@@ -75,7 +76,10 @@ def test_snapshot_is_a_self_describing_folder(recorded):
 
 
 def test_stages_are_stored_exactly(recorded):
-    """Bit for bit and dtype for dtype what MMPretrain computes; the files are plain .npz."""
+    """Bit for bit and dtype for dtype what MMPretrain computes, though only what the serving side cannot
+    recompute is stored: the PNG decodes identically with Pillow, the resize is Pillow's bilinear resize of it
+    (MMCV's pillow backend), the crop, PackInputs, to_rgb and the model input follow from the resize by numpy
+    steps, which leaves the logits."""
     import numpy as np
 
     from parity.config.load import load_config
@@ -94,7 +98,84 @@ def test_stages_are_stored_exactly(recorded):
     assert [str(a.array.dtype) for a in live.run(cfg.images[0])] == ["uint8"] * 6 + ["float32"] * 2, stages
     manifest = json.loads((ref / "manifest.json").read_text())
     with np.load(ref / manifest["images"][0]["file"]) as data:
-        assert data["stage0"].shape == (512, 512, 3) and data["logits"].shape == (1000,)
+        assert sorted(data.files) == ["_encoding", "logits"] and data["logits"].shape == (1000,)
+        assert data["_encoding"][0].startswith("stage0:decoded:")
+        assert data["_encoding"][1].startswith("stage1:from:stage0:resize:")  # Pillow's BILINEAR is 2
+    assert sum(f.stat().st_size for f in (ref / "images").iterdir()) < 3 * 8 * 1024
+
+
+def test_what_nothing_recomputes_is_stored_and_reads_back_exactly(tmp_path):
+    """A stage no Pillow or numpy step gives (an OpenCV resize, here noise) is stored: an 8-bit image as deflated
+    row differences, a float image of few values as a palette; both read back bit for bit."""
+    import numpy as np
+    from PIL import Image
+
+    from parity.reference.snapshot_file import load_arrays, save_arrays
+
+    rng = np.random.default_rng(0)
+    image = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(image)
+    arrays = {"stage0": np.asarray(Image.open(image))[..., ::-1].copy(),
+              "stage1": rng.integers(0, 256, (24, 20, 3), dtype=np.uint8),
+              "stage2": rng.choice(np.float32([-1.5, 0.25, 2.0]), (3, 24, 20))}
+    save_arrays(tmp_path / "x.npz", arrays, image=image, channels="BGR", mean=None, std=None)
+    with np.load(tmp_path / "x.npz") as data:
+        assert data["_encoding"].tolist()[1:] == ["stage1:zlib:24,20,3", "stage2:palette:"]
+    back = load_arrays(tmp_path / "x.npz", image=image, channels="BGR")
+    assert all(back[k].dtype == a.dtype and np.array_equal(back[k], a) for k, a in arrays.items())
+
+
+@pytest.mark.parametrize("stage, what", [(0, "decodes it"), (1, "resizes an image to 384x384")])
+def test_a_pillow_that_decodes_otherwise_is_refused(recorded, tmp_path, capsys, stage, what):
+    """The decoded and resized images are not stored when Pillow gives the reference's pixels; where the snapshot
+    is read, a decode or resize with other pixels (another libjpeg or Pillow, here a recorded checksum that
+    differs) is exit 2, never compared."""
+    import numpy as np
+
+    config, ref = recorded
+    copy = shutil.copytree(ref, tmp_path / "ref")
+    target = copy / json.loads((copy / "manifest.json").read_text())["images"][0]["file"]
+    with np.load(target) as data:
+        members = {name: data[name] for name in data.files}
+    encoding = members["_encoding"].tolist()
+    encoding[stage] = encoding[stage][:-8] + "00000000"  # the recorded CRC32 ends each of these entries
+    members["_encoding"] = np.array(encoding)
+    np.savez(target.with_suffix(""), **members)  # np.savez adds the .npz suffix back
+    err = _refused(capsys, str(config), "--reference", str(copy))
+    assert f"astronaut.png: Pillow here {what} otherwise than Pillow did where the snapshot was written" in err
+
+
+def test_a_schema_1_snapshot_still_reads(recorded, tmp_path):
+    """Snapshots written before schema 2 stored every stage; they read as they did."""
+    import numpy as np
+
+    from parity.config.load import load_config
+    from parity.reference.snapshot import Snapshot
+
+    config, ref = recorded
+    cfg = load_config(config)
+    old = shutil.copytree(ref, tmp_path / "ref")
+    manifest = json.loads((old / "manifest.json").read_text())
+    current = Snapshot(ref, cfg.images, cfg.base_dir)
+    for path in cfg.images:  # every stage stored but one, which names its equal
+        stages = {f"stage{i}": s.array for i, s in enumerate(current.run(path)) if i != 2}
+        np.savez(old / "images" / current._files[path].stem, **stages, logits=current.run(path)[-1].logits,
+                 _encoding=np.array(["stage2:same:stage1"]))  # NumpyToPIL
+    for key in ("decoder", "shard"):
+        manifest.pop(key)
+    (old / "manifest.json").write_text(json.dumps({**manifest, "schema": 1}))
+    recorded_old = Snapshot(old, cfg.images, cfg.base_dir)
+    for path in cfg.images:
+        for a, b in zip(current.run(path), recorded_old.run(path), strict=True):
+            assert a.array.dtype == b.array.dtype and np.array_equal(a.array, b.array)
+
+
+def test_a_newer_schema_is_refused_naming_it(recorded, tmp_path, capsys):
+    config, ref = recorded
+    copy = shutil.copytree(ref, tmp_path / "ref")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "schema": 3}))
+    assert "snapshot schema 3, this parity reads schemas 1, 2" in _refused(capsys, str(config), "--reference", str(copy))
 
 
 @pytest.mark.slow

@@ -156,6 +156,7 @@ def _judge(args, outcome: _Outcome, report) -> int:
     start = time.perf_counter()
     shard = outcome.shard = Shard.parse(args.shard, "--shard")
     config = load_config(args.config, snapshot=args.reference)
+    _same_shard(config.snapshot, shard)
     refuse_inputs(args, config_inputs(config))  # before any work: no result file over an image or model
     run = Run(config, strict_gpu=args.strict_gpu, shard=shard)  # checks the config file's own tolerance labels
     outcome.results = results = run.results
@@ -200,6 +201,18 @@ def _judge(args, outcome: _Outcome, report) -> int:
                                repository=results.repository, checks=results.checks, gpu=results.gpu)
         print(f"HTML report: {written}")
     return results.exit_code()
+
+
+def _same_shard(snapshot: Path | None, shard) -> None:
+    """Refuse a check of other images than those a sharded snapshot holds (before anything loads)."""
+    from parity.errors import ParitySnapshotError
+    from parity.reference.snapshot import recorded_shard
+
+    recorded = recorded_shard(snapshot) if snapshot is not None else None
+    if recorded is not None and recorded != (shard and str(shard)):
+        raise ParitySnapshotError(f"{snapshot}: holds shard {recorded} of the images only (`parity snapshot --shard "
+                                  f"{recorded}`): check it with --shard {recorded}"
+                                  + (f", not {shard}" if shard else ""))
 
 
 def _print_failure(image, shown: dict, verbose: int) -> None:

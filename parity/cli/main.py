@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     snapshot.add_argument("config", type=Path, help="Parity config file")
     snapshot.add_argument("--out", type=Path, metavar="DIR",
                           help="Snapshot folder to write (default: the config's reference.snapshot)")
+    snapshot.add_argument("--shard", metavar="K/N", help="Record only shard K of N (images assigned by content hash, "
+                          "as `check --shard`): one snapshot folder per shard, each checked with the same --shard")
     snapshot.add_argument("-q", "--quiet", action="store_true", help="Print only the last line")
     merge = sub.add_parser("merge", help="Combine the result files of N shards (`check --shard K/N --json`) into one "
                                          "verdict, JSON and JUnit XML")

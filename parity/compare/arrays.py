@@ -3,6 +3,7 @@ values against a :class:`~parity.config.load.Tolerance`, giving a :class:`StageR
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -132,33 +133,37 @@ def compare_arrays(actual: np.ndarray, expected: np.ndarray, tolerance: Toleranc
         return StageResult(status="failed", problems=tuple(problems), total=expected.size,
                            dali_channels=_channel_stats(actual, channel_axis) if actual.size else (),
                            ref_channels=_channel_stats(expected, channel_axis) if expected.size else (), **common)
+    if not problems and actual.dtype == expected.dtype and np.array_equal(actual, expected):
+        return _identical(actual, tolerance, channel_axis, common)  # most stages of a passing run: no subtraction
     diff, work = _abs_diff(actual, expected)
-    if work is not None and not np.isfinite(diff).all():
+    flat_abs = int(np.argmax(diff)) if diff.size else 0  # argmax stops at a NaN: a finite maximum means all finite
+    if work is not None and diff.size and not np.isfinite(diff.flat[flat_abs]):
         problems.append(f"{sides[0]} holds {int(np.isnan(actual).sum())} NaN and {int(np.isinf(actual).sum())} "
                         "Inf values")
         diff = np.where(np.isfinite(diff), diff, np.inf)
-    # float32 model inputs carry ~1e-7 relative rounding: a difference of exactly atol is within it
-    if tolerance.rtol:
-        threshold = (tolerance.atol + tolerance.rtol * np.abs(expected.astype(np.float64))) * (1 + 1e-5)
-    else:
-        threshold = np.asarray(tolerance.atol * (1 + 1e-5))
-    mismatch = diff > threshold
+        flat_abs = int(np.argmax(diff))
+    threshold = _threshold(tolerance, expected)
+    integral = work is None and not threshold.ndim and threshold >= 0
+    mismatch = diff > (_integer_threshold(threshold, diff.dtype) if integral else threshold)
+    mismatched = int(np.count_nonzero(mismatch))
+    diff_mean = _mean(diff)
     inner = _interior(diff.ndim, diff.shape, channel_axis, tolerance.border)
-    judged, judged_mismatch = diff[inner], mismatch[inner]
-    fraction = float(np.count_nonzero(judged_mismatch)) / judged.size if judged.size else 0.0
-    judged_mean = float(judged.mean(dtype=np.float64)) if judged.size else 0.0
+    if any(index != slice(None) for index in inner):
+        judged = diff[inner]
+        fraction = float(np.count_nonzero(mismatch[inner])) / judged.size if judged.size else 0.0
+        judged_mean = _mean(judged)
+    else:  # the whole array is judged: the same figures
+        fraction, judged_mean = (mismatched / diff.size if diff.size else 0.0), diff_mean
     ok = (not problems and fraction <= tolerance.max_mismatch
           and (tolerance.mean_atol is None or judged_mean <= tolerance.mean_atol))
-    if tolerance.border and judged.size < diff.size:
+    if tolerance.border and any(index != slice(None) for index in inner):
         common["notes"] = (*notes, f"verdict from the interior ({100 * fraction:.2f}% mismatched, mean "
                                    f"{judged_mean:.4g}): the outer {tolerance.border}-pixel border is reported "
                                    "but not judged")
-    flat_abs = int(np.argmax(diff)) if diff.size else 0
     stats: dict[str, Any] = dict(status="passed" if ok else "failed", problems=tuple(problems), total=diff.size,
-                 mismatched=int(np.count_nonzero(mismatch)),
-                 max_abs=float(diff.flat[flat_abs]) if diff.size else 0.0,
+                 mismatched=mismatched, max_abs=float(diff.flat[flat_abs]) if diff.size else 0.0,
                  max_abs_index=tuple(int(i) for i in np.unravel_index(flat_abs, diff.shape)) if diff.size else (),
-                 mean_abs=float(diff.mean(dtype=np.float64)) if diff.size else 0.0)
+                 mean_abs=diff_mean)
     if not ok and diff.size:
         work = work or np.float32
         a, e = actual.astype(work, copy=False), expected.astype(work, copy=False)
@@ -173,6 +178,41 @@ def compare_arrays(actual: np.ndarray, expected: np.ndarray, tolerance: Toleranc
     return StageResult(**stats, **common)
 
 
+def _identical(array: np.ndarray, tolerance: Tolerance, channel_axis: int, common: dict) -> StageResult:
+    """The result of comparing ``array`` with an equal array: every difference 0, the figures the general
+    path gives for them."""
+    inner = _interior(array.ndim, array.shape, channel_axis, tolerance.border)
+    ok = tolerance.max_mismatch >= 0 and (tolerance.mean_atol is None or tolerance.mean_atol >= 0)
+    if tolerance.border and any(index != slice(None) for index in inner):
+        common["notes"] = (*common["notes"], "verdict from the interior (0.00% mismatched, mean 0): the outer "
+                                             f"{tolerance.border}-pixel border is reported but not judged")
+    return StageResult(status="passed" if ok else "failed", total=array.size,
+                       max_abs_index=(0,) * array.ndim if array.size else (), **common)
+
+
+def _threshold(tolerance: Tolerance, expected: np.ndarray) -> np.ndarray:
+    # float32 model inputs carry ~1e-7 relative rounding: a difference of exactly atol is within it
+    if tolerance.rtol:
+        return (tolerance.atol + tolerance.rtol * np.abs(expected.astype(np.float64))) * (1 + 1e-5)
+    return np.asarray(tolerance.atol * (1 + 1e-5))
+
+
+def _integer_threshold(threshold: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A scalar threshold as the integer ``t`` with ``d > t`` exactly when ``d > threshold`` for every integer
+    ``d`` of ``dtype``: the comparison stays in the difference's own type (no float64 conversion)."""
+    return np.asarray(min(math.floor(float(threshold)), np.iinfo(dtype).max), dtype)
+
+
+def _mean(diff: np.ndarray) -> float:
+    """The mean as ``diff.mean(dtype=np.float64)`` gives it; an unsigned integer sum is exact, so it is summed in
+    its own width (the float64 sum of integers below 2**53 is exact too, and the division the same)."""
+    if not diff.size:
+        return 0.0
+    if diff.dtype.kind == "u" and diff.size * np.iinfo(diff.dtype).max < 2**53:
+        return float(int(diff.sum(dtype=np.uint64))) / diff.size
+    return float(diff.mean(dtype=np.float64))
+
+
 def _abs_diff(actual: np.ndarray, expected: np.ndarray) -> tuple[np.ndarray, Any]:
     """``|actual - expected|`` and the float type it was computed in (None: exact, in the shared integer type).
 
@@ -185,7 +225,8 @@ def _abs_diff(actual: np.ndarray, expected: np.ndarray) -> tuple[np.ndarray, Any
         diff -= np.minimum(actual, expected)
         return diff, None
     work = np.float64 if np.float64 in (actual.dtype, expected.dtype) else np.float32
-    return np.abs(actual.astype(work, copy=False) - expected.astype(work, copy=False)), work
+    diff = np.subtract(actual.astype(work, copy=False), expected.astype(work, copy=False))
+    return np.abs(diff, out=diff), work
 
 
 def _worst(diff, threshold, a, e) -> tuple:

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import io
 import json
-import math
 import os
+import re
 import shutil
 import stat
 import threading
@@ -38,13 +37,11 @@ import numpy as np
 from parity.config.sections import ModelSection, ReferenceSection
 from parity.errors import ParitySnapshotError, ParityUsageError
 from parity.reference.protocol import Reference, RefStage, versions
+from parity.reference.snapshot_file import check_sizes, decoder, load_arrays, save_arrays
 
-FORMAT, SCHEMA = "parity-snapshot", 1
+FORMAT, SCHEMA = "parity-snapshot", 2
+READS = (1, 2)  # schema 1: every stage stored (same/palette encodings only), still read
 MANIFEST = "manifest.json"
-# A snapshot is untrusted input: what its .npz files declare is checked against these before anything is
-# read, so a small file cannot make parity allocate gigabytes (an 8-bit stage of a 100-megapixel photo is 0.3 GiB).
-MAX_ARRAY_BYTES = 1 << 30
-MAX_FILE_BYTES = 2 << 30
 _LAYOUTS, _CHANNELS = {"HWC", "CHW"}, {"RGB", "BGR"}
 _MANIFEST_FIELDS = {"created": str, "parity_config": str, "source": str, "reference": dict, "test_pipeline": list,
                     "data_preprocessor": (dict, None), "preprocessor": dict, "stages": list, "logits": bool,
@@ -122,9 +119,9 @@ def read_manifest(folder: Path) -> dict:
         raise ParitySnapshotError(f"{path}: truncated or corrupt snapshot manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ParitySnapshotError(f"{path}: not a parity snapshot manifest (format {FORMAT!r} expected)")
-    if manifest.get("schema") != SCHEMA:
-        raise ParitySnapshotError(f"{path}: snapshot schema {manifest.get('schema')!r}, this parity reads schema "
-                                  f"{SCHEMA}: write the snapshot again with this parity version")
+    if manifest.get("schema") not in READS:
+        raise ParitySnapshotError(f"{path}: snapshot schema {manifest.get('schema')!r}, this parity reads schemas "
+                                  f"{', '.join(map(str, READS))}: write the snapshot again with this parity version")
     _check_manifest(path, manifest)
     return manifest
 
@@ -173,6 +170,28 @@ def _check_manifest(path: Path, manifest: dict) -> None:
             "match its pipeline; write the snapshot again")
 
 
+def shard_of_sha(sha256: str, count: int) -> int:
+    """The 1-based shard among ``count`` of an image whose file has this SHA-256 (``--shard K/N``)."""
+    return int(sha256[:16], 16) % count + 1
+
+
+def _recorded_shard(folder: Path, manifest: dict) -> tuple[int, int] | None:
+    """(K, N) of the shard a snapshot holds, or None when it holds every image."""
+    recorded = manifest.get("shard")
+    if recorded is None:
+        return None
+    match = re.fullmatch(r"(\d+)/(\d+)", recorded) if isinstance(recorded, str) else None
+    if match is None or not 1 <= int(match[1]) <= int(match[2]):
+        raise ParitySnapshotError(f"{folder / MANIFEST}: shard: {recorded!r} is not K/N; write the snapshot again")
+    return int(match[1]), int(match[2])
+
+
+def recorded_shard(folder: Path) -> str | None:
+    """For ``parity check --reference DIR --shard K/N``: the shard the snapshot in ``folder`` holds (None: all)."""
+    shard = _recorded_shard(folder, read_manifest(folder))
+    return shard and f"{shard[0]}/{shard[1]}"
+
+
 def recorded_reference(folder: Path, config_path: Path, reference: ReferenceSection, model: ModelSection | None):
     """For the config loader: (source, test_pipeline, data_preprocessor, has_logits) of a snapshot, after
     refusing one recorded from another reference than the one ``reference``/``model`` name."""
@@ -199,8 +218,10 @@ class SnapshotWritten:
     seconds: float
 
 
-def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None = None) -> SnapshotWritten:
-    """Run the live reference (and reference network) on every image of ``config`` and record it in ``out``.
+def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None = None,
+                   shard=None) -> SnapshotWritten:
+    """Run the live reference (and reference network) on every image of ``config`` (of ``shard``, a
+    :class:`parity.run.shard.Shard`, when given) and record it in ``out``.
 
     Images stream through a thread pool a batch at a time, so memory does not grow with their number; the
     folder is written beside ``out`` and renamed into place, so a failed run leaves no half snapshot.
@@ -217,7 +238,8 @@ def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None 
     out = Path(out).resolve()
     work = fresh_folder(out, MANIFEST, "--out")
     try:
-        for path in dict.fromkeys(config.images):
+        items = [(p, i) for p, i in zip(config.images, image_ids(config.images)) if shard is None or shard.selects(p)]
+        for path in dict.fromkeys(p for p, _ in items):
             check_image(path)
         reference = open_reference(config)  # the live one: a config loaded with live=True names no snapshot
         classifier = _reference_network(config)
@@ -234,13 +256,12 @@ def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None 
                 arrays["logits"] = classifier.infer(run[-1].array[None].astype(np.float32))[0]
             # named by content: the same image twice is one file (written whole, then renamed into place)
             partial = work / "images" / f"{sha}.{threading.get_ident()}.partial.npz"
-            save_arrays(partial, arrays)
+            save_arrays(partial, arrays, image=path, channels=run[0].channels, mean=reference.mean, std=reference.std)
             os.replace(partial, work / "images" / f"{sha}.npz")
             height, width = run[0].array.shape[:2]
             return dict(id=image, path=os.path.relpath(path, config.base_dir), sha256=sha, bytes=path.stat().st_size,
                         height=height, width=width, file=f"images/{sha}.npz", stages=meta)
 
-        items = list(zip(config.images, image_ids(config.images)))
         step = config.dali.batch_size
         workers = max(1, min(step, len(os.sched_getaffinity(0))))
         entries_file = work / "entries.jsonl"  # per-image entries stream to disk, the manifest reads them back
@@ -255,7 +276,10 @@ def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None 
                     entries.write(json.dumps(entry) + "\n")
                     if progress:
                         progress(entry["id"])
-        _write_manifest(work, config, reference, stages, classifier is not None)
+        if not stages and config.images:  # a shard without images still records what the stages are
+            stages = [dict(name=s.name, layout=s.layout, channels=s.channels, pixels=s.pixels)
+                      for s in reference.run(config.images[0])]
+        _write_manifest(work, config, reference, stages, classifier is not None, shard)
         entries_file.unlink()
         size = sum(f.stat().st_size for f in work.rglob("*") if f.is_file())
         publish(work, out)
@@ -263,99 +287,6 @@ def write_snapshot(config, out: Path, *, progress: Callable[[str], None] | None 
         shutil.rmtree(work, ignore_errors=True)
         raise
     return SnapshotWritten(out, len(items), size, time.perf_counter() - start)
-
-
-def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """An .npz (np.load reads it), compressed by encoding rather than by deflate, and exact:
-
-    - an array equal to an earlier one (MMPretrain's NumpyToPIL/PILToNumpy steps copy their input) is
-      stored once and named in ``_encoding``;
-    - a float (C, H, W) array with at most 256 distinct values per channel (the model input normalized
-      from 8-bit pixels, a colour stage in float) is stored as a uint8 index into a per-channel table: 4x.
-
-    Members are not deflated: deflate (level 1) saved a further 35% but made reading a snapshot slower
-    than running MMPretrain's own steps again (docs/benchmarks.md); CI artifact uploads compress anyway.
-    """
-    encoding: list[str] = []
-    seen: dict[tuple, str] = {}
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, array in arrays.items():
-            array = np.ascontiguousarray(array)
-            key = (array.dtype.str, array.shape, hashlib.sha1(array.data).digest())
-            if key in seen:
-                encoding.append(f"{name}:same:{seen[key]}")
-                continue
-            seen[key] = name
-            palette = _palette(array)
-            if palette is None:
-                _write_member(archive, name, array)
-            else:
-                encoding.append(f"{name}:palette:")
-                _write_member(archive, f"{name}.index", palette[0])
-                _write_member(archive, f"{name}.table", palette[1])
-        _write_member(archive, "_encoding", np.array(encoding, dtype=str))
-
-
-def _palette(array: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(uint8 index, per-channel table) that give back ``array`` exactly, or None."""
-    if array.dtype.kind != "f" or array.ndim != 3:
-        return None
-    tables, indices = [], []
-    for channel in array:
-        values, index = np.unique(channel, return_inverse=True)
-        if len(values) > 256:
-            return None
-        tables.append(np.resize(values, 256))
-        indices.append(index.reshape(channel.shape).astype(np.uint8))
-    return np.stack(indices), np.stack(tables)
-
-
-def _write_member(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, array, allow_pickle=False)
-    archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue())
-
-
-def check_sizes(path: Path) -> None:
-    """Refuse an .npz whose members declare, in their headers or the archive's directory, more than
-    :data:`MAX_ARRAY_BYTES` per array or :data:`MAX_FILE_BYTES` in all, before any array is read."""
-    total = 0
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            with archive.open(info) as member:
-                version = np.lib.format.read_magic(member)
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
-                shape, _, dtype = read_header(member)
-            declared = math.prod(shape) * dtype.itemsize
-            if declared > MAX_ARRAY_BYTES or info.file_size > MAX_ARRAY_BYTES + 4096:
-                raise ParitySnapshotError(
-                    f"{path}: {info.filename}: declares a {dtype} array of shape {shape} ({max(declared, info.file_size)} "
-                    f"bytes), over the limit of {MAX_ARRAY_BYTES} bytes per stage: not a snapshot file parity wrote")
-            total += max(declared, info.file_size)
-    if total > MAX_FILE_BYTES:
-        raise ParitySnapshotError(f"{path}: declares {total} bytes of arrays, over the limit of {MAX_FILE_BYTES} "
-                                  "bytes per image: not a snapshot file parity wrote")
-
-
-def load_arrays(path: Path) -> dict[str, np.ndarray]:
-    """What :func:`save_arrays` wrote, every array in its original dtype and shape; ValueError when its
-    encoding is not one save_arrays writes."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files}
-    encoding = arrays.pop("_encoding")
-    if encoding.dtype.kind != "U" or encoding.ndim != 1:
-        raise ValueError(f"_encoding: a {encoding.dtype} array, not a list of names")
-    for entry in encoding.tolist():
-        name, kind, other = (entry.split(":", 2) + ["", ""])[:3]
-        if kind not in ("same", "palette"):
-            raise ValueError(f"_encoding: {entry!r} is not NAME:same:OTHER or NAME:palette:")
-        if kind == "same":
-            arrays[name] = arrays[other]
-        else:
-            index, table = arrays.pop(f"{name}.index"), arrays.pop(f"{name}.table")
-            arrays[name] = np.stack([t[i] for t, i in zip(table, index)])
-    return arrays
 
 
 def _reference_network(config):
@@ -368,7 +299,7 @@ def _reference_network(config):
     return reference_network(config.model_cfg, checkpoint, config.reference_source)
 
 
-def _write_manifest(work: Path, config, reference, stages: list[dict], logits: bool) -> None:
+def _write_manifest(work: Path, config, reference, stages: list[dict], logits: bool, shard) -> None:
     head = dict(
         format=FORMAT, schema=SCHEMA, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         parity_config=config.path.name, source=config.reference_source, kind=reference.kind,
@@ -378,7 +309,8 @@ def _write_manifest(work: Path, config, reference, stages: list[dict], logits: b
         preprocessor=dict(to_rgb=reference.to_rgb, normalizes=reference.normalizes,
                           mean=None if reference.mean is None else reference.mean.tolist(),
                           std=None if reference.std is None else reference.std.tolist()),
-        stages=stages, logits=logits, tolerances=config.tolerances.entries, versions=versions(*_VERSIONED))
+        stages=stages, logits=logits, tolerances=config.tolerances.entries, versions=versions(*_VERSIONED),
+        decoder=decoder(), shard=shard and str(shard))
     text = json.dumps(head, indent=1, default=repr)
     # the image list is streamed in from entries.jsonl rather than held in memory
     with open(work / MANIFEST, "w") as manifest, open(work / "entries.jsonl") as entries:
@@ -409,6 +341,7 @@ class Snapshot(Reference):
         self.stage_names = [s["name"] for s in self.stages]
         self.logits = manifest["logits"]
         self._base_dir = base_dir
+        self.shard = _recorded_shard(folder, manifest)
         self._files = self._match(manifest, images, base_dir)
 
     def identity(self) -> dict:
@@ -424,6 +357,8 @@ class Snapshot(Reference):
         for path in images:
             sha = file_sha256(path)
             entry = by_sha.get(sha)
+            if entry is None and self.shard is not None and shard_of_sha(sha, self.shard[1]) != self.shard[0]:
+                continue  # another shard's image: refused only if this run asks for it (run())
             if entry is None:
                 recorded = by_name.get(os.path.relpath(path, base_dir)) or by_name.get(path.stem)
                 if recorded is not None:
@@ -465,10 +400,14 @@ class Snapshot(Reference):
 
     def run(self, path: Path) -> list[RefStage]:
         """Every recorded stage of one image; the model input carries the recorded logits."""
-        file = self._files.get(path) or self._match(read_manifest(self.folder), [path], self._base_dir)[path]
+        file = self._files.get(path) or self._match(read_manifest(self.folder), [path], self._base_dir).get(path)
+        if file is None:
+            shard = f"{self.shard[0]}/{self.shard[1]}" if self.shard else ""
+            raise ParitySnapshotError(f"{path}: not in the snapshot {self.folder}, which holds shard {shard} of the "
+                                      f"images only: check with --shard {shard}")
         try:
             check_sizes(file)
-            data = load_arrays(file)
+            data = load_arrays(file, image=path, channels=self.stages[0]["channels"], mean=self.mean, std=self.std)
         except (OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise ParitySnapshotError(f"{file}: truncated or corrupt snapshot file ({type(exc).__name__}: {exc}); "
                                       "run `parity snapshot` again") from None

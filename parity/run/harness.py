@@ -28,6 +28,7 @@ from parity.gpu.coverage import gpu_coverage
 from parity.gpu.lint import GpuLintResult, lint, reference_decoder
 from parity.images import check_image, client_input, image_ids
 from parity.reference import open_reference
+from parity.reference.channels import reversed_channels
 from parity.reference.mmpretrain import one_torch_thread
 from parity.reference.protocol import Reference, RefStage
 from parity.run.stacks import loading_stacks
@@ -286,7 +287,7 @@ class Harness:
         expected = _to_layout(target.array, target.layout, layout)
         notes = []
         if pair.channels and target.channels and pair.channels != target.channels:
-            expected = np.flip(expected, layout.index("C"))
+            expected = reversed_channels(expected, layout.index("C"))
             notes.append(f"reference channels reordered {target.channels}->{pair.channels} to match DALI here")
         if not pair.pixels or not target.pixels:
             # only the geometry is comparable once one side's values are transformed
@@ -334,6 +335,8 @@ class Harness:
 
     def _diagnosed(self, result: StageResult, actual, expected, layout, ref: list[RefStage], pair: StagePair,
                    upstream: list[StageResult]) -> StageResult:
+        if result.status != "failed":
+            return result  # the diagnoser leaves it as it is: its case (a copy of the step's input) is not built
         steps = self.reference.pipeline_cfg
         index = pair.ref_index
         before = ref[index - 1] if index else None

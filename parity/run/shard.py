@@ -33,6 +33,6 @@ class Shard:
 
 def shard_of(path: Path, count: int) -> int:
     """The 1-based shard of an image file among ``count``: from the SHA-256 of its bytes."""
-    from parity.reference.snapshot import file_sha256
+    from parity.reference.snapshot import file_sha256, shard_of_sha
 
-    return int(file_sha256(path)[:16], 16) % count + 1
+    return shard_of_sha(file_sha256(path), count)
