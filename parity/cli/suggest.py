@@ -61,9 +61,9 @@ def run(args) -> int:
     for line in result.stage_lines:
         print(f"  {line}")
     for m in [*result.groups, result.below_minimum]:
+        failing = f", failing the default tolerances on {', '.join(m.failed[:5])}" if m.failed else ""
         print(f"  {m.name:<14} {m.images:3d} images: {m.verdict.name}, max {m.pixel_max:.3g} levels before "
-              f"normalization (worst mean {m.pixel_mean:.3g})" + (f", failing the default tolerances on {', '.join(m.failed[:5])}" if m.failed
-                                                                  else ""))
+              f"normalization (worst mean {m.pixel_mean:.3g}){failing}")
         if m.reference_failed:
             first_error = without_source(next(iter(m.reference_failed.values())))
             print(f"  {'':<14} {len(m.reference_failed):3d} images not measured: the reference cannot run them "
