@@ -12,7 +12,7 @@ from parity.config.load import SAMPLE_IMAGES
 from parity.errors import ParityPipelineWarning
 from parity.serving.triton import read_config
 from parity.suggest.generate import suggest
-from parity.suggest.verdict import Verdict, verdict_images, verify
+from parity.suggest.verdict import CHECKERBOARDS, GENERATED, WHOLE_RATIOS, Verdict, verdict_images, verify
 
 from .conftest import SEED, save_rgb, write_config
 
@@ -317,7 +317,8 @@ def test_images_the_reference_cannot_run_are_printed_apart_from_the_verdict(tmp_
                    "data_preprocessor = dict(mean=[0, 0, 0], std=[1, 1, 1])\n")
     code = main(["suggest", str(cfg), "--out", str(tmp_path / "out")])
     printed = capsys.readouterr().out
-    assert code == 0 and "  generated        7 images: EXACT" in printed
+    measured = len(GENERATED) + len(WHOLE_RATIOS) + len(CHECKERBOARDS) - 2
+    assert code == 0 and f"  generated      {measured:3d} images: EXACT" in printed
     assert "2 images not measured: the reference cannot run them (generated_16x1200.png, generated_1200x16.png): " \
            "Resize failed on generated_16x1200.png: error: OpenCV" in printed
     assert "NOT MEASURED: 2 verdict images" in printed and "EXACT: within 1 uint8 level(s)" in printed

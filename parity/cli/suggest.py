@@ -69,22 +69,28 @@ def run(args) -> int:
             print(f"  {'':<14} {len(m.reference_failed):3d} images not measured: the reference cannot run them "
                   f"({', '.join(list(m.reference_failed)[:5])}): {first_error}")
     print(f"  (below_minimum: short side under {MIN_SIDE} px, reported apart, not in the verdict)")
-    overall = result.overall
-    claims = {Verdict.EXACT: f"EXACT: within {overall.pixel_max:.3g} uint8 level(s) before normalization on every "
-                             "measured image",
-              Verdict.APPROXIMATE: f"APPROXIMATE: differs by up to {overall.pixel_max:.3g} uint8 levels before "
-                                   f"normalization (model input max {overall.model_input_max:.3g}); "
-                                   + _gate(result),
-              Verdict.MISMATCH: f"MISMATCH on {len(overall.failed)} images ({', '.join(overall.failed[:5])}): "
-                                "this pipeline is not claimed to match; see `parity check`"}
     unmeasured = sum(len(m.reference_failed) for m in result.groups)
     if unmeasured:
         print(f"NOT MEASURED: {unmeasured} verdict images the reference itself cannot run (above) are outside the "
               "verdict")
     if suggestion.unsupported:
         print("INCOMPLETE: some transforms are not reproduced (above); the measurement covers what was generated")
-    print(claims[result.verdict])
+    print(_claim(result))
     return EXIT_OK if result.verdict != Verdict.MISMATCH and suggestion.complete else EXIT_MISMATCH
+
+
+def _claim(result) -> str:
+    """The verdict's last line: what was measured, and for APPROXIMATE whether the default tolerances pass."""
+    from parity.suggest.verdict import Verdict
+
+    overall = result.overall
+    if result.verdict is Verdict.EXACT:
+        return f"EXACT: within {overall.pixel_max:.3g} uint8 level(s) before normalization on every measured image"
+    if result.verdict is Verdict.APPROXIMATE:
+        return (f"APPROXIMATE: differs by up to {overall.pixel_max:.3g} uint8 levels before normalization (model "
+                f"input max {overall.model_input_max:.3g}); {_gate(result)}")
+    return (f"MISMATCH on {len(overall.failed)} images ({', '.join(overall.failed[:5])}): this pipeline is not "
+            "claimed to match; see `parity check`")
 
 
 def _gate(result) -> str:
