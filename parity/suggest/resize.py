@@ -74,9 +74,6 @@ def _cv2_cubic(out) -> None:
     floored it differently (196-255 levels on noise). Read back with the taps, the index always agrees."""
     out.emit("# cv2 INTER_CUBIC, exactly: Keys a=-0.75, 11-bit weights, edge-replicated taps")
     out.emit(f"ramp = types.Constant(np.arange({RAMP}, dtype=np.float32))")
-    out.emit(f"ramp_lo = types.Constant((np.arange({RAMP}) % 256).astype(np.uint8))  # the index as two bytes, "
-             "gathered with uint8 taps")
-    out.emit(f"ramp_hi = types.Constant((np.arange({RAMP}) // 256).astype(np.uint8))")
     zero = "types.Constant(np.array([0], np.int32))"
     for axis, size, out_size, src in (("x", "w", "out_w", "images"), ("y", "h", "out_h", "hsum")):
         dim, other = (1, 0) if axis == "x" else (0, 1)
@@ -95,11 +92,10 @@ def _cv2_cubic(out) -> None:
         out.emit(f"n = fn.cast(fn.stack({size} + 1), dtype=types.INT32)  # entry j holds source pixels j - 2 .. j + 1")
         out.emit(f"stacked = fn.cat(*[fn.slice(padded, types.Constant(np.array([k], np.int32)), n, axes=[{dim}], "
                  "device=device) for k in range(4)], axis=2, device=device)")
-        out.emit(f"lo, hi = (fn.reshape(fn.slice(r, {zero}, n, axes=[0], device=\"cpu\"), shape={shape}) "
-                 "for r in (ramp_lo, ramp_hi))")
-        out.emit("index = fn.cat(*[lo, hi] * 6, axis=2, device=\"cpu\")")
-        if axis == "y":
-            out.emit("index = fn.cast(index, dtype=types.FLOAT)")
+        out.emit(f"index = fn.reshape(fn.slice(ramp, {zero}, n, axes=[0], device=\"cpu\"), shape={shape})")
+        out.emit("hi = dmath.floor(index / 256)  # the index as two bytes, gathered with the uint8 taps")
+        out.emit(f"index = fn.cast(fn.cat(*[index - 256 * hi, hi] * 6, axis=2, device=\"cpu\"), "
+                 f"dtype=types.{'UINT8' if axis == 'x' else 'FLOAT'})")
         out.emit("index = index.gpu() if device == \"gpu\" else index")
         out.emit(f"stacked = fn.cat(stacked, index, axis={other}, device=device)")
         if axis == "x":
