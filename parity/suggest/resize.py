@@ -7,8 +7,8 @@
   rounding of two passes reaches 2.
 - OpenCV's INTER_LINEAR (no widening) is DALI's linear resize with ``antialias=False``.
 - OpenCV's INTER_CUBIC uses Keys' cubic with a = -0.75 (DALI's cubic is a = -0.5) and 11-bit fixed-point
-  weights: generated exactly as 4 nearest-neighbour taps per axis, gathered by DALI's NN resize on an
-  edge-replicated image, weighted with OpenCV's own coefficient arithmetic.
+  weights: generated exactly as 4 taps per axis, gathered by one DALI NN resize of an edge-replicated
+  image with the index they came from, weighted with OpenCV's own coefficient arithmetic.
 """
 
 from __future__ import annotations
@@ -64,59 +64,71 @@ def emit_resize(out, width: str, height: str, backend: str, interpolation: str, 
 
 
 def _cv2_cubic(out) -> None:
-    """cv2.resize(INTER_CUBIC) on uint8: per axis fx = (d + 0.5) * in / out - 0.5 (float32), taps
-    floor(fx) - 1 .. + 2 clamped to the image, weights round(2048 * cubic_-0.75(t)), result
-    (sum + 2**21) >> 22 saturated: integer arithmetic, so exact in float64."""
+    """cv2.resize(INTER_CUBIC) on uint8: per axis fx = float32((d + 0.5) * (1 / (out / in)) - 0.5), taps
+    floor(fx) - 1 .. + 2 clamped to the image, weights cvRound(2048 * cubic_-0.75(t)), result
+    (sum + 2**21) >> 22 saturated: integer arithmetic, so exact in float64.
+
+    The 4 taps and the index they were read from come out of ONE nearest-neighbour resize (the taps stacked
+    as 12 channels, the index as an extra row or column): DALI's float32 sampling position may floor to the
+    next pixel where fx is a whole number (a 400 -> 240 px resize, ratio 5/3), and separate resizes
+    floored it differently (196-255 levels on noise). Read back with the taps, the index always agrees."""
     out.emit("# cv2 INTER_CUBIC, exactly: Keys a=-0.75, 11-bit weights, edge-replicated taps")
     out.emit(f"ramp = types.Constant(np.arange({RAMP}, dtype=np.float32))")
-    for axis, size, out_size, src, shape in (("x", "w", "out_w", "images", "[1, -1, 1]"),
-                                              ("y", "h", "out_h", "hsum", "[-1, 1, 1]")):
-        dim = 1 if axis == "x" else 0
-        out.emit(f"d = fn.slice(ramp, types.Constant(np.array([0], np.int32)), fn.cast(fn.stack({out_size}), "
-                 f"dtype=types.INT32), axes=[0], device=\"cpu\")  # refuses output sides over {RAMP} px "
-                 "(docs/suggest.md)")
-        out.emit(f"f = fn.cast((fn.cast(d, dtype=types.FLOAT64) + 0.5) * fn.cast({size}, dtype=types.FLOAT64) / "
-                 f"fn.cast({out_size}, dtype=types.FLOAT64) - 0.5, dtype=types.FLOAT)")
-        # the taps DALI's NN resize gathers, read back from an index ramp resized the same way: the fraction
-        # is taken against them, so a position that rounds to the next pixel still gets its weights
-        out.emit(f"index = fn.reshape(fn.slice(ramp, types.Constant(np.array([0], np.int32)), fn.cast(fn.stack("
-                 f"{size} + 4), dtype=types.INT32), axes=[0], device=\"cpu\"), shape={shape}, layout=\"HWC\")")
-        out.emit("index = index.gpu() if device == \"gpu\" else index  # gathered where the taps are")
-        if axis == "x":
-            out.emit("index = fn.resize(index, resize_x=fn.cast(out_w, dtype=types.FLOAT), resize_y=1.0, "
-                     "roi_start=fn.stack(0.0, 0.5), roi_end=fn.stack(1.0, fn.cast(w, dtype=types.FLOAT) + 0.5), "
-                     "roi_relative=False, interp_type=types.INTERP_NN, antialias=False, dtype=types.FLOAT, "
-                     "device=device)")
-        else:
-            out.emit("index = fn.resize(index, resize_x=1.0, resize_y=fn.cast(out_h, dtype=types.FLOAT), "
-                     "roi_start=fn.stack(0.5, 0.0), roi_end=fn.stack(fn.cast(h, dtype=types.FLOAT) + 0.5, 1.0), "
-                     "roi_relative=False, interp_type=types.INTERP_NN, antialias=False, dtype=types.FLOAT, "
-                     "device=device)")
+    zero = "types.Constant(np.array([0], np.int32))"
+    for axis, size, out_size, src in (("x", "w", "out_w", "images"), ("y", "h", "out_h", "hsum")):
+        dim, other = (1, 0) if axis == "x" else (0, 1)
+        shape = "[1, -1, 1]" if axis == "x" else "[-1, 1, 1]"
+        out.emit(f"d = fn.slice(ramp, {zero}, fn.cast(fn.stack({out_size}), dtype=types.INT32), axes=[0], "
+                 f"device=\"cpu\")  # refuses output sides over {RAMP} px (docs/suggest.md)")
+        out.emit(f"f = fn.cast((fn.cast(d, dtype=types.FLOAT64) + 0.5) * (1.0 / (fn.cast({out_size}, "
+                 f"dtype=types.FLOAT64) / fn.cast({size}, dtype=types.FLOAT64))) - 0.5, dtype=types.FLOAT)")
         out.emit(f"f = fn.reshape(f, shape={shape})")
-        out.emit("t = (f.gpu() if device == \"gpu\" else f) - (index - 1)  # tap 0 is padded index sx + 1")
-        out.emit("c0 = ((-0.75 * (t + 1) + 3.75) * (t + 1) - 6.0) * (t + 1) + 3.0")
-        out.emit("c1 = (1.25 * t - 2.25) * t * t + 1")
-        out.emit("c2 = (1.25 * (1 - t) - 2.25) * (1 - t) * (1 - t) + 1")
-        out.emit("coeffs = [c0, c1, c2, 1 - c0 - c1 - c2]")
-        out.emit("coeffs = [dmath.floor(c * 2048 + 0.5) for c in coeffs]")
-        out.emit(f"first = fn.slice({src}, types.Constant(np.array([0], np.int32)), "
-                 f"types.Constant(np.array([1], np.int32)), axes=[{dim}], device=device)")
+        out.emit("f = f.gpu() if device == \"gpu\" else f")
+        out.emit(f"first = fn.slice({src}, {zero}, types.Constant(np.array([1], np.int32)), axes=[{dim}], "
+                 "device=device)")
         out.emit(f"last = fn.slice({src}, fn.cast(fn.stack({size} - 1), dtype=types.INT32), "
                  f"types.Constant(np.array([1], np.int32)), axes=[{dim}], device=device)")
         out.emit(f"padded = fn.cat(first, first, {src}, last, last, axis={dim}, device=device)")
+        out.emit(f"n = fn.cast(fn.stack({size} + 1), dtype=types.INT32)  # entry j holds source pixels j - 2 .. j + 1")
+        out.emit(f"stacked = fn.cat(*[fn.slice(padded, types.Constant(np.array([k], np.int32)), n, axes=[{dim}], "
+                 "device=device) for k in range(4)], axis=2, device=device)")
+        out.emit(f"index = fn.reshape(fn.slice(ramp, {zero}, n, axes=[0], device=\"cpu\"), shape={shape})")
+        out.emit("hi = dmath.floor(index / 256)  # the index as two bytes, gathered with the uint8 taps")
+        out.emit(f"index = fn.cast(fn.cat(*[index - 256 * hi, hi] * 6, axis=2, device=\"cpu\"), "
+                 f"dtype=types.{'UINT8' if axis == 'x' else 'FLOAT'})")
+        out.emit("index = index.gpu() if device == \"gpu\" else index")
+        out.emit(f"stacked = fn.cat(stacked, index, axis={other}, device=device)")
         if axis == "x":
-            out.emit("roi = [(fn.stack(0.0, k + 0.5), fn.stack(fn.cast(h, dtype=types.FLOAT), "
-                     "fn.cast(w, dtype=types.FLOAT) + (k + 0.5))) for k in range(4)]")
-            resize_y = "fn.cast(h, dtype=types.FLOAT)"
+            out.emit("gathered = fn.resize(stacked, resize_x=fn.cast(out_w, dtype=types.FLOAT), "
+                     "resize_y=fn.cast(h + 1, dtype=types.FLOAT), roi_start=fn.stack(0.0, 0.5), "
+                     "roi_end=fn.stack(fn.cast(h + 1, dtype=types.FLOAT), fn.cast(w, dtype=types.FLOAT) + 0.5), "
+                     "roi_relative=False, interp_type=types.INTERP_NN, antialias=False, dtype=types.FLOAT, "
+                     "device=device)")
+            taps = ("fn.slice(gathered, types.Constant(np.array([0, 3 * k], np.int32)), fn.cast(fn.stack(h, h * 0 + 3), "
+                    "dtype=types.INT32), axes=[0, 2], device=device)")
+            index = "gathered[h:, :, :2]"
         else:
-            out.emit("roi = [(fn.stack(k + 0.5, 0.0), fn.stack(fn.cast(h, dtype=types.FLOAT) + (k + 0.5), "
-                     "fn.cast(out_w, dtype=types.FLOAT))) for k in range(4)]")
-            resize_y = "fn.cast(out_h, dtype=types.FLOAT)"
-        taps = (f"fn.resize(padded, resize_x=fn.cast(out_w, dtype=types.FLOAT), resize_y={resize_y}, "
-                f"roi_start=start, roi_end=end, roi_relative=False, interp_type=types.INTERP_NN, antialias=False, "
-                f"dtype=types.FLOAT, device=device)")
-        out.emit(f"taps = [{taps} for start, end in roi]")
-        if axis == "x":  # integer sums below 2**24: exact in float32, which NN resize accepts
+            out.emit("gathered = fn.resize(stacked, resize_x=fn.cast(out_w + 1, dtype=types.FLOAT), "
+                     "resize_y=fn.cast(out_h, dtype=types.FLOAT), roi_start=fn.stack(0.5, 0.0), "
+                     "roi_end=fn.stack(fn.cast(h, dtype=types.FLOAT) + 0.5, fn.cast(out_w + 1, dtype=types.FLOAT)), "
+                     "roi_relative=False, interp_type=types.INTERP_NN, antialias=False, dtype=types.FLOAT, "
+                     "device=device)")
+            taps = ("fn.slice(gathered, types.Constant(np.array([0, 3 * k], np.int32)), fn.cast(fn.stack(out_w, "
+                    "out_w * 0 + 3), dtype=types.INT32), axes=[1, 2], device=device)")
+            index = "gathered[:, out_w:, :2]"
+        out.emit(f"taps = [{taps} for k in range(4)]  # fn.slice: the last is the resize stage `parity check` "
+                 "pairs with the reference's")
+        out.emit(f"index = {index}")
+        out.emit("index = index[:, :, :1] + 256 * index[:, :, 1:]")
+        out.emit("t = f - (index - 1)  # entry sx + 1 holds taps sx - 1 .. sx + 2")
+        out.emit("c0 = ((-0.75 * (t + 1) + 3.75) * (t + 1) - 6.0) * (t + 1) + 3.0")
+        out.emit("c1 = (1.25 * t - 2.25) * t * t + 1")
+        out.emit("c2 = (1.25 * (1 - t) - 2.25) * (1 - t) * (1 - t) + 1")
+        out.emit("coeffs = [c * 2048 for c in (c0, c1, c2, 1 - c0 - c1 - c2)]")
+        out.emit("rounded = [dmath.floor(c + 0.5) for c in coeffs]")
+        out.emit("coeffs = [r - fn.cast((r - c == 0.5) & (r - 2 * dmath.floor(r / 2) != 0), dtype=types.FLOAT) "
+                 "for r, c in zip(rounded, coeffs)]  # cvRound: half to even")
+        if axis == "x":  # integer sums below 2**24: exact in float32
             out.emit("hsum = taps[0] * coeffs[0] + taps[1] * coeffs[1] + taps[2] * coeffs[2] + taps[3] * coeffs[3]")
         else:
             out.emit("vsum = sum(fn.cast(tap, dtype=types.FLOAT64) * c for tap, c in zip(taps, coeffs))")
