@@ -12,6 +12,7 @@ MARKER = "parity-suggested.txt"  # in --out: the folder is parity's to write int
 def run(args) -> int:
     """Generate, write, verify; the verdict printed is the one measured (parity.suggest.verdict)."""
     from parity.config.load import SAMPLE_IMAGES, config_from_dict, load_config
+    from parity.errors import ParityUsageError
     from parity.outputs.files import check_output_folder
     from parity.suggest.verdict import MIN_SIDE, Verdict, verdict_images, verify, without_source
 
@@ -19,7 +20,10 @@ def run(args) -> int:
     spec = str(args.config)
     path = args.config.resolve()
     library, _, name = spec.partition("::")
-    if library in ("timm", "torchvision") and name:  # a checkpoint or weights preset: verified on the samples
+    if library in ("timm", "torchvision"):  # a checkpoint or weights preset: verified on the samples
+        if not name:
+            raise ParityUsageError(f"{spec}: expected a name after '{library}::' (timm::resnet50.a1_in1k, "
+                                   "torchvision::ResNet50_Weights.IMAGENET1K_V2)")
         cfg = config_from_dict({"reference": {library: name}, "dali": {"pipeline": "unused.py:f"},
                                 "images": [str(SAMPLE_IMAGES)]}, Path.cwd() / "parity-suggest")
     elif "::" not in spec and _is_parity_config(path):  # its reference, images and client format
