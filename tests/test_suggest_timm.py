@@ -87,9 +87,10 @@ def test_what_dali_cannot_filter_is_named_not_approximated():
 @pytest.mark.slow
 def test_suggest_timm_checkpoint_writes_a_pipeline_that_parity_check_passes(tmp_path, capsys):
     out = tmp_path / "fix"
-    assert main(["suggest", "timm::resnet50.tv2_in1k", "--out", str(out), "--input-format", "RGB"]) == 0
+    assert main(["suggest", "timm::resnet50.tv2_in1k", "--out", str(out), "--input-format", "RGB", "--triton"]) == 0
     printed = capsys.readouterr().out
     assert printed.splitlines()[-1].startswith("EXACT: within 1 uint8 level(s)")
+    assert (out / "triton" / "preprocess" / "1" / "model.dali").stat().st_size > 0
     assert "from the eval transform of timm resnet50.tv2_in1k" in (out / "pipeline.py").read_text()
     assert main(["check", str(out / "parity_suggested.py"), "-q"]) == 0
 
