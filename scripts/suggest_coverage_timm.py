@@ -7,7 +7,7 @@ interpolation, mean, std: what ``timm.data.create_transform(is_training=False)``
 preset's by its crop and resize sizes, interpolation, mean and std: each distinct one is measured once,
 through the reference `parity suggest timm::NAME` opens for its first checkpoint, and counted for all.
 Run: .venv/bin/python scripts/suggest_coverage_timm.py   (resumes: transforms already in the JSON are kept;
-     about 8 s per transform on an idle core, 201 transforms: half an hour)
+     201 transforms: 37 minutes on a shared 2-core machine, 8 s each on an idle core)
      --limit N: measure N more transforms and stop
      --render: rewrite the page from the JSON alone (what tests/test_suggest_timm.py compares)
 """

@@ -129,6 +129,8 @@ def test_the_coverage_page_is_rendered_from_the_measurements():
     script = _coverage_script()
     data = json.loads(script.DATA.read_text())
     assert script.PAGE.read_text() == script.render(data) + "\n"
+    counts = [line for line in script.PAGE.read_text().splitlines() if line.startswith(("Checkpoints:", "Weights:"))]
+    assert len(counts) == 2 and all(line in (ROOT / "docs" / "suggest.md").read_text() for line in counts)
     for row in data["rows"]:  # each claim is what its measurement says: no failing image called exact
         in_verdict = row["measured"].split("; below")[0]
         maxima = [float(m) for m in re.findall(r"max ([0-9.]+)", in_verdict)]
