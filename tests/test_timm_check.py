@@ -93,13 +93,6 @@ def test_a_bad_timm_or_torchvision_reference_is_one_sentence_and_exit_2(tmp_path
     assert error in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_suggest_says_it_writes_pipelines_for_mmpretrain_references(tmp_path, capsys):
-    cfg = _config(tmp_path, "timm='resnet50.a1_in1k'", "resnet50_a1_in1k_pipeline.py:exact")
-    assert main(["suggest", str(cfg), "--out", str(tmp_path / "fix")]) == 2
-    assert "parity suggest writes pipelines for MMPretrain references" in capsys.readouterr().err
-    assert not (tmp_path / "fix").exists()
-
-
 @pytest.mark.slow
 def test_a_timm_snapshot_is_checked_where_neither_torch_nor_timm_is_installed(tmp_path, capsys):
     """Record where timm lives; check in a serving environment: the same verdicts and the same named causes."""

@@ -56,8 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("--junit-xml", type=Path, metavar="FILE", help="Write the combined JUnit XML")
     merge.add_argument("--report", type=Path, metavar="DIR", help="Write one HTML report from the shards' reports "
                        "(found where each result file says, relative to it)")
-    suggest = sub.add_parser("suggest", help="Write the DALI pipeline matching an MMPretrain config, and verify it")
-    suggest.add_argument("config", type=Path, help="Parity config (its reference) or an MMPretrain config")
+    suggest = sub.add_parser("suggest", help="Write the DALI pipeline matching an MMPretrain config, a timm "
+                                             "checkpoint or torchvision weights, and verify it")
+    suggest.add_argument("config", type=Path, help="Parity config (its reference), an MMPretrain config, "
+                                                   "timm::CHECKPOINT or torchvision::WEIGHTS")
     suggest.add_argument("--out", type=Path, default=Path("parity-suggested"), metavar="DIR",
                          help="Folder for the pipeline, its parity config and Triton files (default parity-suggested)")
     suggest.add_argument("--input-format", choices=("BGR", "RGB", "encoded"), default=None,

@@ -12,29 +12,43 @@ MARKER = "parity-suggested.txt"  # in --out: the folder is parity's to write int
 def run(args) -> int:
     """Generate, write, verify; the verdict printed is the one measured (parity.suggest.verdict)."""
     from parity.config.load import SAMPLE_IMAGES, config_from_dict, load_config
+    from parity.errors import ParityUsageError
     from parity.outputs.files import check_output_folder
-    from parity.suggest.generate import suggest
     from parity.suggest.verdict import MIN_SIDE, Verdict, verdict_images, verify, without_source
 
     check_output_folder(args.out.resolve(), MARKER, "--out")  # before any work: never over the user's own files
     spec = str(args.config)
     path = args.config.resolve()
-    if "::" not in spec and _is_parity_config(path):  # its reference, images and client format
+    library, _, name = spec.partition("::")
+    if library in ("timm", "torchvision"):  # a checkpoint or weights preset: verified on the samples
+        if not name:
+            raise ParityUsageError(f"{spec}: expected a name after '{library}::' (timm::resnet50.a1_in1k, "
+                                   "torchvision::ResNet50_Weights.IMAGENET1K_V2)")
+        cfg = config_from_dict({"reference": {library: name}, "dali": {"pipeline": "unused.py:f"},
+                                "images": [str(SAMPLE_IMAGES)]}, Path.cwd() / "parity-suggest")
+    elif "::" not in spec and _is_parity_config(path):  # its reference, images and client format
         cfg = load_config(path)
     else:  # an MMPretrain config, a file or 'mmpretrain::path/in/package.py': verified on the sample images
         cfg = config_from_dict({"reference": {"config": spec if "::" in spec else str(path)},
                                 "dali": {"pipeline": "unused.py:f"}, "images": [str(SAMPLE_IMAGES)]},
                                Path.cwd() / "parity-suggest")
-    if cfg.reference.library != "mmpretrain":
-        from parity.errors import ParityUsageError
-
-        raise ParityUsageError(f"{cfg.path}: parity suggest writes pipelines for MMPretrain references; for the "
-                               f"{cfg.reference_source} reference, fixtures/timm/resnet50_a1_in1k_pipeline.py shows "
-                               "the DALI graph that reproduces torchvision's eval transform exactly (docs/config.md)")
     input_format = args.input_format or cfg.dali.input_format
     input_name = cfg.dali.input_name or "INPUT"
-    reference = {"test_pipeline": cfg.test_pipeline, "data_preprocessor": cfg.data_preprocessor}
-    suggestion = suggest(cfg.test_pipeline, cfg.data_preprocessor, input_format=input_format, input_name=input_name)
+    if cfg.reference.library == "mmpretrain":
+        from parity.suggest.generate import suggest
+
+        reference: dict = {"test_pipeline": cfg.test_pipeline, "data_preprocessor": cfg.data_preprocessor}
+        suggestion = suggest(cfg.test_pipeline, cfg.data_preprocessor, input_format=input_format,
+                             input_name=input_name)
+    else:  # timm or torchvision: the eval transform the reference resolves
+        from parity.reference import open_reference
+        from parity.suggest import eval_transform
+
+        section = cfg.reference
+        reference = {section.library: section.timm or section.torchvision, **section.eval_transform_args()}
+        ref = open_reference(cfg)
+        suggestion = eval_transform.suggest(ref.pipeline_cfg[1:], source=ref.source, input_format=input_format,
+                                            input_name=input_name)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("Written by parity suggest; the next suggestion written here replaces its files.\n")

@@ -184,8 +184,8 @@ def verify(config, groups: dict, below: list, source: str = "") -> Verification:
     pixel_pairs = [p.label for p in harness.pairs if not p.final and p.pixels and p.ref_index is not None]
     last_pixel = pixel_pairs[-1] if pixel_pairs else None
     per_stage: dict[str, list] = {}
-    dp = config.data_preprocessor or {}
-    std = [float(v) for v in dp.get("std") or (1.0, 1.0, 1.0)]
+    ref_std = harness.reference.std  # in uint8 levels: the data preprocessor's, or timm's/torchvision's x 255
+    std = [float(v) for v in (ref_std if ref_std is not None else (1.0, 1.0, 1.0))]
 
     def measure(name: str, paths: list) -> Measured:
         m = Measured(name)
