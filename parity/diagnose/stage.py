@@ -169,6 +169,11 @@ class StageDiagnoser:
         residual = fits.residual_of(fit.undo(a64), e, case.tolerance)
         causes = fits.value_causes(fit, residual, mean=mean, std=std, to_rgb=self.to_rgb,
                                    value_range=float(np.abs(e).max()) if e.size else 1.0, sides=self.sides)
+        if mean is None and any(c.kind == CauseKind.VALUE_SCALE for c in causes):
+            # on pixel levels a per-channel gain and offset is a brightness/contrast change: named as one
+            colour = photometric.colour_cause(a, e, case.tolerance, None, None, self.sides)
+            if colour is not None and colour.kind == CauseKind.BRIGHTNESS_CONTRAST:
+                causes = tuple(colour if c.kind == CauseKind.VALUE_SCALE else c for c in causes)
         if causes:
             return causes, fit.undo(a64)
         own, own_fit = self._own_value_causes(case)
