@@ -575,6 +575,20 @@ def test_a_zoomed_and_brightened_stage_is_named_as_both_mistakes(factor, gain, p
     assert trial.kinds == ("zoom", "brightness_contrast") and trial.recovered, trial
 
 
+@pytest.mark.parametrize("photo", recovery.PHOTOS)
+def test_a_blur_on_top_of_a_zoom_is_never_named_a_colour_change(photo):
+    """A zoom is judged through a 13x13 box, which hides most of a blur and leaves a slightly lower contrast: that is
+    not evidence of a brightness change. The zoom alone is named, or nothing (docs/diagnosis.md, Limits)."""
+    from scipy.ndimage import gaussian_filter
+
+    image = recovery.photo(photo)
+    zoomed = recovery.dali_stage("zoom", image, 1.3)
+    blurred = np.stack([gaussian_filter(c.astype(np.float64), 1.0) for c in zoomed]).round().clip(0, 255)
+    diagnosis = diagnose_arrays(blurred.astype(np.uint8), recovery.reference_stage(image), recovery.PIXELS)
+    assert diagnosis.kinds in (("zoom",), ()), str(diagnosis)
+    assert diagnosis.causes or diagnosis.unexplained is not None  # still a failure, never a pass
+
+
 @pytest.mark.slow
 def test_the_recovery_table_in_the_docs_is_what_the_seeded_draws_give():
     page = (ROOT / "docs" / "diagnosis.md").read_text()

@@ -136,8 +136,8 @@ def test_the_coverage_page_is_rendered_from_the_measurements():
         maxima = [float(m) for m in re.findall(r"max ([0-9.]+)", in_verdict)]
         if row["outcome"] == "exact":
             assert maxima and max(maxima) <= 1.01 and "failing" not in in_verdict, row
-        if row["outcome"] in ("exact", "approximate"):
-            assert "failing" not in in_verdict, row
+        if row["outcome"] == "approximate":  # failing the default tolerances only with the share it carries
+            assert "failing" not in in_verdict or "carried by the generated config, passes" in in_verdict, row
         if row["outcome"] == "mismatch":
             assert "failing" in in_verdict, row
 

@@ -200,7 +200,8 @@ def _threshold(tolerance: Tolerance, expected: np.ndarray) -> np.ndarray:
 def _integer_threshold(threshold: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """A scalar threshold as the integer ``t`` with ``d > t`` exactly when ``d > threshold`` for every integer
     ``d`` of ``dtype``: the comparison stays in the difference's own type (no float64 conversion)."""
-    return np.asarray(min(math.floor(float(threshold)), np.iinfo(dtype).max), dtype)
+    top = np.iinfo(dtype).max
+    return np.asarray(top if float(threshold) >= top else math.floor(float(threshold)), dtype)  # atol=inf: no limit
 
 
 def _mean(diff: np.ndarray) -> float:

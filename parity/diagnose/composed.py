@@ -19,6 +19,7 @@ from parity.diagnose import geometry, photometric, registration
 from parity.diagnose.causes import Cause, CauseKind, Evidence, Sides
 
 _STRUCTURE = 0.9  # the least correlation of the two grey levels, geometry undone, for a photometric fit to be tried
+_SLIGHT_GAIN, _SLIGHT_OFFSET = 0.05, 5.0  # a colour change judged through a zoom's smoothing must exceed one of these
 _WHAT = {CauseKind.BRIGHTNESS_CONTRAST: "brightness change", CauseKind.COLOR_TRANSFORM: "colour change",
          CauseKind.SPATIAL_FILTER: "filter"}
 
@@ -92,6 +93,15 @@ def _shifted(dy: int, dx: int, before: float, sides: Sides, evidence: Evidence, 
     return geometry.shifted(dy, dx, before, evidence, sides, also)
 
 
+def _slight(colour: Cause) -> bool:
+    """A colour transform within 5 % and 5 levels of the identity: judged through a zoom's smoothing, that is what a
+    blur or a finer resampling leaves (a lower contrast), and so not evidence of a colour change."""
+    params = colour.evidence.params if colour.evidence is not None else {}
+    matrix, offset = params.get("matrix"), params.get("offset")
+    return matrix is not None and offset is not None and bool(
+        np.allclose(matrix, np.eye(3), atol=_SLIGHT_GAIN) and np.all(np.abs(offset) <= _SLIGHT_OFFSET))
+
+
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     """The correlation of two (1,H,W) grey levels (sampled every other row and column)."""
     x, y = a[0, ::2, ::2].ravel(), b[0, ::2, ::2].ravel()
@@ -115,6 +125,8 @@ def composed_causes(dali: np.ndarray, ref: np.ndarray, tolerance: Tolerance, mea
             continue
         back, target = undone.pair(dali, ref)
         found = photometric.colour_cause(back, target, undone.tolerance, mean, std, sides, undone.judged)
+        if found is not None and undone.judged is not None and _slight(found):
+            found = None  # what smoothing leaves of a blur or of another resampling: not a colour change
         if found is None and filters and undone.whole:
             found = photometric.spatial_filter_cause(back, target, undone.tolerance, mean, std, sides)
         if found is not None and found.evidence is not None:
