@@ -8,6 +8,9 @@ to a temporary folder that is removed at the end.
 - in process: images/s of `write_snapshot`, and of `Harness.run` live and against the snapshot, each
   check after a warm-up pass (throughput once everything is loaded); and the reference side alone (each
   image's stages, one thread), which is all that differs between the two checks;
+- the ceilings: `Harness.run` with every image's reference stages already in memory, a reference side that
+  costs nothing (no snapshot format can make a check faster), and the same with each image file decoded (a
+  snapshot that does not store the decoded pixels must decode: the client's input is those pixels);
 - the command: wall time of `parity check CFG` and `parity check CFG --reference DIR` as a CI job runs
   them, start-up (imports, model loading) included, on each config file as shipped (its 8 images).
 """
@@ -60,6 +63,30 @@ def timed_check(harness: Harness, images) -> float:
     return time.perf_counter() - start
 
 
+class _Held:
+    """A reference whose stages are already in memory (read once from ``reference``): the ceiling."""
+
+    def __init__(self, reference, images):
+        self._reference = reference
+        self._stages = {path: reference.run(path) for path in images}
+
+    def __getattr__(self, name):
+        return getattr(self._reference, name)
+
+    def run(self, path):
+        return self._stages[path]
+
+
+class _HeldDecoding(_Held):
+    """The ceiling of a snapshot that leaves the decode to the serving side: only the decode is paid."""
+
+    def run(self, path):
+        from parity.reference.snapshot_file import decode
+
+        stages = self._stages[path]
+        return [dataclasses.replace(stages[0], array=decode(path, stages[0].channels)), *stages[1:]]
+
+
 def reference_ms(harness: Harness, images) -> float:
     """Milliseconds per image of the reference side alone (every stage of each image), one thread."""
     from parity.reference.mmpretrain import one_torch_thread
@@ -93,11 +120,19 @@ def main():
             written = write_snapshot(config, folder)
             harnesses = Harness(config), Harness(dataclasses.replace(config, snapshot=folder))
             live, snapshot = (timed_check(h, images) for h in harnesses)
+            ceilings = []
+            for kind in (_Held, _HeldDecoding):
+                held = Harness(dataclasses.replace(config, snapshot=folder))
+                held.reference = kind(held.reference, images)
+                ceilings.append(timed_check(held, images))
+            free, decoding = ceilings
             live_ms, snapshot_ms = (reference_ms(h, images) for h in harnesses)
             print(f"{name}: snapshot {count / written.seconds:.1f} images/s, "
                   f"{written.bytes / count / 1024:.0f} KiB per image (50,000 images: "
                   f"{written.bytes / count * 50000 / 2**30:.1f} GiB); check live {count / live:.1f} images/s, "
                   f"against the snapshot {count / snapshot:.1f} images/s, ratio live / snapshot {live / snapshot:.2f}; "
+                  f"reference side free {count / free:.1f} images/s (ratio {live / free:.2f}), "
+                  f"decode only {count / decoding:.1f} images/s (ratio {live / decoding:.2f}); "
                   f"reference side alone {live_ms:.1f} / {snapshot_ms:.1f} ms per image")
         for path in dict.fromkeys(path for _, path, _ in CONFIGS):
             folder = Path(tmp) / f"shipped-{path.stem}"
