@@ -5,24 +5,49 @@ MMPretrain config (benchmarks/bench_xdist.py measures the effect)."""
 import gc
 import subprocess
 import sys
+import weakref
 
 import pytest
 import torch
 
 from parity.config.load import load_config
 from parity.reference.mmpretrain import one_torch_thread
+from parity.run import stacks
 from parity.run.harness import Harness
 from parity.run.stacks import loading_stacks
 
 from .conftest import IMAGES, ROOT, SEED, write_config
 
 
-def test_the_stacks_load_with_the_collector_paused_and_are_frozen_after():
+def test_the_stacks_load_with_the_collector_paused_and_are_frozen_after(monkeypatch):
+    monkeypatch.setattr(stacks, "_frozen", False)  # as in a fresh process
     assert gc.isenabled()
     with loading_stacks():
         assert not gc.isenabled()
         loaded = [[object()] for _ in range(1000)]
     assert gc.isenabled() and gc.get_freeze_count() >= len(loaded)  # later collections skip them
+    gc.unfreeze()
+
+
+def test_only_the_first_load_freezes_so_a_later_runs_cycles_are_still_collected(monkeypatch):
+    """In-process runs (the API in a user's test suite): each later load froze every earlier run's uncollected
+    cycles for good, DALI pipelines among them (a pytest worker grew to 16 GB and was OOM-killed)."""
+    class Run:
+        pass
+
+    monkeypatch.setattr(stacks, "_frozen", False)
+    with loading_stacks():
+        pass
+    frozen = gc.get_freeze_count()
+    earlier = Run()
+    earlier.me = earlier  # a cycle: only the collector frees it
+    gone = weakref.ref(earlier)
+    del earlier
+    with loading_stacks():
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
+    gc.collect()
+    assert gone() is None
     gc.unfreeze()
 
 
