@@ -2,6 +2,7 @@
 DALI batches, other tests by module), with lookups where LoadScopeScheduling scans the whole run per item,
 and sends the degenerate-output check to the last worker left."""
 
+import pytest
 from xdist.scheduler import LoadScopeScheduling
 
 from parity.pytest_plugin.xdist import BatchScheduling
@@ -47,3 +48,11 @@ def test_the_degenerate_check_runs_last_once_every_other_item_has_been_reported(
     waits = lambda nodeid: nodeid == "cfg.py::degenerate"  # noqa: E731
     ran = drive(BatchScheduling(TWO_WORKERS, QUIET, scope, waits=waits), COLLECTION, order)
     assert order[-1] == "cfg.py::degenerate" and sorted(ran[0] + ran[1]) == sorted(COLLECTION)
+
+
+@pytest.mark.parametrize("crash_at", COLLECTION)
+def test_a_worker_that_crashes_on_any_item_is_replaced_and_the_run_ends_with_every_item_run_once(crash_at):
+    """pytest-xdist puts a crashed worker's whole workload back in the queue, its finished batches too: a worker
+    handed one was sent no item and never reported again, and the run hung (a worker OOM-killed in CI)."""
+    ran = drive(BatchScheduling(TWO_WORKERS, QUIET, scope), COLLECTION, crash_at=crash_at)
+    assert sorted(item for items in ran for item in items) == sorted(COLLECTION)  # the crashed item too, once

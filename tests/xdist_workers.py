@@ -24,8 +24,9 @@ class Worker:
         self.shutting_down = True
 
 
-def drive(scheduler, collection: list[str], order: list | None = None) -> list[list[str]]:
-    """Two workers through ``collection``; what each ran, and in ``order`` every item as it completed."""
+def drive(scheduler, collection: list[str], order: list | None = None, crash_at: str | None = None) -> list[list[str]]:
+    """Two workers through ``collection``; what each ran, and in ``order`` every item as it completed. The
+    worker about to run ``crash_at`` dies there once, and a new worker replaces it, as pytest-xdist does."""
     order = [] if order is None else order
     workers = [Worker("gw0"), Worker("gw1")]
     for worker in workers:
@@ -37,7 +38,17 @@ def drive(scheduler, collection: list[str], order: list | None = None) -> list[l
     while active:
         worker = next((w for w in active if len(w.queue) > 1 or w.shutting_down), None)
         assert worker is not None, "every worker waits for work the scheduler holds back: a deadlock"
-        if worker.queue:
+        if worker.queue and collection[worker.queue[0]] == crash_at:
+            crash_at = None
+            active.remove(worker)
+            assert scheduler.remove_node(worker) == collection[worker.queue[0]]  # the item it crashed on
+            workers.append(Worker(f"gw{len(workers)}"))
+            active.append(workers[-1])
+            scheduler.add_node(workers[-1])
+            scheduler.schedule()  # as when another replacement's collection ends first: this one's is not in
+            scheduler.add_node_collection(workers[-1], collection)
+            scheduler.schedule()
+        elif worker.queue:
             index = worker.queue.pop(0)
             worker.ran.append(collection[index])
             order.append(collection[index])

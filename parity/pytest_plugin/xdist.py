@@ -7,6 +7,11 @@ worker left, after every other worker has finished: a worker holds back its last
 more work or told to stop, so the others are told to stop, and the survivor runs the unit after its own
 last item. Each worker's reports arrive in order, so every image's record reaches the controller first.
 
+A crashed worker's whole workload goes back to the queue (``LoadScopeScheduling.remove_node``), its finished
+units too: a worker handed one of those would be sent no item, never report, and never be sent more (the run
+hung). Finished units are dropped from the queue instead; the unit that crashed runs again on the worker that
+replaces it, within pytest-xdist's ``--max-worker-restart``.
+
 Two steps of ``LoadScopeScheduling`` take time in proportion to the run's size for every item it handles,
 which a validation set turns quadratic (ImageNet's 50,000 images are 200,000 items): the index of an item
 in a worker's collection (``list.index``) and a worker's pending items (a sum over every unit it was ever
@@ -36,6 +41,13 @@ class BatchScheduling(LoadScopeScheduling):
         self._pending[id(self.assigned_work[node])] = 0  # (an id a removed worker's workload had is reset)
 
     def _assign_work_unit(self, node) -> None:
+        if node not in self.registered_collections:  # a replacement for a crashed worker, still collecting:
+            return  # its own collection's end schedules it
+        for finished in [s for s, unit in self.workqueue.items() if all(unit.values())]:
+            del self.workqueue[finished]  # put back with a crashed worker's workload
+        if not self.workqueue:
+            node.shutdown()
+            return
         scope = next((s for s, unit in self.workqueue.items() if self._ready(unit, node)), None)
         if scope is None:  # only units that wait are left
             if any(other is not node and not other.shutting_down for other in self.assigned_work):
