@@ -18,7 +18,7 @@ def _install(session, *extra):
 def tests(session):
     """The test suite (no GPU needed; GPU-only tests skip with their reason)."""
     _install(session)
-    session.run("pytest", "tests", "-ra", "-n", "2", "--dist", "loadfile", *session.posargs)
+    session.run("pytest", "tests", "-ra", "-n", "2", "--dist", "loadfile", "--max-worker-restart", "0", *session.posargs)
 
 
 @nox.session
