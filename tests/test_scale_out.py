@@ -210,3 +210,40 @@ def test_one_degenerate_judge_gives_one_verdict_serially_under_xdist_and_merged(
     assert all(finding in xdist.find("failure").text for finding in serial["findings"])
     assert any(f.startswith("probabilities saturated: p >= 0.999 for 100% of images") for f in serial["findings"])
     assert spread.ret == pytest.ExitCode.TESTS_FAILED
+
+
+CRASHY = '''import os
+
+import mmpretrain.datasets  # noqa: F401  (its transforms registered first, then overridden)
+from mmcv.transforms import LoadImageFromFile
+from mmpretrain.registry import TRANSFORMS
+
+
+@TRANSFORMS.register_module(name="LoadImageFromFile", force=True)
+class DiesOnChelsea(LoadImageFromFile):
+    def transform(self, results):
+        if "chelsea" in results["img_path"]:
+            os._exit(9)  # as the kernel's OOM killer would end it: nothing runs after
+        return super().transform(results)
+'''
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_fails_its_item_ends_the_run_and_leaves_no_spool_folder(pytester, monkeypatch):
+    """A pytest-xdist worker killed mid-run (here the reference's image loading exits on chelsea.png) fails the
+    item it was running, the run ends (exit 1, no hang), and the records it had spooled are removed by the
+    controller: the worker could not remove them itself."""
+    pytester.makepyfile(crashy=CRASHY)
+    (pytester.path / "ref.py").write_text(f"_base_ = ['{SEED / 'hrnet_w30_512x384.py'}']\n"
+                                          "custom_imports = dict(imports=['crashy'], allow_failed_imports=False)\n")
+    cfg = pytester.makepyfile(parity_cfg=f"reference = dict(config='ref.py')\nimages = ['{IMAGES / '*.png'}']\n"
+                              f"dali = dict(pipeline='{SEED / 'corrected_pipeline.py'}:hrnet_w30_cls_preprocess_pipeline', "
+                              "input_name='INPUT_PREPROCESS', batch_size=2)\n")
+    tmp = pytester.mkdir("tmp")
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    result = pytester.runpytest_subprocess("--parity-config", str(cfg), "-n", "2", "--max-worker-restart", "1",
+                                           "-p", "no:cacheprovider", timeout=300)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*worker 'gw*' crashed while running 'parity_cfg.py::chelsea::*'*"])
+    assert not list(tmp.glob("parity-*"))

@@ -179,7 +179,10 @@ class ParityPlugin:
         self.signals = signals_unwind()  # entered for the session: SIGTERM/SIGHUP unwind like Ctrl-C
         self.signals.__enter__()
         # what the run finds: fed by this process's Run, or on a pytest-xdist controller by the workers' reports
-        self.results = RunResults(degenerate_share=cfg.model.degenerate_share if cfg.model else None)
+        spool = getattr(config, "workerinput", {}).get("parity_spool_folder")
+        self.results = RunResults(degenerate_share=cfg.model.degenerate_share if cfg.model else None,
+                                  spool_within=Path(spool) if spool else None)
+        self._workers_spool: Path | None = None  # on a pytest-xdist controller: where its workers spool
         self._run = None
         self._lazy = None
         self.images_spread = False  # stage items selected (under pytest-xdist: spread over the workers)
@@ -362,10 +365,20 @@ class ParityPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node):
-        """pytest-xdist, on the controller: every worker draws into the one report folder."""
+        """pytest-xdist, on the controller: every worker draws into the one report folder, and spools its
+        records in a folder of the controller's, removed when the controller ends (a worker killed by a
+        signal or ``os._exit`` cannot remove its own)."""
         if self.report_dir is not None:
             self.report = self.report or self._new_report()
             node.workerinput["parity_report_folder"] = str(self.report.folder)
+        if self._workers_spool is None:
+            import shutil
+            import tempfile
+            import weakref
+
+            self._workers_spool = Path(tempfile.mkdtemp(prefix="parity-workers-"))
+            weakref.finalize(self, shutil.rmtree, self._workers_spool, ignore_errors=True)
+        node.workerinput["parity_spool_folder"] = str(self._workers_spool)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):

@@ -15,9 +15,11 @@ from parity.results.summary import RunSummary
 
 
 class RunRecorder:
-    def __init__(self):
+    def __init__(self, within: Path | None = None):
+        """``within``: the folder to spool in (a pytest-xdist worker's is its controller's, which removes it
+        even where the worker was killed); the system's temporary folder by default."""
         self.summary = RunSummary()
-        self._folder = Path(tempfile.mkdtemp(prefix="parity-records-"))
+        self._folder = Path(tempfile.mkdtemp(prefix="parity-records-", dir=within))
         self._spool = open(self._folder / "records.jsonl", "w", encoding="utf-8")
         # removed by close(), or when the recorder is dropped or the interpreter exits unclosed
         self._remove = weakref.finalize(self, _remove, self._spool, self._folder)

@@ -5,6 +5,7 @@ then say the same lines and return the same exit code."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from parity.results.degenerate import DegenerateJudge, DegenerateResult
@@ -21,8 +22,8 @@ GRAPH_CHECKS = (GPU_RISK, GPU_VS_CPU, DETERMINISM)
 class RunResults:
     """Fed image records (:meth:`add`) and whole-run check results (:meth:`set_check`); judged at the end."""
 
-    def __init__(self, *, degenerate_share: float | None):
-        self.recorder = RunRecorder()
+    def __init__(self, *, degenerate_share: float | None, spool_within: Path | None = None):
+        self.recorder = RunRecorder(spool_within)
         self.degenerate_share = degenerate_share  # None: no model section, no degenerate-output check
         self.judge = None if degenerate_share is None else DegenerateJudge(degenerate_share)
         # results judged here, or their JSON-sent form on a pytest-xdist controller (parity.results.protocol)
