@@ -85,6 +85,34 @@ def test_a_run_failure_is_that_images_error_with_dalis_reason_and_the_users_line
     assert "C++ context" not in small.error and not small.passed
 
 
+def test_a_batch_of_large_photos_runs_in_iterations_of_bounded_size_with_the_same_results(tmp_path, monkeypatch):
+    """The DALI batch size bounds an iteration's images, ITERATION_BYTES its input (one image at least): a
+    batch of 32 phone photos would otherwise hold every operator's output of all 32 at once. An image DALI
+    fails on is still named, and ``keep`` copies out only the stages asked for."""
+    from parity.dali import runner as dali_runner
+
+    spec = write_pipeline(tmp_path, """
+        images = fn.resize(fn.external_source(name="INPUT"), size=(64, 48))
+        return fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW", mean=[0.0], std=[255.0])
+    """)
+    runner = open_pipeline(pipeline=spec, serialized=None, base_dir=tmp_path, input_name="INPUT", device="cpu",
+                           batch_size=4, num_threads=1)
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, (h, 90, 3), dtype=np.uint8) for h in (100, 250, 80, 100, 60, 40)]
+    whole = runner.run(photos)
+    assert [len(b) for b in runner.batches(photos)] == [4, 2]
+    monkeypatch.setattr(dali_runner, "ITERATION_BYTES", 100 * 90 * 3 * 2)
+    assert [len(b) for b in runner.batches(photos)] == [1, 1, 2, 2]  # 250 rows: alone, and over the limit
+    cut = runner.run(photos)
+    assert all(a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a) for a, b in zip(whole, cut))
+    [final] = runner.outputs
+    assert [set(out) for out in runner.run(photos[:2], keep={final})] == [{final}, {final}]
+    flat = np.zeros((40, 90), np.uint8)  # no channel axis: DALI fails on it
+    results = runner.run_each([photos[0], flat, photos[2]], ["a.png", "flat.png", "c.png"])
+    assert isinstance(results[1], ParityDaliError) and "(image flat.png)" in str(results[1])
+    assert all(np.array_equal(results[i][final], whole[j][final]) for i, j in ((0, 0), (2, 2)))
+
+
 def test_wrong_names_and_undecorated_functions_are_explained(tmp_path):
     spec = write_pipeline(tmp_path, "return fn.external_source(name='IMAGES')")
     with pytest.raises(ParityDaliError, match=r"dali.input_name='INPUT' is not an external_source.*\['IMAGES'\]"):

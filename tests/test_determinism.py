@@ -4,6 +4,7 @@ and named from the graph: the operator, its source line and the argument to chan
 import numpy as np
 import pytest
 
+from parity.dali import runner as dali_runner
 from parity.dali.determinism import check_determinism, random_operators
 from parity.dali.runner import open_pipeline
 
@@ -98,3 +99,22 @@ def test_it_needs_an_input(tmp_path):
     runner = _runner(tmp_path, 'return fn.external_source(name="INPUT")')
     with pytest.raises(ValueError, match="at least one input"):
         check_determinism(runner, [])
+
+
+@pytest.mark.parametrize("mirror, status", [("coin", "failed"), ("0", "passed")])
+def test_photos_too_large_for_one_iteration_are_run_twice_an_iteration_at_a_time(tmp_path, monkeypatch, mirror,
+                                                                               status):
+    """DALI holds every operator's output of an iteration: sixteen copies of a 12-Mpx photo in one iteration,
+    run twice with every stage kept, were killed at 24 GB. Iterations stop at ITERATION_BYTES (one photo each
+    here) and each runs twice in a row, compared at once; a coin flip is still found, and only there."""
+    monkeypatch.setattr(dali_runner, "ITERATION_BYTES", _photo().nbytes)
+    runner = _runner(tmp_path, f"""
+        images = fn.resize(fn.external_source(name="INPUT"), size=(64, 48))
+        coin = fn.random.coin_flip(probability=0.5)
+        return fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW", mirror={mirror})
+    """)
+    iterations = []
+    run = runner.run
+    monkeypatch.setattr(runner, "run", lambda batch, keep=None: iterations.append(len(batch)) or run(batch, keep))
+    result = check_determinism(runner, [_photo()])
+    assert result.status == status and result.samples == 16 and iterations == [1] * 32

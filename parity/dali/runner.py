@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import re
 import sys
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,10 @@ import numpy as np
 from parity.errors import ParityDaliError
 
 CPU_ONLY_DEVICE_ID = -99999  # DALI's marker for "no GPU": deserialize() does not override the stored id
+# Inputs of one DALI iteration stop at this many bytes (one image at least), whatever the batch size: DALI
+# holds every operator's output of an iteration, tens of times its input in a many-operator pipeline (the
+# exact OpenCV cubic `parity suggest` writes took 24 GB, killed, for sixteen copies of one 12-Mpx photo).
+ITERATION_BYTES = 64 << 20
 
 # Operators that move pixels around without changing what a pixel value means. Anything else that
 # produces data (normalize, arithmetic, colour jitter) leaves the "pixel" value space.
@@ -299,33 +304,45 @@ class DaliRunner:
                                   f"{self.device.upper()}: {_first_line(exc)}") from exc
         return pipe
 
-    def run(self, inputs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        """Run ``inputs`` (decoded HWC images or encoded bytes) in batches; one {stage: array} per input."""
-        results = []
-        for start in range(0, len(inputs), self.batch_size):
-            results.extend(self._run_batch(inputs[start:start + self.batch_size]))
-        return results
+    def batches(self, inputs: list[np.ndarray]) -> Iterator[list[np.ndarray]]:
+        """``inputs`` cut into DALI iterations: at most ``batch_size`` images and :data:`ITERATION_BYTES`."""
+        batch: list[np.ndarray] = []
+        size = 0
+        for array in inputs:
+            if batch and (len(batch) == self.batch_size or size + array.nbytes > ITERATION_BYTES):
+                yield batch
+                batch, size = [], 0
+            batch.append(array)
+            size += array.nbytes
+        if batch:
+            yield batch
 
-    def run_each(self, inputs: list[np.ndarray], names: list[str]) -> list[dict[str, np.ndarray] | ParityDaliError]:
+    def run(self, inputs: list[np.ndarray], keep: Collection[str] | None = None) -> list[dict[str, np.ndarray]]:
+        """Run ``inputs`` (decoded HWC images or encoded bytes) in batches; one {stage: array} per input, of
+        the stages named in ``keep`` (every stage when None)."""
+        return [out for batch in self.batches(inputs) for out in self._run_batch(batch, keep)]
+
+    def run_each(self, inputs: list[np.ndarray], names: list[str],
+                 keep: Collection[str] | None = None) -> list[dict[str, np.ndarray] | ParityDaliError]:
         """As :meth:`run`, but a batch DALI fails on is run again one image at a time (on a rebuilt pipeline:
         DALI invalidates one after an error), so the error names its image and the other images go on."""
         results: list = []
-        for start in range(0, len(inputs), self.batch_size):
-            batch = inputs[start:start + self.batch_size]
+        start = 0
+        for batch in self.batches(inputs):
             try:
-                results.extend(self._run_batch(batch))
-                continue
+                results.extend(self._run_batch(batch, keep))
             except ParityDaliError:
                 self._pipe = self._rebuild()
-            for array, name in zip(batch, names[start:start + self.batch_size]):
-                try:
-                    results.extend(self._run_batch([array]))
-                except ParityDaliError as exc:
-                    self._pipe = self._rebuild()
-                    results.append(ParityDaliError(f"{exc} (image {name})"))
+                for array, name in zip(batch, names[start:start + len(batch)]):
+                    try:
+                        results.extend(self._run_batch([array], keep))
+                    except ParityDaliError as exc:
+                        self._pipe = self._rebuild()
+                        results.append(ParityDaliError(f"{exc} (image {name})"))
+            start += len(batch)
         return results
 
-    def _run_batch(self, batch: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    def _run_batch(self, batch: list[np.ndarray], keep: Collection[str] | None) -> list[dict[str, np.ndarray]]:
         feed = {}
         if batch[0].ndim == 3 and "layout" not in self.input_stage.args:
             feed["layout"] = "HWC"
@@ -338,9 +355,11 @@ class DaliRunner:
         per_image: list[dict[str, np.ndarray]] = [{} for _ in batch]
         self.layouts = {}
         for name, tensor_list in zip(names, outputs):
+            self.layouts[name] = tensor_list.layout()
+            if keep is not None and name not in keep:
+                continue
             if hasattr(tensor_list, "as_cpu"):
                 tensor_list = tensor_list.as_cpu()
-            self.layouts[name] = tensor_list.layout()
             for i in range(len(batch)):
                 per_image[i][name] = np.array(tensor_list[i])
         return per_image

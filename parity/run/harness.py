@@ -122,6 +122,10 @@ class Harness:
                                                onnx=(config.base_dir / onnx).resolve() if onnx else None)
         self._final_index = next(i for i, p in enumerate(self.pairs) if p.final)
         self._final = self.pairs[self._final_index]
+        # the DALI stages an image's comparison reads (compared ones, and candidates for the model input's own
+        # source): a many-operator pipeline's other intermediates are not copied out of DALI
+        self._compared = {p.dali.name for p in self.pairs
+                          if p.ref_index is not None or p.final or (p.pixels and p.channels)}
         geometry = [p.dali for p in self.pairs if p.dali.changes_shape and not p.final]
         self.diagnoser = StageDiagnoser(
             mean=self.reference.mean, std=self.reference.std, to_rgb=self.reference.to_rgb,
@@ -247,7 +251,7 @@ class Harness:
         feed = [None if isinstance(r, Exception) else
                 client_input(r[0].array, r[0].channels, p, self.config.dali.input_format) for r, p in zip(refs, chunk)]
         outs = iter(self.dali.run_each([f for f in feed if f is not None], [str(p) for p, f in zip(chunk, feed)
-                                                                            if f is not None]))
+                                                                            if f is not None], self._compared))
         return refs, [None if f is None else next(outs) for f in feed], feed
 
     def compare(self, image: str, ref: list[RefStage], out: dict[str, np.ndarray], views=None) -> list[StageResult]:
