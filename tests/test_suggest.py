@@ -22,10 +22,16 @@ from .conftest import SEED, save_rgb, write_config
 HRNET = "mmpretrain::hrnet/hrnet-w30_4xb32_in1k.py"
 
 
-def _harness(folder, reference, images):
+def _generated(folder, reference, images):
+    """A parity config in ``folder`` whose DALI pipeline is the one suggested for ``reference``."""
     cfg = load_config(write_config(folder, pipeline="generated.py:preprocess", reference=reference, images=images))
     spec = suggest(cfg.test_pipeline, cfg.data_preprocessor, input_name="INPUT")
     (folder / "generated.py").write_text(spec.source)
+    return cfg, spec
+
+
+def _harness(folder, reference, images):
+    cfg, spec = _generated(folder, reference, images)
     return Harness(cfg), spec
 
 
@@ -180,8 +186,8 @@ def test_a_phone_photo_through_the_exact_opencv_cubic_is_checked_in_a_few_gigaby
     photo = save_rgb(tmp_path / "photo.png", rng.integers(0, 256, (3024, 4032, 3)))
     reference = dict(test_pipeline=[dict(type="LoadImageFromFile"), EDITED_CROP, dict(type="PackInputs")],
                      data_preprocessor=dict(mean=[0, 0, 0], std=[1, 1, 1]))
-    _harness(tmp_path, reference, [str(photo)])
-    done = subprocess.run([sys.executable, "-c", _PEAK, str(tmp_path / "parity_cfg.py")], capture_output=True,
+    cfg, _ = _generated(tmp_path, reference, [str(photo)])
+    done = subprocess.run([sys.executable, "-c", _PEAK, str(cfg.path)], capture_output=True,
                           text=True, timeout=300)
     rc, peak = map(int, done.stdout.split())
     assert rc == 0 and peak < 6 * 2 ** 20, (rc, peak, done.stderr[-2000:])

@@ -122,10 +122,12 @@ class Harness:
                                                onnx=(config.base_dir / onnx).resolve() if onnx else None)
         self._final_index = next(i for i, p in enumerate(self.pairs) if p.final)
         self._final = self.pairs[self._final_index]
-        # the DALI stages an image's comparison reads (compared ones, and candidates for the model input's own
-        # source): a many-operator pipeline's other intermediates are not copied out of DALI
-        self._compared = {p.dali.name for p in self.pairs
-                          if p.ref_index is not None or p.final or (p.pixels and p.channels)}
+        # DALI's pixel stages before the model input, last first: where the model input's own source is found
+        self._pixel_sources = [p for p in reversed(self.pairs[:self._final_index]) if p.pixels and p.channels]
+        # the DALI stages an image's comparison reads: a many-operator pipeline's other intermediates are not
+        # copied out of DALI
+        self._compared = {p.dali.name for p in self.pairs if p.ref_index is not None or p.final} | {
+            p.dali.name for p in self._pixel_sources}
         geometry = [p.dali for p in self.pairs if p.dali.changes_shape and not p.final]
         self.diagnoser = StageDiagnoser(
             mean=self.reference.mean, std=self.reference.std, to_rgb=self.reference.to_rgb,
@@ -264,8 +266,7 @@ class Harness:
     def _own_source(self, out) -> OwnSource | None:
         """DALI's last pixel stage before the model input, as (C,H,W): the value mistake at the model input is
         measured from it when the geometry diverged too."""
-        source = next((p for p in reversed(self.pairs[:self._final_index]) if p.pixels and p.channels
-                       and out[p.dali.name].ndim == 3), None)
+        source = next((p for p in self._pixel_sources if out[p.dali.name].ndim == 3), None)
         if source is None or source.channels is None:
             return None
         return OwnSource(self._chw(source.dali.name, out[source.dali.name]), source.channels, source.label)
